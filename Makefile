@@ -1,0 +1,27 @@
+# podnet: `make demo` and `make test` set the machine up themselves (see scripts/setup.sh).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup test lint unit demo bench e2e clean
+
+setup:
+	@scripts/setup.sh
+
+lint: setup
+	$(PY) -m ruff check podnet tests bench
+	$(PY) -m ruff format --check podnet tests bench
+	$(PY) -m mypy
+	.venv/bin/lint-imports
+
+# The whole suite. pytest's exit code 5 (no tests collected) fails the run like any other.
+test: lint
+	$(PY) -m pytest -q
+
+demo: setup
+	$(PY) -m podnet.cli.main demo
+
+bench: setup
+	$(PY) -m bench.cni
+
+clean:
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,86 @@
+"""The CNI protocol (spec 1.1.0): errors with their codes, versions, results and their
+conversion, request parsing and validation, the skel, and invoking other plugins."""
+
+from podnet.cni._errors import (
+    CODE_INTERNAL,
+    CNIError,
+    DecodingFailure,
+    IncompatibleVersion,
+    InternalError,
+    InvalidConfig,
+    InvalidEnvironment,
+    InvalidNetNS,
+    IOFailure,
+    LimitedConnectivity,
+    PluginNotAvailable,
+    TryAgainLater,
+    UnknownContainer,
+    UnsupportedField,
+)
+from podnet.cni._invoke import decode_result, exec_plugin, find_in_path, plugin_error
+from podnet.cni._log import log
+from podnet.cni._plugin import Plugin
+from podnet.cni._request import (
+    Request,
+    decode_config,
+    parse_cni_args,
+    request_from_env,
+    validate_container_id,
+    validate_ifname,
+    validate_network_name,
+)
+from podnet.cni._result import DNS, Interface, IPConfig, Result, Route
+from podnet.cni._skel import call, dispatch, plugin_main, version_info
+from podnet.cni._version import (
+    ALL_VERSIONS,
+    CURRENT_VERSION,
+    at_least,
+    config_version,
+    negotiate,
+    parse_version,
+)
+
+__all__ = [
+    "ALL_VERSIONS",
+    "CODE_INTERNAL",
+    "CURRENT_VERSION",
+    "CNIError",
+    "DNS",
+    "DecodingFailure",
+    "IOFailure",
+    "IPConfig",
+    "IncompatibleVersion",
+    "Interface",
+    "InternalError",
+    "InvalidConfig",
+    "InvalidEnvironment",
+    "InvalidNetNS",
+    "LimitedConnectivity",
+    "Plugin",
+    "PluginNotAvailable",
+    "Request",
+    "Result",
+    "Route",
+    "TryAgainLater",
+    "UnknownContainer",
+    "UnsupportedField",
+    "at_least",
+    "call",
+    "config_version",
+    "decode_config",
+    "decode_result",
+    "dispatch",
+    "exec_plugin",
+    "find_in_path",
+    "log",
+    "negotiate",
+    "parse_cni_args",
+    "parse_version",
+    "plugin_error",
+    "plugin_main",
+    "request_from_env",
+    "validate_container_id",
+    "validate_ifname",
+    "validate_network_name",
+    "version_info",
+]

@@ -1,0 +1,91 @@
+"""Running another plugin as a process, the way libcni's pkg/invoke does: find its type in
+CNI_PATH, exec it with the caller's environment and a changed CNI_COMMAND, and read its
+result or its error back."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from podnet.cni._errors import CNIError, DecodingFailure, InvalidConfig, IOFailure
+
+DEFAULT_TIMEOUT = 60.0
+_TEXT_BUSY_RETRIES = 5
+
+
+def find_in_path(plugin_type: str, paths: Sequence[str]) -> str:
+    """The executable for `plugin_type` in the first directory of `paths` that has it."""
+    if not plugin_type:
+        raise InvalidConfig("plugin type is missing")
+    if "/" in plugin_type or plugin_type in (".", ".."):
+        raise InvalidConfig(f"invalid plugin name: {plugin_type}")
+    if not paths:
+        raise InvalidConfig("no paths provided", "CNI_PATH is empty")
+    for directory in paths:
+        candidate = os.path.join(directory, plugin_type)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise InvalidConfig(f'failed to find plugin "{plugin_type}" in path {list(paths)}')
+
+
+def exec_plugin(
+    executable: str,
+    environ: Mapping[str, str],
+    stdin: bytes,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> bytes:
+    """Run a plugin process and return its stdout; a failing plugin raises its CNIError."""
+    for attempt in range(_TEXT_BUSY_RETRIES):
+        try:
+            proc = subprocess.run(
+                [executable],
+                input=stdin,
+                env=dict(environ),
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+            )
+            break
+        except subprocess.TimeoutExpired:
+            raise CNIError(
+                f"plugin {os.path.basename(executable)} timed out after {timeout:g}s"
+            ) from None
+        except OSError as exc:
+            # A binary being replaced while we exec it: libcni retries the same way.
+            if exc.errno == errno.ETXTBSY and attempt + 1 < _TEXT_BUSY_RETRIES:
+                time.sleep(1)
+                continue
+            raise IOFailure(f"failed to run plugin {executable}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        raise plugin_error(proc.stdout, proc.stderr)
+    return proc.stdout
+
+
+def plugin_error(stdout: bytes, stderr: bytes) -> CNIError:
+    """What a failed plugin said: its JSON error on stdout, else its stderr text."""
+    if not stdout.strip():
+        text = stderr.decode(errors="replace").strip()
+        return CNIError(f"netplugin failed: {text!r}")
+    try:
+        return CNIError.from_json(json.loads(stdout))
+    except ValueError:
+        text = stdout.decode(errors="replace").strip()
+        return DecodingFailure(
+            f"netplugin failed but error parsing its diagnostic message {text!r}"
+        )
+
+
+def decode_result(stdout: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(stdout)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodingFailure(f"failed to decode plugin result: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodingFailure("failed to decode plugin result: not a JSON object")
+    return obj

@@ -1,0 +1,31 @@
+"""What a plugin is to the skel: a name, the versions it speaks, and one function per verb."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from podnet.cni._request import Request
+from podnet.cni._result import Result
+from podnet.cni._version import ALL_VERSIONS
+
+AddFunc = Callable[[Request], Result]
+VerbFunc = Callable[[Request], None]
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """A CNI plugin. A verb left as None succeeds without doing anything, as in libcni's
+    skel; `add` and `delete` are mandatory."""
+
+    name: str
+    add: AddFunc
+    delete: VerbFunc
+    check: VerbFunc | None = None
+    gc: VerbFunc | None = None
+    status: VerbFunc | None = None
+    versions: tuple[str, ...] = ALL_VERSIONS
+
+    @property
+    def about(self) -> str:
+        return f"CNI plugin {self.name} (podnet)"

@@ -1,0 +1,170 @@
+"""One plugin invocation, read from the environment and stdin, and validated as the
+reference skel does: required variables per verb, container ID, interface and
+network name rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from podnet.cni._errors import DecodingFailure, InvalidConfig, InvalidEnvironment
+from podnet.cni._version import config_version
+
+VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
+
+# Variables each verb requires (CNI_COMMAND is always required), as libcni's skel.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "ADD": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "CHECK": ("CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH"),
+    "DEL": ("CNI_CONTAINERID", "CNI_IFNAME", "CNI_PATH"),
+    "GC": ("CNI_PATH",),
+    "STATUS": ("CNI_PATH",),
+    "VERSION": (),
+}
+_ENV_ORDER = ("CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_PATH")
+
+_VALID_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*\Z")
+MAX_IFNAME_LENGTH = 15
+
+
+def validate_container_id(value: str) -> None:
+    if not value:
+        raise InvalidEnvironment("missing containerID")
+    if not _VALID_NAME.match(value):
+        raise InvalidEnvironment("invalid characters in containerID", value)
+
+
+def validate_ifname(value: str) -> None:
+    if not value:
+        raise InvalidEnvironment("interface name is empty")
+    if len(value) > MAX_IFNAME_LENGTH:
+        raise InvalidEnvironment(
+            "interface name is too long",
+            f"interface name should be less than {MAX_IFNAME_LENGTH + 1} characters",
+        )
+    if value in (".", ".."):
+        raise InvalidEnvironment("interface name is . or ..")
+    if any(c in "/:" or c.isspace() for c in value):
+        raise InvalidEnvironment("interface name contains / or : or whitespace characters")
+
+
+def validate_network_name(value: Any) -> str:
+    if not isinstance(value, str) or value == "":
+        raise InvalidConfig("missing network name")
+    if not _VALID_NAME.match(value):
+        raise InvalidConfig("invalid characters found in network name", value)
+    return value
+
+
+def parse_cni_args(text: str) -> dict[str, str]:
+    """CNI_ARGS 'K1=V1;K2=V2' -> {'K1': 'V1', ...}."""
+    out: dict[str, str] = {}
+    if not text:
+        return out
+    for pair in text.split(";"):
+        if not pair:
+            continue
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InvalidEnvironment(f"ARGS: invalid pair {pair!r}", "CNI_ARGS")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class Request:
+    command: str
+    container_id: str = ""
+    netns: str = ""
+    ifname: str = ""
+    args: str = ""
+    path: tuple[str, ...] = ()
+    netns_override: str = ""
+    stdin: bytes = b""
+    config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cni_version(self) -> str:
+        return config_version(self.config)
+
+    @property
+    def network_name(self) -> str:
+        return str(self.config.get("name", ""))
+
+    def cni_args(self) -> dict[str, str]:
+        return parse_cni_args(self.args)
+
+    def environ(self) -> dict[str, str]:
+        """The CNI_* variables of this request, to hand to a delegate."""
+        env = {
+            "CNI_COMMAND": self.command,
+            "CNI_CONTAINERID": self.container_id,
+            "CNI_NETNS": self.netns,
+            "CNI_IFNAME": self.ifname,
+            "CNI_ARGS": self.args,
+            "CNI_PATH": ":".join(self.path),
+        }
+        if self.netns_override:
+            env["CNI_NETNS_OVERRIDE"] = self.netns_override
+        return {k: v for k, v in env.items() if v}
+
+    def with_config(self, command: str, config: dict[str, Any]) -> Request:
+        """This request as a delegate gets it: another verb, another config."""
+        stdin = json.dumps(config).encode()
+        return replace(self, command=command, config=config, stdin=stdin)
+
+
+def request_from_env(environ: Mapping[str, str], stdin: bytes) -> Request:
+    command = environ.get("CNI_COMMAND", "")
+    required = _REQUIRED.get(command, ())
+    missing = [
+        name
+        for name in _ENV_ORDER
+        if not environ.get(name) and (name == "CNI_COMMAND" or name in required)
+    ]
+    if missing:
+        raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
+    if command not in _REQUIRED:
+        raise InvalidEnvironment(f"unknown CNI_COMMAND: {command}")
+    request = Request(
+        command=command,
+        container_id=environ.get("CNI_CONTAINERID", ""),
+        netns=environ.get("CNI_NETNS", ""),
+        ifname=environ.get("CNI_IFNAME", ""),
+        args=environ.get("CNI_ARGS", ""),
+        path=tuple(p for p in environ.get("CNI_PATH", "").split(":") if p),
+        netns_override=environ.get("CNI_NETNS_OVERRIDE", ""),
+        stdin=b"" if command == "VERSION" else stdin,
+    )
+    if command == "VERSION":
+        return replace(request, config=_decode_version_request(stdin))
+    config = decode_config(stdin)
+    validate_network_name(config.get("name"))
+    if command in ("ADD", "CHECK", "DEL"):
+        validate_container_id(request.container_id)
+        validate_ifname(request.ifname)
+    parse_cni_args(request.args)
+    return replace(request, config=config)
+
+
+def decode_config(stdin: bytes) -> dict[str, Any]:
+    try:
+        config = json.loads(stdin)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodingFailure(f"error unmarshall network config: {exc}") from None
+    if not isinstance(config, dict):
+        raise DecodingFailure("error unmarshall network config: not a JSON object")
+    config_version(config)
+    return config
+
+
+def _decode_version_request(stdin: bytes) -> dict[str, Any]:
+    # VERSION's stdin only carries {"cniVersion": ...}; anything unreadable is ignored.
+    try:
+        obj = json.loads(stdin) if stdin.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return obj if isinstance(obj, dict) else {}

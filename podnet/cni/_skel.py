@@ -1,0 +1,118 @@
+"""The skel: environment + stdin in, stdout bytes + exit code out.
+
+`dispatch` is pure with respect to the process: it takes the environment and stdin as
+values and returns what to print and the exit code, so tests (and the node agent, which
+runs forwarded requests) call it in-process. `plugin_main` is the thin wrapper an
+executable calls.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+from podnet.cni._errors import CNIError, IncompatibleVersion, InternalError, InvalidNetNS
+from podnet.cni._log import log
+from podnet.cni._plugin import Plugin
+from podnet.cni._request import Request, request_from_env
+from podnet.cni._result import Result
+from podnet.cni._version import CURRENT_VERSION, MIN_VERSION_FOR_VERB, at_least, parse_version
+
+
+def call(plugin: Plugin, request: Request) -> Result | None:
+    """Run one verb of `plugin` after the version gates; raises CNIError."""
+    version = request.cni_version
+    if version not in plugin.versions:
+        raise IncompatibleVersion(
+            "incompatible CNI versions",
+            f"config is {version!r}, plugin supports {list(plugin.versions)}",
+        )
+    minimum = MIN_VERSION_FOR_VERB.get(request.command)
+    if minimum is not None and not at_least(version, minimum):
+        raise IncompatibleVersion(f"config version does not allow {request.command}")
+    if request.command == "ADD":
+        _refuse_own_netns(request)
+        return plugin.add(request)
+    func = {
+        "DEL": plugin.delete,
+        "CHECK": plugin.check,
+        "GC": plugin.gc,
+        "STATUS": plugin.status,
+    }[request.command]
+    if func is not None:
+        func(request)
+    return None
+
+
+def version_info(plugin: Plugin) -> dict[str, Any]:
+    newest = max(plugin.versions, key=parse_version)
+    return {"cniVersion": newest, "supportedVersions": list(plugin.versions)}
+
+
+def dispatch(plugin: Plugin, environ: Mapping[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """One invocation: returns (exit code, stdout). Never raises."""
+    error_version = _error_version(stdin)
+    try:
+        request = request_from_env(environ, stdin)
+        if request.command == "VERSION":
+            return 0, _encode(version_info(plugin))
+        error_version = request.cni_version
+        result = call(plugin, request)
+        if result is None:
+            return 0, b""
+        return 0, _encode(result.to_json(request.cni_version))
+    except CNIError as exc:
+        log(
+            f"{plugin.name} {environ.get('CNI_COMMAND', '?')} "
+            f"{environ.get('CNI_CONTAINERID', '')}: error {exc.code}: {exc}"
+        )
+        return 1, _encode(exc.to_json(error_version))
+    except Exception as exc:  # any bug becomes code 999 with one line, never a traceback
+        log(f"{plugin.name}: unexpected error\n{traceback.format_exc()}")
+        internal = InternalError(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return 1, _encode(internal.to_json(error_version))
+
+
+def plugin_main(plugin: Plugin) -> None:
+    """main() of a plugin executable."""
+    environ = os.environ
+    if not environ.get("CNI_COMMAND"):
+        # As the reference: no command means a human ran it; say what it is.
+        sys.stderr.write(
+            f"{plugin.about}\nCNI protocol versions supported: {', '.join(plugin.versions)}\n"
+        )
+        sys.exit(0)
+    stdin = b"" if environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.buffer.read()
+    code, out = dispatch(plugin, environ, stdin)
+    sys.stdout.buffer.write(out)
+    sys.stdout.buffer.flush()
+    sys.exit(code)
+
+
+def _refuse_own_netns(request: Request) -> None:
+    if request.netns_override.upper() in ("TRUE", "1") or not request.netns:
+        return
+    try:
+        target = os.stat(request.netns)
+        own = os.stat("/proc/self/ns/net")
+    except OSError:
+        return  # a missing netns is the plugin's to report, with its own words
+    if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):
+        raise InvalidNetNS("plugin's netns and netns from CNI_NETNS should not be the same")
+
+
+def _error_version(stdin: bytes) -> str:
+    try:
+        obj = json.loads(stdin)
+        version = obj.get("cniVersion") if isinstance(obj, dict) else None
+        return version if isinstance(version, str) and version else CURRENT_VERSION
+    except (ValueError, UnicodeDecodeError):
+        return CURRENT_VERSION
+
+
+def _encode(obj: Any) -> bytes:
+    return json.dumps(obj, indent=1).encode() + b"\n"

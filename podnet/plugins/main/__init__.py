@@ -1,0 +1,1 @@
+"""podnet.plugins.main"""

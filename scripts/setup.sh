@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One-time, idempotent set-up of a fresh Debian machine (run as root by `make`):
+# the distribution packages podnet drives or tests against, then a .venv in the repo
+# with podnet installed editable. Re-running it does nothing that is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    iproute2 iputils-ping nftables util-linux python3-venv
+    containernetworking-plugins   # the reference plugins, in /usr/lib/cni
+    etcd-server etcd-client       # the distributed store backend
+    containerd runc busybox-static  # the real CRI runtime the e2e tests drive
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The Debian interpreter, named directly: `python3` on PATH may be a slow shell shim.
+if [[ ! -x .venv/bin/python ]]; then
+    /usr/bin/python3 -m venv .venv
+fi
+if ! .venv/bin/python -c "import podnet, pyroute2, pytest, hypothesis" 2>/dev/null \
+    || [[ pyproject.toml -nt .venv/.installed ]]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    touch .venv/.installed
+fi

@@ -1,0 +1,29 @@
+"""Fixtures shared by the whole suite."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    """No test sees CNI_* variables it did not set, and plugin logs go to a temp file."""
+    for name in list(os.environ):
+        if name.startswith("CNI_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PODNET_LOG_FILE", str(tmp_path_factory.getbasetemp() / "cni.log"))
+    yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root to create network namespaces")
+    for item in items:
+        if "root" in item.keywords:
+            item.add_marker(skip)
