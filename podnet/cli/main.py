@@ -6,10 +6,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from podnet.cli import _install
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podnet", description=__doc__)
-    parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _install.register(subparsers)
     return parser
 
 

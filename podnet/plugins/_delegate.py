@@ -1,0 +1,70 @@
+"""Delegation between plugins (libcni's DelegateAdd/Check/Del/GC/Status).
+
+The delegate's type is looked up in CNI_PATH as the spec says. When the executable found
+there is one of podnet's own, the plugin runs in this process: same result, no second
+interpreter start. Anything else (a reference Go binary, say) is exec'd.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from podnet.cni import (
+    Request,
+    Result,
+    call,
+    decode_result,
+    exec_plugin,
+    find_in_path,
+)
+from podnet.plugins import PLUGIN_MODULES, load_plugin
+
+MARKER = b"# podnet-cni-executable type="
+
+
+def podnet_type_of(executable: str) -> str | None:
+    """The plugin type a podnet thin executable runs, or None for any other file."""
+    try:
+        with open(executable, "rb") as handle:
+            head = handle.read(512)
+    except OSError:
+        return None
+    start = head.find(MARKER)
+    if start < 0:
+        return None
+    line = head[start + len(MARKER) :].split(b"\n", 1)[0].strip().decode(errors="replace")
+    return line if line in PLUGIN_MODULES else None
+
+
+def delegate(
+    command: str, plugin_type: str, config: dict[str, Any], request: Request
+) -> Result | None:
+    """Run `command` of the plugin `plugin_type` with `config`, on behalf of `request`."""
+    executable = find_in_path(plugin_type, request.path)
+    sub_request = request.with_config(command, config)
+    ours = podnet_type_of(executable)
+    if ours is not None:
+        result = call(load_plugin(ours), sub_request)
+        if result is not None:
+            # Hand the result over as the delegate's output would be: in the config's version.
+            result = Result.from_json(result.to_json(sub_request.cni_version))
+        return result
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    environ.update(sub_request.environ())
+    stdout = exec_plugin(executable, environ, sub_request.stdin)
+    if command != "ADD":
+        return None
+    obj = decode_result(stdout)
+    if not obj.get("cniVersion"):
+        obj["cniVersion"] = sub_request.cni_version  # as libcni's fixupResultVersion
+    return Result.from_json(obj)
+
+
+def delegate_add(plugin_type: str, config: dict[str, Any], request: Request) -> Result:
+    result = delegate("ADD", plugin_type, config, request)
+    assert result is not None
+    return result
+
+
+__all__ = ["MARKER", "delegate", "delegate_add", "podnet_type_of"]

@@ -1,0 +1,78 @@
+"""install-cni: podnet's plugin executables into a CNI bin dir, and the network config
+list into a CNI conf dir, each written atomically so a runtime never sees half a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import sysconfig
+from collections.abc import Iterable
+from typing import Any
+
+from podnet.cni import CURRENT_VERSION, atomic_write
+from podnet.plugins import PLUGIN_MODULES
+from podnet.plugins._delegate import MARKER
+
+CONFLIST_NAME = "10-flannel.conflist"
+DEFAULT_NETWORK_NAME = "cbr0"
+
+
+def _repo_root() -> str:
+    import podnet
+
+    return os.path.dirname(os.path.dirname(os.path.abspath(podnet.__file__)))
+
+
+def executable_text(plugin_type: str) -> str:
+    """A thin executable: this interpreter named directly (never a shell shim), isolated
+    and without site processing (-IS), with podnet and its dependencies on sys.path."""
+    paths = [_repo_root(), sysconfig.get_paths()["purelib"]]
+    return (
+        f"#!{sys.executable} -IS\n"
+        f"{MARKER.decode()}{plugin_type}\n"
+        "import sys\n"
+        f"sys.path[:0] = {paths!r}\n"
+        "from podnet.plugins._exe import main\n"
+        f"main({plugin_type!r})\n"
+    )
+
+
+def install_executables(bin_dir: str, types: Iterable[str] | None = None) -> list[str]:
+    """Write one executable per plugin type; returns their paths."""
+    written = []
+    for plugin_type in sorted(types if types is not None else PLUGIN_MODULES):
+        if plugin_type not in PLUGIN_MODULES:
+            raise ValueError(f"unknown plugin type {plugin_type!r}")
+        path = os.path.join(bin_dir, plugin_type)
+        atomic_write(path, executable_text(plugin_type).encode(), mode=0o755)
+        written.append(path)
+    return written
+
+
+def default_conflist(
+    cni_version: str = CURRENT_VERSION, name: str = DEFAULT_NETWORK_NAME
+) -> dict[str, Any]:
+    """kube-flannel's conflist, at a version that lets the runtime use CHECK, GC and STATUS."""
+    return {
+        "name": name,
+        "cniVersion": cni_version,
+        "plugins": [
+            {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+        ],
+    }
+
+
+def write_conflist(conf_dir: str, conflist: dict[str, Any], filename: str = CONFLIST_NAME) -> str:
+    path = os.path.join(conf_dir, filename)
+    atomic_write(path, (json.dumps(conflist, indent=2) + "\n").encode(), mode=0o644)
+    return path
+
+
+__all__ = [
+    "CONFLIST_NAME",
+    "default_conflist",
+    "executable_text",
+    "install_executables",
+    "write_conflist",
+]
