@@ -1,1 +1,5 @@
-"""podnet.agent"""
+"""The node agent: flanneld's job, plus the warm executor of CNI requests."""
+
+from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
+
+__all__ = ["DEFAULT_SOCKET", "CNIServer"]

@@ -19,12 +19,17 @@ def register(subparsers: Any) -> None:
         "--conf-dir", default=None, help="CNI conf dir for 10-flannel.conflist (omit: none)"
     )
     parser.add_argument("--cni-version", default="1.1.0", choices=ALL_VERSIONS)
+    parser.add_argument(
+        "--agent-socket",
+        default="",
+        help="unix socket of the node agent the executables hand requests to (omit: none)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        for path in install_executables(args.bin_dir):
+        for path in install_executables(args.bin_dir, agent_socket=args.agent_socket):
             print(f"installed {path}")
         if args.conf_dir is not None:
             path = write_conflist(args.conf_dir, default_conflist(args.cni_version))

@@ -77,8 +77,8 @@ def dispatch(plugin: Plugin, environ: Mapping[str, str], stdin: bytes) -> tuple[
         return 1, _encode(internal.to_json(error_version))
 
 
-def plugin_main(plugin: Plugin) -> None:
-    """main() of a plugin executable."""
+def plugin_main(plugin: Plugin, stdin: bytes | None = None) -> None:
+    """main() of a plugin executable; `stdin` when the caller already read it."""
     environ = os.environ
     if not environ.get("CNI_COMMAND"):
         # As the reference: no command means a human ran it; say what it is.
@@ -86,7 +86,8 @@ def plugin_main(plugin: Plugin) -> None:
             f"{plugin.about}\nCNI protocol versions supported: {', '.join(plugin.versions)}\n"
         )
         sys.exit(0)
-    stdin = b"" if environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.buffer.read()
+    if stdin is None:
+        stdin = b"" if environ.get("CNI_COMMAND") == "VERSION" else sys.stdin.buffer.read()
     code, out = dispatch(plugin, environ, stdin)
     sys.stdout.buffer.write(out)
     sys.stdout.buffer.flush()

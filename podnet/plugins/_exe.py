@@ -1,4 +1,4 @@
-"""Entry point of the executables install-cni writes into a CNI bin dir."""
+"""The in-process path of a CNI executable: the plugin runs in this process."""
 
 from __future__ import annotations
 
@@ -6,5 +6,5 @@ from podnet.cni import plugin_main
 from podnet.plugins import load_plugin
 
 
-def main(plugin_type: str) -> None:
-    plugin_main(load_plugin(plugin_type))
+def main(plugin_type: str, stdin: bytes | None = None) -> None:
+    plugin_main(load_plugin(plugin_type), stdin=stdin)

@@ -24,7 +24,7 @@ def _repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(podnet.__file__)))
 
 
-def executable_text(plugin_type: str) -> str:
+def executable_text(plugin_type: str, agent_socket: str = "") -> str:
     """A thin executable: this interpreter named directly (never a shell shim), isolated
     and without site processing (-IS), with podnet and its dependencies on sys.path."""
     paths = [_repo_root(), sysconfig.get_paths()["purelib"]]
@@ -33,19 +33,22 @@ def executable_text(plugin_type: str) -> str:
         f"{MARKER.decode()}{plugin_type}\n"
         "import sys\n"
         f"sys.path[:0] = {paths!r}\n"
-        "from podnet.plugins._exe import main\n"
-        f"main({plugin_type!r})\n"
+        "from podnet._thin import main\n"
+        f"main({plugin_type!r}, agent_socket={agent_socket!r})\n"
     )
 
 
-def install_executables(bin_dir: str, types: Iterable[str] | None = None) -> list[str]:
-    """Write one executable per plugin type; returns their paths."""
+def install_executables(
+    bin_dir: str, types: Iterable[str] | None = None, *, agent_socket: str = ""
+) -> list[str]:
+    """Write one executable per plugin type; returns their paths. With `agent_socket`,
+    they hand requests to the node agent listening there (see podnet._thin)."""
     written = []
     for plugin_type in sorted(types if types is not None else PLUGIN_MODULES):
         if plugin_type not in PLUGIN_MODULES:
             raise ValueError(f"unknown plugin type {plugin_type!r}")
         path = os.path.join(bin_dir, plugin_type)
-        atomic_write(path, executable_text(plugin_type).encode(), mode=0o755)
+        atomic_write(path, executable_text(plugin_type, agent_socket).encode(), mode=0o755)
         written.append(path)
     return written
 

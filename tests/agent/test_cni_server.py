@@ -1,0 +1,132 @@
+"""Thin executables hand requests to the agent's socket and print what it answers."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podnet.agent import CNIServer
+from podnet.cni import IPConfig, Plugin, Request, Result
+from podnet.plugins._install import executable_text
+
+SEEN: list[tuple[str, int]] = []
+RELEASE = threading.Event()
+
+
+def add(request: Request) -> Result:
+    SEEN.append((request.container_id, threading.get_ident()))
+    if request.config.get("hang"):
+        RELEASE.wait(10)
+    return Result(ips=[IPConfig(address=ipaddress.ip_interface("10.244.9.2/24"))])
+
+
+def delete(request: Request) -> None:
+    SEEN.append((request.container_id, threading.get_ident()))
+
+
+TEST_PLUGIN = Plugin(name="agent-test", add=add, delete=delete)
+
+
+def resolve(plugin_type: str) -> Plugin:
+    if plugin_type != "agent-test":
+        raise KeyError(plugin_type)
+    return TEST_PLUGIN
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[CNIServer]:
+    SEEN.clear()
+    RELEASE.clear()
+    srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, request_timeout=1.0)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        RELEASE.set()
+        srv.stop()
+
+
+def write_exe(tmp_path: Path, plugin_type: str, socket_path: str) -> Path:
+    exe = tmp_path / plugin_type
+    exe.write_text(executable_text(plugin_type, agent_socket=socket_path))
+    exe.chmod(0o755)
+    return exe
+
+
+def run(exe: Path, command: str, config: dict[str, object], cid: str = "c1"):
+    env = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": cid,
+        "CNI_NETNS": "/run/netns/whatever",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": str(exe.parent),
+        "PODNET_LOG_FILE": os.environ["PODNET_LOG_FILE"],
+    }
+    return subprocess.run(
+        [str(exe)], env=env, input=json.dumps(config).encode(), capture_output=True, check=False
+    )
+
+
+CONF: dict[str, object] = {"cniVersion": "1.0.0", "name": "net", "type": "agent-test"}
+
+
+def test_requests_run_in_the_agent(server: CNIServer, tmp_path: Path) -> None:
+    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    proc = run(exe, "ADD", CONF)
+    assert proc.returncode == 0, proc.stdout
+    result = json.loads(proc.stdout)
+    assert result["cniVersion"] == "1.0.0"
+    assert result["ips"] == [{"address": "10.244.9.2/24"}]
+    assert proc.stderr == b""
+    assert run(exe, "DEL", CONF).returncode == 0
+    # both ran in this (the agent's) process, on worker threads
+    assert [cid for cid, _ in SEEN] == ["c1", "c1"]
+    assert all(ident != threading.get_ident() for _, ident in SEEN)
+    assert server.served == 2
+
+
+def test_errors_come_back_with_their_code(server: CNIServer, tmp_path: Path) -> None:
+    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    proc = run(exe, "ADD", {"cniVersion": "1.0.0", "type": "agent-test"})  # no name
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["code"] == 7
+
+
+def test_unknown_type(server: CNIServer, tmp_path: Path) -> None:
+    exe = write_exe(tmp_path, "no-such-type", server.socket_path)
+    proc = run(exe, "ADD", CONF)
+    assert proc.returncode == 1
+    assert "no plugin of type 'no-such-type'" in json.loads(proc.stdout)["msg"]
+
+
+def test_hanging_request_times_out_and_agent_keeps_serving(
+    server: CNIServer, tmp_path: Path
+) -> None:
+    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    proc = run(exe, "ADD", {**CONF, "hang": True}, cid="slow")
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["code"] == 11
+    assert run(exe, "ADD", CONF, cid="fast").returncode == 0
+
+
+def test_garbage_on_the_socket_does_not_hurt(server: CNIServer, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.connect(server.socket_path)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        try:
+            answer = sock.recv(100)
+        except ConnectionResetError:  # closed with our bytes unread: also a refusal
+            answer = b""
+        assert answer == b""
+    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    assert run(exe, "ADD", CONF).returncode == 0
