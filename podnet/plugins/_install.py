@@ -43,6 +43,7 @@ def install_executables(
 ) -> list[str]:
     """Write one executable per plugin type; returns their paths. With `agent_socket`,
     they hand requests to the node agent listening there (see podnet._thin)."""
+    os.makedirs(bin_dir, mode=0o755, exist_ok=True)
     written = []
     for plugin_type in sorted(types if types is not None else PLUGIN_MODULES):
         if plugin_type not in PLUGIN_MODULES:
