@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from podnet._wire import WireError, read_request, write_response
 from podnet.cni import CNIError, Plugin, TryAgainLater, dispatch, log
-from podnet.plugins import load_plugin
+from podnet.plugins import PLUGIN_MODULES, load_plugin
 
 DEFAULT_SOCKET = "/run/podnet/cni.sock"
 
@@ -41,6 +41,11 @@ class CNIServer:
         self._acceptor: threading.Thread | None = None
         self._closing = threading.Event()
         self.served = 0
+
+    def warm(self) -> None:
+        """Import every plugin (and so pyroute2) now, not on the first pod."""
+        for plugin_type in PLUGIN_MODULES:
+            self._resolve(plugin_type)
 
     def start(self) -> None:
         os.makedirs(os.path.dirname(self.socket_path) or ".", mode=0o755, exist_ok=True)

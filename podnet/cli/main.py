@@ -6,13 +6,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from podnet.cli import _install
+from podnet.cli import _agent, _install
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="podnet", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _install.register(subparsers)
+    _agent.register(subparsers)
     return parser
 
 
