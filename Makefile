@@ -17,6 +17,10 @@ lint: setup
 test: lint
 	$(PY) -m pytest -q
 
+# Pods under a real containerd, driven over CRI as kubelet does (also part of `make test`).
+e2e: setup
+	$(PY) -m pytest -q -m e2e tests/e2e
+
 demo: setup
 	$(PY) -m podnet.cli.main demo
 
