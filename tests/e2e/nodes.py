@@ -233,6 +233,22 @@ class Node:
         self.client.remove_pod_sandbox(pod.sandbox_id)
         self.pods.remove(pod)
 
+    def forget_sandbox(self, pod: Pod) -> None:
+        """Make the runtime lose a sandbox without CNI DEL: kill and delete its container
+        with ctr, behind CRI's back, then restart containerd, whose CRI plugin rebuilds
+        its sandbox list from the containers that are left. (What a wiped or corrupted
+        runtime state does on a real node.)"""
+        ctr = ["ctr", "--address", self.containerd.socket, "--namespace", "k8s.io"]
+        subprocess.run(ctr + ["tasks", "kill", "--signal", "SIGKILL", pod.sandbox_id], check=True)
+        # CRI's exit handler notices and deletes the task itself (without CNI DEL).
+        assert wait_until(
+            lambda: self.client.pod_sandbox_status(pod.sandbox_id).state == "SANDBOX_NOTREADY"
+        )
+        subprocess.run(ctr + ["tasks", "delete", pod.sandbox_id], capture_output=True, check=False)
+        subprocess.run(ctr + ["containers", "delete", pod.sandbox_id], check=True)
+        self.containerd.restart()
+        self.pods.remove(pod)
+
     def destroy(self) -> list[str]:
         """Remove everything: sandboxes (CNI DEL), containerd and its shims, mounts,
         cgroups, the netns and the work dir. Returns what went wrong."""

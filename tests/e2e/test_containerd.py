@@ -13,6 +13,7 @@ import signal
 import pytest
 
 from podnet.lab import CRIError, mounts_under, shim_pids
+from podnet.netlink import delete_netns
 from tests.e2e.nodes import ip, ping, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
@@ -120,6 +121,33 @@ def test_containerd_restart_loses_and_duplicates_no_address(make_node, sig) -> N
     assert node.client.list_pod_sandbox() == []
     # Nothing of the pods is left mounted: rootfs, shm, netns.
     assert mounts_under(node.containerd.state) == []
+
+
+def test_a_netns_removed_behind_the_runtimes_back_still_frees_the_address(make_node) -> None:
+    """containerd 1.6 runs DEL with CNI_NETNS="" when the pod netns is gone: the plugins
+    must still release the address (host-local by container ID)."""
+    node = make_node()
+    pod = node.run_pod("lost-netns")
+    delete_netns(pod.netns_path)
+    node.remove_pod(pod)
+    assert node.reservations() == {}
+    assert node.client.list_pod_sandbox() == []
+
+
+def test_a_sandbox_the_runtime_forgets_leaves_a_reservation_only_gc_can_free(make_node) -> None:
+    """When the runtime loses a sandbox without DEL, nothing ever calls DEL for it: its
+    reservation stays. A GC that takes the valid set from ListPodSandbox finds it."""
+    node = make_node()
+    kept, lost = node.run_pod("kept"), node.run_pod("lost")
+    node.forget_sandbox(lost)
+
+    valid = {sandbox.id for sandbox in node.client.list_pod_sandbox()}
+    assert valid == {kept.sandbox_id}
+    stale = {ip: owner for ip, owner in node.reservations().items() if owner not in valid}
+    assert stale == {lost.ip: lost.sandbox_id}
+    # The leaked address is not handed out again while it stays reserved.
+    fresh = node.run_pod("fresh")
+    assert fresh.ip not in (kept.ip, lost.ip)
 
 
 def test_pods_on_two_nodes_reach_each_other_over_host_gw_routes(make_node) -> None:
