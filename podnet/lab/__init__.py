@@ -5,14 +5,7 @@ it (`Containerd`), driven over CRI v1 the way kubelet drives it (`CRIClient`), w
 locally built sandbox image (`write_sandbox_image`).
 """
 
-from podnet.lab._containerd import (
-    Containerd,
-    ContainerdError,
-    missing_prerequisites,
-    mounts_under,
-    remove_cgroup,
-    shim_pids,
-)
+from podnet.lab._containerd import Containerd, ContainerdError, missing_prerequisites
 from podnet.lab._cri import (
     Condition,
     CRIClient,
@@ -22,6 +15,7 @@ from podnet.lab._cri import (
     Sandbox,
     SandboxStatus,
 )
+from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
 
 __all__ = [

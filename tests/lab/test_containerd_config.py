@@ -6,8 +6,9 @@ import json
 import tomllib
 
 from podnet.lab import mounts_under
-from podnet.lab._containerd import _unescape_mountinfo, render_config
+from podnet.lab._containerd import render_config
 from podnet.lab._cri import _netns_from_info
+from podnet.lab._host import _unescape_mountinfo
 
 
 def test_config_carries_the_lessons_learnt() -> None:
