@@ -1,0 +1,149 @@
+"""The overlay's VXLAN device (flannel's `flannel.<VNI>`): create it, or keep a compatible one.
+
+Keeping the existing device on restart matters: its neighbour and FDB tables are what keep
+pods on other nodes reachable while the agent is away, so a compatible device is reused as
+is (MTU and MAC are corrected in place), and only one whose identity differs (VNI, underlay
+link, local address, port, learning) is deleted and created again, as flannel's ensureLink.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from podnet.netlink._rtnl import LinkInfo, Rtnl, RtnlError, rtnl_errors
+
+VXLAN_PORT = 8472  # the Linux kernel's historical VXLAN port, flannel's default
+
+
+@dataclass(frozen=True)
+class VxlanSpec:
+    name: str
+    vni: int
+    local: IPv4Address
+    underlay_index: int
+    mtu: int
+    mac: str
+    port: int = VXLAN_PORT
+    learning: bool = False
+
+
+@dataclass(frozen=True)
+class VxlanAttrs:
+    """What identifies an existing VXLAN device, as read back from the kernel."""
+
+    vni: int
+    local: IPv4Address | None
+    underlay_index: int | None
+    port: int
+    learning: bool
+
+
+def _attrs_of(msg: Any) -> VxlanAttrs:
+    data = msg.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
+    local = data.get("IFLA_VXLAN_LOCAL")
+    return VxlanAttrs(
+        vni=data.get("IFLA_VXLAN_ID"),
+        local=IPv4Address(local) if local else None,
+        underlay_index=data.get("IFLA_VXLAN_LINK") or None,
+        port=data.get("IFLA_VXLAN_PORT"),
+        learning=bool(data.get("IFLA_VXLAN_LEARNING")),
+    )
+
+
+def vxlan_incompatibility(existing: VxlanAttrs, spec: VxlanSpec) -> str | None:
+    """Why an existing device cannot serve as `spec` (None: it can)."""
+    if existing.vni != spec.vni:
+        return f"vni {existing.vni} vs {spec.vni}"
+    if existing.underlay_index != spec.underlay_index:
+        return f"underlay link #{existing.underlay_index} vs #{spec.underlay_index}"
+    if existing.local != spec.local:
+        return f"local address {existing.local} vs {spec.local}"
+    if existing.port != spec.port:
+        return f"port {existing.port} vs {spec.port}"
+    if existing.learning != spec.learning:
+        return f"learning {existing.learning} vs {spec.learning}"
+    return None
+
+
+def read_vxlan(rtnl: Rtnl, name: str) -> VxlanAttrs | None:
+    """The VXLAN attributes of link `name`; None when it is missing or not a VXLAN device."""
+    try:
+        with rtnl_errors(f"look up link {name}"):
+            msgs = rtnl.ipr.link("get", ifname=name)
+    except RtnlError as exc:
+        if exc.errno == errno.ENODEV:
+            return None
+        raise
+    if not msgs or msgs[0].get(("IFLA_LINKINFO", "IFLA_INFO_KIND")) != "vxlan":
+        return None
+    return _attrs_of(msgs[0])
+
+
+def _create(rtnl: Rtnl, spec: VxlanSpec) -> None:
+    with rtnl_errors(f"create vxlan device {spec.name}"):
+        rtnl.ipr.link(
+            "add",
+            ifname=spec.name,
+            kind="vxlan",
+            address=spec.mac,
+            mtu=spec.mtu,
+            vxlan_id=spec.vni,
+            vxlan_port=spec.port,
+            vxlan_learning=int(spec.learning),
+            vxlan_local=str(spec.local),
+            vxlan_link=spec.underlay_index,
+        )
+
+
+def ensure_vxlan(rtnl: Rtnl, spec: VxlanSpec) -> LinkInfo:
+    """Make link `spec.name` a VXLAN device matching `spec`; returns it (not yet up)."""
+    existing = rtnl.find_link(spec.name)
+    if existing is not None:
+        attrs = read_vxlan(rtnl, spec.name)
+        reason = "not a vxlan device" if attrs is None else vxlan_incompatibility(attrs, spec)
+        if reason is not None:
+            rtnl.delete_link(existing.index)
+            existing = None
+    if existing is None:
+        _create(rtnl, spec)
+        return rtnl.link(spec.name)
+    if existing.mtu != spec.mtu:
+        rtnl.set_mtu(existing.index, spec.mtu)
+    if existing.mac != spec.mac.lower():
+        rtnl.set_mac(existing.index, spec.mac)
+    return rtnl.link(spec.name)
+
+
+def ipv4_addresses(rtnl: Rtnl, index: int) -> list[IPv4Interface]:
+    msgs = rtnl.dump(
+        f"dump addresses of link #{index}",
+        lambda: rtnl.ipr.addr("dump", family=socket.AF_INET, index=index),
+    )
+    return [
+        IPv4Interface(f"{msg.get('IFA_LOCAL') or msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+        for msg in msgs
+        if msg["index"] == index
+    ]
+
+
+def ensure_sole_address(
+    rtnl: Rtnl, index: int, address: IPv4Interface, within: IPv4Network
+) -> None:
+    """Give link #index `address`, removing any other address it holds inside `within`
+    (a previous lease's), as flannel's EnsureV4AddressOnLink; others are left alone."""
+    present = ipv4_addresses(rtnl, index)
+    for other in present:
+        if other != address and other.ip in within:
+            with rtnl_errors(f"remove address {other} from link #{index}"):
+                rtnl.ipr.addr(
+                    "del", index=index, address=str(other.ip), prefixlen=other.network.prefixlen
+                )
+    if address not in present:
+        with rtnl_errors(f"add address {address} to link #{index}"):
+            rtnl.ipr.addr(
+                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
+            )
