@@ -1,8 +1,9 @@
 """podnet.lab: several nodes on one machine, and the real runtime that drives them.
 
-A node is a network namespace; its container runtime is a real containerd started inside
-it (`Containerd`), driven over CRI v1 the way kubelet drives it (`CRIClient`), with a
-locally built sandbox image (`write_sandbox_image`).
+A node is a network namespace on an underlay switch namespace (`build`, `teardown`); its
+container runtime can be a real containerd started inside it (`Containerd`), driven over
+CRI v1 the way kubelet drives it (`CRIClient`), with a locally built sandbox image
+(`write_sandbox_image`).
 """
 
 from podnet.lab._containerd import Containerd, ContainerdError, missing_prerequisites
@@ -17,23 +18,55 @@ from podnet.lab._cri import (
 )
 from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
+from podnet.lab._topology import (
+    FIRST_NODE_HOST,
+    NODE_UNDERLAY_IF,
+    SWITCH,
+    UNDERLAY_NETWORK,
+    LabNode,
+    TopologyError,
+    Underlay,
+    add_node,
+    build,
+    create_underlay,
+    lab_namespaces,
+    lab_prefix,
+    node_address,
+    remove_node,
+    teardown,
+)
 
 __all__ = [
+    "FIRST_NODE_HOST",
+    "NODE_UNDERLAY_IF",
     "SANDBOX_IMAGE",
+    "SWITCH",
+    "UNDERLAY_NETWORK",
     "CRIClient",
     "CRIError",
     "Condition",
     "Containerd",
     "ContainerdError",
     "ImageError",
+    "LabNode",
     "PodMetadata",
     "RuntimeVersion",
     "Sandbox",
     "SandboxStatus",
+    "TopologyError",
+    "Underlay",
+    "add_node",
+    "build",
+    "create_underlay",
     "is_static_elf",
+    "lab_namespaces",
+    "lab_prefix",
     "missing_prerequisites",
     "mounts_under",
+    "node_address",
     "remove_cgroup",
+    "remove_node",
     "shim_pids",
+    "teardown",
     "write_sandbox_image",
 ]

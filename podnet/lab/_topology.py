@@ -1,0 +1,165 @@
+"""The lab's machines: nodes are network namespaces on a shared underlay.
+
+    pn-<lab>-ul        the "switch": a bridge br0, one port per node
+    pn-<lab>-<node>    a node: eth0 (veth to the switch) 192.0.2.<10+i>/24, ip_forward=1
+
+Everything a lab creates lives in namespaces named `pn-<lab>-...`, so `teardown` can find
+all of it by name alone (after a crash nothing else is known) and removing the namespaces
+removes every link, address, route and rule inside them. Lab names are lowercase letters
+and digits only, so that one lab's prefix can never match another lab's namespaces.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from podnet.netlink import (
+    DEFAULT_NETNS_DIR,
+    Rtnl,
+    add_address,
+    create_bridge,
+    create_netns,
+    create_veth,
+    delete_netns,
+    set_loopback_up,
+    set_master,
+    write_sysctl,
+)
+
+UNDERLAY_NETWORK = IPv4Network("192.0.2.0/24")  # TEST-NET-1: never routed anywhere
+FIRST_NODE_HOST = 10
+SWITCH = "br0"
+NODE_UNDERLAY_IF = "eth0"
+UNDERLAY_SUFFIX = "ul"
+
+_LAB_NAME = re.compile(r"^[a-z0-9]{1,16}$")
+_NODE_NAME = re.compile(r"^[a-z0-9]{1,12}$")  # the switch port is "v-<node>": 15 chars max
+
+
+class TopologyError(ValueError):
+    """A lab or node name or index that cannot be used."""
+
+
+@dataclass(frozen=True)
+class LabNode:
+    name: str
+    index: int
+    netns: str
+    address: IPv4Interface
+    underlay_if: str = NODE_UNDERLAY_IF
+
+    @property
+    def ip(self) -> IPv4Address:
+        return self.address.ip
+
+
+@dataclass(frozen=True)
+class Underlay:
+    lab: str
+    netns_dir: str
+    netns: str  # the switch's namespace
+
+
+def lab_prefix(lab: str) -> str:
+    return f"pn-{lab}-"
+
+
+def node_address(index: int) -> IPv4Interface:
+    host = FIRST_NODE_HOST + index
+    if not 0 <= index or host > 254:
+        raise TopologyError(f"node index {index} is out of range (0..{254 - FIRST_NODE_HOST})")
+    return IPv4Interface(f"{UNDERLAY_NETWORK.network_address + host}/{UNDERLAY_NETWORK.prefixlen}")
+
+
+def _check_lab(lab: str) -> None:
+    if not _LAB_NAME.match(lab):
+        raise TopologyError(f"lab name {lab!r}: use 1-16 lowercase letters and digits")
+
+
+def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay:
+    """The switch namespace with its bridge, up."""
+    _check_lab(lab)
+    path = os.path.join(netns_dir, lab_prefix(lab) + UNDERLAY_SUFFIX)
+    create_netns(path)
+    try:
+        with Rtnl.open(path) as rtnl:
+            set_loopback_up(rtnl)
+            create_bridge(rtnl, SWITCH)
+    except BaseException:
+        delete_netns(path)
+        raise
+    return Underlay(lab=lab, netns_dir=netns_dir, netns=path)
+
+
+def add_node(underlay: Underlay, name: str, index: int) -> LabNode:
+    """A node namespace plugged into the switch, with its underlay address and forwarding on."""
+    if not _NODE_NAME.match(name) or name == UNDERLAY_SUFFIX:
+        raise TopologyError(f"node name {name!r}: use 1-12 lowercase letters and digits")
+    address = node_address(index)
+    path = os.path.join(underlay.netns_dir, lab_prefix(underlay.lab) + name)
+    create_netns(path)
+    try:
+        with Rtnl.open(underlay.netns) as switch:
+            port = create_veth(switch, f"v-{name}", peer=NODE_UNDERLAY_IF, peer_netns=path)
+            set_master(switch, port.index, switch.link(SWITCH).index)
+            switch.set_up(port.index)
+        with Rtnl.open(path) as rtnl:
+            set_loopback_up(rtnl)
+            eth = rtnl.link(NODE_UNDERLAY_IF)
+            add_address(rtnl, eth.index, address)
+            rtnl.set_up(eth.index)
+        write_sysctl(path, {"net.ipv4.ip_forward": 1})
+    except BaseException:
+        delete_netns(path)  # takes the veth pair with it
+        raise
+    return LabNode(name=name, index=index, netns=path, address=address)
+
+
+def remove_node(underlay: Underlay, node: LabNode) -> None:
+    """Unplug a node from the switch, then delete its namespace. (The namespace alone would
+    take the veth pair with it, but the kernel dismantles namespaces asynchronously, and a
+    node that has left must be gone from the switch when this returns.)"""
+    with Rtnl.open(underlay.netns) as switch:
+        port = switch.find_link(f"v-{node.name}")
+        if port is not None:
+            switch.delete_link(port.index)
+    delete_netns(node.netns)
+
+
+def build(
+    lab: str, node_names: Sequence[str], *, netns_dir: str = DEFAULT_NETNS_DIR
+) -> tuple[Underlay, list[LabNode]]:
+    """A switch and one node per name (node i gets 192.0.2.<10+i>); on any failure
+    everything made so far is removed again."""
+    underlay = create_underlay(lab, netns_dir=netns_dir)
+    try:
+        nodes = [add_node(underlay, name, i) for i, name in enumerate(node_names)]
+    except BaseException:
+        teardown(lab, netns_dir=netns_dir)
+        raise
+    return underlay, nodes
+
+
+def lab_namespaces(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> list[str]:
+    """Every namespace file of the lab, by name."""
+    _check_lab(lab)
+    try:
+        names = os.listdir(netns_dir)
+    except FileNotFoundError:
+        return []
+    prefix = lab_prefix(lab)
+    return sorted(os.path.join(netns_dir, n) for n in names if n.startswith(prefix))
+
+
+def teardown(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> list[str]:
+    """Delete every namespace of the lab, and so everything inside; returns what it
+    removed. Needs no state, so it works after a crash, and a second run finds nothing."""
+    removed = []
+    for path in lab_namespaces(lab, netns_dir=netns_dir):
+        delete_netns(path)
+        removed.append(path)
+    return removed
