@@ -1,0 +1,64 @@
+"""What a backend is, and the table of backends (explicit: no registration on import).
+
+A backend is set up once on the node (it may create a device), then it is a pure mapping
+from another node's lease to the kernel entries that reach that node's pods: host-gw needs
+one route, vxlan a route plus a neighbour and an FDB entry. Keeping the mapping pure lets
+one reconciler serve every backend, for events and for periodic repair alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Protocol
+
+from podnet.agent._config import NetworkConfig
+from podnet.agent._entries import Entries
+from podnet.agent._lease import Lease, VxlanData
+from podnet.netlink import Rtnl, RtnlError, ipv4_addresses
+
+
+@dataclass(frozen=True)
+class LocalNode:
+    """This node as its backend sees it."""
+
+    name: str
+    subnet: IPv4Network  # this node's podCIDR (its lease)
+    underlay: str  # the interface facing the other nodes
+    public_ip: IPv4Address
+
+
+class Backend(Protocol):
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def mtu(self) -> int:
+        """FLANNEL_MTU: what a pod interface may carry through this backend."""
+        ...
+
+    @property
+    def backend_data(self) -> VxlanData | None:
+        """What other nodes need besides the public IP (published in the lease)."""
+        ...
+
+    @property
+    def owned_device(self) -> int | None:
+        """The link whose permanent neighbour and FDB entries all belong to the agent."""
+        ...
+
+    def entries_for(self, lease: Lease) -> Entries:
+        """The kernel entries through which this node reaches `lease`'s pods."""
+        ...
+
+
+BackendSetup = Callable[[Rtnl, NetworkConfig, LocalNode], Backend]
+
+
+def public_address(rtnl: Rtnl, underlay: str) -> IPv4Address:
+    """The first IPv4 address of the underlay interface (flannel's default public IP)."""
+    addresses = ipv4_addresses(rtnl, rtnl.link(underlay).index)
+    if not addresses:
+        raise RtnlError(0, f"interface {underlay} has no IPv4 address")
+    return addresses[0].ip

@@ -1,0 +1,130 @@
+"""One node's overlay, everything but the store: the agent loop feeds it leases.
+
+Start-up follows flanneld's order, so that subnet.env (which tells the CNI plugin, and the
+runtime, that networking is ready) appears only once the node can actually carry traffic:
+    1. set up the backend (the vxlan device with this node's stable MAC, or nothing);
+    2. install the masquerade and forward rules;
+    3. write subnet.env atomically.
+Then every snapshot or batch of lease events goes through the pure LeaseWatcher into the
+Reconciler, and `reconcile()` (on start and periodically) repairs the kernel tables.
+Restarting keeps pods reachable: the device, its MAC and the entries are reused, replaced
+in place, never flushed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from ipaddress import IPv4Network
+from types import TracebackType
+
+from podnet.agent._backend import Backend, LocalNode, public_address
+from podnet.agent._config import NetworkConfig
+from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
+from podnet.agent._lease import Lease
+from podnet.agent._masq import apply_ruleset, render_ruleset
+from podnet.agent._reconcile import Outcome, Reconciler
+from podnet.agent._registry import setup_backend
+from podnet.agent._subnet_env import write_subnet_env
+from podnet.agent._watcher import LeaseEvent, LeaseWatcher
+from podnet.netlink import Rtnl
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    node: str
+    subnet: IPv4Network  # the node's podCIDR
+    underlay: str  # interface facing the other nodes (flannel's --iface)
+    subnet_file: str
+    ip_masq: bool = True
+    netns: str | None = None  # the node's namespace (lab); None: the agent's own
+
+
+class NodeNetwork:
+    def __init__(
+        self,
+        settings: NodeSettings,
+        config: NetworkConfig,
+        *,
+        rtnl: Rtnl,
+        local: LocalNode,
+        backend: Backend,
+    ) -> None:
+        self.settings = settings
+        self.config = config
+        self.rtnl = rtnl
+        self.local = local
+        self.backend = backend
+        self.watcher = LeaseWatcher(settings.subnet)
+        self.reconciler = Reconciler(RtnlTables(rtnl, proto=ROUTE_PROTO), backend)
+
+    @classmethod
+    def start(cls, settings: NodeSettings, config: NetworkConfig) -> NodeNetwork:
+        if config.network is None or not settings.subnet.subnet_of(config.network):
+            raise ValueError(
+                f"subnet {settings.subnet} of node {settings.node} is not inside "
+                f"the cluster network {config.network}"
+            )
+        rtnl = Rtnl.open(settings.netns)
+        try:
+            local = LocalNode(
+                settings.node,
+                settings.subnet,
+                settings.underlay,
+                public_address(rtnl, settings.underlay),
+            )
+            backend = setup_backend(rtnl, config, local)
+            apply_ruleset(
+                settings.netns,
+                render_ruleset(config.network, settings.subnet, masquerade=settings.ip_masq),
+            )
+            write_subnet_env(
+                settings.subnet_file,
+                config,
+                subnet=settings.subnet,
+                mtu=backend.mtu,
+                ip_masq=settings.ip_masq,
+            )
+        except BaseException:
+            rtnl.close()
+            raise
+        return cls(settings, config, rtnl=rtnl, local=local, backend=backend)
+
+    @property
+    def lease(self) -> Lease:
+        """This node's own lease, as the other nodes must see it (publish its annotations)."""
+        return Lease(
+            node=self.local.name,
+            subnet=self.local.subnet,
+            public_ip=self.local.public_ip,
+            backend_type=self.backend.type,
+            backend_data=self.backend.backend_data,
+        )
+
+    def on_snapshot(self, leases: Iterable[Lease]) -> Outcome:
+        """A full list of leases (start, or a watch that fell behind): remember it, and
+        then make the kernel match the whole list (which also removes the entries of nodes
+        that left while nobody was watching)."""
+        self.watcher.reset(leases)
+        return self.reconcile()
+
+    def on_events(self, events: Iterable[LeaseEvent]) -> Outcome:
+        batch = self.watcher.update(events)
+        return self.reconciler.apply_batch(batch, self.watcher.leases)
+
+    def reconcile(self) -> Outcome:
+        return self.reconciler.reconcile(self.watcher.leases)
+
+    def close(self) -> None:
+        self.rtnl.close()
+
+    def __enter__(self) -> NodeNetwork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

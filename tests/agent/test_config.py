@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from ipaddress import IPv4Network, IPv6Network
+
+import pytest
+
+from podnet.agent import BackendConfig, ConfigError, NetworkConfig
+
+
+def test_flannel_default_net_conf() -> None:
+    config = NetworkConfig.from_json('{"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}}')
+    assert config.network == IPv4Network("10.244.0.0/16")
+    assert config.backend == BackendConfig(type="vxlan", vni=1, port=8472, mtu=None)
+    assert (config.enable_ipv4, config.enable_ipv6) == (True, False)
+
+
+def test_keys_match_case_insensitively_like_go_json() -> None:
+    config = NetworkConfig.from_dict(
+        {
+            "network": "10.244.0.0/16",
+            "enableIPv6": True,
+            "ipv6network": "fd00:10::/56",
+            "backend": {
+                "type": "vxlan",
+                "vni": 4,
+                "port": 4789,
+                "mtu": 9000,
+                "directRouting": True,
+            },
+        }
+    )
+    assert config.ipv6_network == IPv6Network("fd00:10::/56")
+    assert config.backend == BackendConfig("vxlan", 4, 4789, 9000, direct_routing=True)
+
+
+def test_absent_backend_is_vxlan() -> None:
+    assert NetworkConfig.from_dict({"Network": "10.244.0.0/16"}).backend.type == "vxlan"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "Network"),
+        ({"Network": "10.244.0.1/16"}, "Network"),
+        ({"Network": "10.244.0.0/16", "EnableIPv6": True}, "IPv6Network"),
+        ({"Network": "10.244.0.0/16", "Backend": {"Type": "udp"}}, "Backend.Type"),
+        ({"Network": "10.244.0.0/16", "Backend": {"VNI": -1}}, "VNI"),
+        ({"Network": "10.244.0.0/16", "Backend": {"Port": "x"}}, "Port"),
+        ({"Network": "10.244.0.0/16", "Backend": {"DirectRouting": "yes"}}, "DirectRouting"),
+        ({"Network": "10.244.0.0/16", "EnableIPv4": 1}, "EnableIPv4"),
+        ({"Network": "10.244.0.0/16", "Backend": []}, "Backend"),
+        ([], "object"),
+    ],
+)
+def test_bad_config_names_the_key(data, message) -> None:
+    with pytest.raises(ConfigError, match=message):
+        NetworkConfig.from_dict(data)
+
+
+def test_not_json() -> None:
+    with pytest.raises(ConfigError, match="not JSON"):
+        NetworkConfig.from_json("{")
