@@ -1,4 +1,5 @@
-"""What a backend is, and the table of backends (explicit: no registration on import).
+"""What a backend is (the table of backends is in _registry: explicit, no registration on
+import).
 
 A backend is set up once on the node (it may create a device), then it is a pure mapping
 from another node's lease to the kernel entries that reach that node's pods: host-gw needs
@@ -8,6 +9,7 @@ one reconciler serve every backend, for events and for periodic repair alike.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
@@ -60,5 +62,5 @@ def public_address(rtnl: Rtnl, underlay: str) -> IPv4Address:
     """The first IPv4 address of the underlay interface (flannel's default public IP)."""
     addresses = ipv4_addresses(rtnl, rtnl.link(underlay).index)
     if not addresses:
-        raise RtnlError(0, f"interface {underlay} has no IPv4 address")
+        raise RtnlError(errno.EADDRNOTAVAIL, f"interface {underlay} has no IPv4 address")
     return addresses[0].ip

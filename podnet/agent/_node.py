@@ -13,6 +13,7 @@ in place, never flushed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Network
@@ -28,6 +29,8 @@ from podnet.agent._registry import setup_backend
 from podnet.agent._subnet_env import write_subnet_env
 from podnet.agent._watcher import LeaseEvent, LeaseWatcher
 from podnet.netlink import Rtnl
+
+log = logging.getLogger("podnet.agent")
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,13 @@ class NodeNetwork:
         return self.reconciler.apply_batch(batch, self.watcher.leases)
 
     def reconcile(self) -> Outcome:
+        """Repair the kernel against the known leases; a backend device someone deleted is
+        created again first (same name and MAC, so the other nodes' entries stay valid)."""
+        device = self.backend.owned_device
+        if device is not None and self.rtnl.link_by_index(device) is None:
+            log.warning("backend device #%d disappeared; creating it again", device)
+            self.backend = setup_backend(self.rtnl, self.config, self.local)
+            self.reconciler = Reconciler(RtnlTables(self.rtnl, proto=ROUTE_PROTO), self.backend)
         return self.reconciler.reconcile(self.watcher.leases)
 
     def close(self) -> None:

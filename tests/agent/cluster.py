@@ -13,9 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from podnet.agent import NetworkConfig, NodeNetwork, NodeSettings
+from podnet.agent import Entries, Lease, NetworkConfig, NodeNetwork, NodeSettings
 from podnet.lab import LabNode, Underlay, add_node, build, teardown
 from podnet.netlink import (
+    FdbEntry,
+    GatewayRoute,
+    Neighbour,
     Rtnl,
     add_address,
     add_default_route,
@@ -28,6 +31,7 @@ from podnet.netlink import (
 )
 
 CLUSTER_NETWORK = IPv4Network("10.244.0.0/16")
+VXLAN = NetworkConfig.from_dict({"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}})
 
 
 def pod_cidr(node: LabNode) -> IPv4Network:
@@ -163,3 +167,18 @@ def udp_source_seen(
         except TimeoutError:
             return None
     return IPv4Address(source)
+
+
+def vxlan_triples(device: int, others: list[Lease]) -> Entries:
+    """What flannel programs on one node for the other nodes' leases."""
+    entries = Entries()
+    for lease in others:
+        assert lease.backend_data is not None
+        vtep = lease.subnet.network_address
+        mac = lease.backend_data.vtep_mac
+        entries = entries | Entries(
+            routes=frozenset({GatewayRoute(lease.subnet, vtep, device, onlink=True)}),
+            neighbours=frozenset({Neighbour(device, vtep, mac)}),
+            fdb=frozenset({FdbEntry(device, mac, lease.public_ip)}),
+        )
+    return entries

@@ -8,7 +8,10 @@ routes, nftables masquerade, subnet.env.
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
+import time
 import uuid
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
@@ -28,12 +31,11 @@ from podnet.agent import (
     vtep_mac,
 )
 from podnet.lab import add_node
-from podnet.netlink import FdbEntry, GatewayRoute, Neighbour, Rtnl
-from tests.agent.cluster import Cluster, udp_source_seen, unreachable_pairs
+from podnet.netlink import GatewayRoute, Rtnl
+from tests.agent.cluster import VXLAN, Cluster, udp_source_seen, unreachable_pairs, vxlan_triples
 
 pytestmark = pytest.mark.root
 
-VXLAN = NetworkConfig.from_dict({"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}})
 HOST_GW = NetworkConfig.from_dict({"Network": "10.244.0.0/16", "Backend": {"Type": "host-gw"}})
 DIRECT = NetworkConfig.from_dict(
     {"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "DirectRouting": True}}
@@ -54,21 +56,6 @@ def cluster(tmp_path):
 
 def kernel_entries(agent: NodeNetwork) -> Entries:
     return RtnlTables(agent.rtnl).read(agent.backend.owned_device)
-
-
-def vxlan_triples(device: int, others: list[Lease]) -> Entries:
-    """What flannel programs on one node for the other nodes' leases."""
-    entries = Entries()
-    for lease in others:
-        assert lease.backend_data is not None
-        vtep = lease.subnet.network_address
-        mac = lease.backend_data.vtep_mac
-        entries = entries | Entries(
-            routes=frozenset({GatewayRoute(lease.subnet, vtep, device, onlink=True)}),
-            neighbours=frozenset({Neighbour(device, vtep, mac)}),
-            fdb=frozenset({FdbEntry(device, mac, lease.public_ip)}),
-        )
-    return entries
 
 
 def others(cluster: Cluster, name: str) -> list[Lease]:
@@ -246,3 +233,43 @@ def test_without_the_agent_pods_reach_only_their_own_node(cluster) -> None:
     other_node = [cluster.pods[0], cluster.pods[2]]
     assert unreachable_pairs(same_node) == []
     assert unreachable_pairs(other_node) == [("n1-p0", "n2-p0"), ("n2-p0", "n1-p0")]
+
+
+def test_restarting_an_agent_keeps_its_pods_reachable(cluster) -> None:
+    """A pod on n2 pings a pod on n1 every 20 ms while n1's agent stops and starts again:
+    nothing is flushed, the device and MAC are kept, so at most a packet or two is lost."""
+    cluster.start_agents(VXLAN)
+    target, source = cluster.pods[0], cluster.pods[2]
+    pinger = subprocess.Popen(
+        ["nsenter", f"--net={source.netns}", "ping", "-i", "0.02", "-W", "1", str(target.ip)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(0.3)
+        cluster.stop_agent("n1")
+        restarted = cluster.start_agent(cluster.nodes[0], VXLAN)
+        assert restarted.on_snapshot([a.lease for a in cluster.agents.values()]).changes == 0
+        time.sleep(0.3)
+    finally:
+        pinger.send_signal(signal.SIGINT)
+        out, _ = pinger.communicate(timeout=5)
+    sent, received = (int(n) for n in re.findall(r"(\d+) (?:packets transmitted|received)", out))
+    assert sent >= 20
+    assert sent - received <= 2, out
+
+
+def test_a_deleted_vxlan_device_is_recreated_with_the_same_mac(cluster) -> None:
+    cluster.start_agents(VXLAN)
+    netns = cluster.nodes[0].netns
+    subprocess.run(["nsenter", f"--net={netns}", "ip", "link", "del", "flannel.1"], check=True)
+    assert unreachable_pairs([cluster.pods[2], cluster.pods[0]]) == [
+        ("n2-p0", "n1-p0"),
+        ("n1-p0", "n2-p0"),
+    ]
+    outcome = cluster.agents["n1"].reconcile()
+    assert outcome.errors == []
+    with Rtnl.open(netns) as rtnl:
+        assert rtnl.link("flannel.1").mac == vtep_mac("n1", 1)
+    assert_triples_match(cluster)
+    assert unreachable_pairs([cluster.pods[2], cluster.pods[0]]) == []
