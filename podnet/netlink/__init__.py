@@ -23,6 +23,7 @@ from podnet.netlink._neigh import (
     neigh_replace,
     permanent_neighbours,
 )
+from podnet.netlink._loopback import bring_up_loopback
 from podnet.netlink._netns import (
     DEFAULT_NETNS_DIR,
     NetnsError,
@@ -55,6 +56,7 @@ from podnet.netlink._vxlan import (
 )
 
 __all__ = [
+    "bring_up_loopback",
     "DEFAULT_NETNS_DIR",
     "FdbEntry",
     "GatewayRoute",
