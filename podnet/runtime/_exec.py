@@ -1,0 +1,94 @@
+"""How the runtime runs a plugin: an injected `Exec` (libcni's invoke.Exec), so tests can
+hand in a fake; `ProcessExec` runs the real executables, each with a timeout."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from podnet.cni import (
+    CURRENT_VERSION,
+    CNIError,
+    DecodingFailure,
+    exec_plugin,
+    find_in_path,
+)
+from podnet.runtime._types import RuntimeConf
+
+DEFAULT_TIMEOUT = 60.0
+
+
+class Exec(Protocol):
+    """Finding and running plugins. `cni_env` holds only the CNI_* variables of the call;
+    a real implementation adds the rest of the process environment."""
+
+    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str: ...
+
+    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
+        """The plugin's stdout; a failing plugin raises the CNIError it reported."""
+        ...
+
+
+class ProcessExec:
+    """Runs plugin executables as processes, killing any that outlives `timeout` seconds."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+
+    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str:
+        return find_in_path(plugin_type, paths)
+
+    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
+        # The runtime's own CNI_* variables must never leak into a call (libcni dedups
+        # them the same way: the call's values win).
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+        environ.update(cni_env)
+        return exec_plugin(executable, environ, stdin, timeout=self.timeout)
+
+
+def cni_env(command: str, rt: RuntimeConf | None, paths: Sequence[str]) -> dict[str, str]:
+    """The CNI_* variables libcni sets for a call (all of them, empty when not used)."""
+    return {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": rt.container_id if rt else "",
+        "CNI_NETNS": rt.netns if rt else "",
+        "CNI_ARGS": rt.cni_args if rt else "",
+        "CNI_IFNAME": rt.ifname if rt else "",
+        "CNI_PATH": ":".join(paths),
+    }
+
+
+def supported_versions(exec_: Exec, executable: str) -> tuple[str, ...]:
+    """Ask a plugin which spec versions it speaks (libcni GetVersionInfo)."""
+    env = {
+        "CNI_COMMAND": "VERSION",
+        # Plugins built on an old skel insist on these even for VERSION.
+        "CNI_NETNS": "dummy",
+        "CNI_IFNAME": "dummy",
+        "CNI_PATH": "dummy",
+        "CNI_CONTAINERID": "",
+        "CNI_ARGS": "",
+    }
+    stdin = json.dumps({"cniVersion": CURRENT_VERSION}).encode()
+    try:
+        stdout = exec_.exec_plugin(executable, env, stdin)
+    except CNIError as exc:
+        if exc.msg == "unknown CNI_COMMAND: VERSION":  # a 0.1.0 plugin predates VERSION
+            return ("0.1.0",)
+        raise
+    try:
+        info = json.loads(stdout)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodingFailure(f"decoding version info: {exc}") from None
+    if not isinstance(info, dict) or not isinstance(info.get("cniVersion"), str):
+        raise DecodingFailure("decoding version info: missing field cniVersion")
+    versions = info.get("supportedVersions")
+    if not versions:
+        if info["cniVersion"] == "0.2.0":
+            return ("0.1.0", "0.2.0")
+        raise DecodingFailure("decoding version info: missing field supportedVersions")
+    if not isinstance(versions, list) or not all(isinstance(v, str) for v in versions):
+        raise DecodingFailure("decoding version info: supportedVersions must be strings")
+    return tuple(versions)
