@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from podnet.cli import _agent, _install
+from podnet.cli import _agent, _install, _pod
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _install.register(subparsers)
     _agent.register(subparsers)
+    _pod.register(subparsers)
     return parser
 
 

@@ -13,6 +13,7 @@ from podnet.netlink._lab_links import (
     set_loopback_up,
     set_master,
 )
+from podnet.netlink._loopback import bring_up_loopback
 from podnet.netlink._neigh import (
     FdbEntry,
     Neighbour,
@@ -23,7 +24,6 @@ from podnet.netlink._neigh import (
     neigh_replace,
     permanent_neighbours,
 )
-from podnet.netlink._loopback import bring_up_loopback
 from podnet.netlink._netns import (
     DEFAULT_NETNS_DIR,
     NetnsError,

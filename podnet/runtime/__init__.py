@@ -2,7 +2,8 @@
 
 `CNI` runs a network config list (ADD/CHECK/DEL/GC/STATUS, validation, the libcni
 result cache) over an injected `Exec`; `scan_conf_dir` finds the lists as containerd
-does.
+does; `PodRuntime` creates pod sandboxes (netns, lo, ADD on eth0, pod IP) and records them
+so GC knows which attachments are still in use.
 """
 
 from podnet.runtime._cache import CACHE_KIND, CachedAttachment, ResultCache
@@ -35,16 +36,37 @@ from podnet.runtime._errors import (
     SandboxError,
 )
 from podnet.runtime._exec import DEFAULT_TIMEOUT, Exec, ProcessExec, cni_env, supported_versions
+from podnet.runtime._sandbox import (
+    DEFAULT_CONF_DIR,
+    POD_IFNAME,
+    PodRun,
+    PodRuntime,
+    RuntimePaths,
+    StatusReport,
+    pod_ip,
+    pod_ips,
+)
+from podnet.runtime._state import (
+    CREATING,
+    DEFAULT_STATE_DIR,
+    READY,
+    STOPPED,
+    Sandbox,
+    SandboxStore,
+)
 from podnet.runtime._types import GCAttachment, RuntimeConf, pod_args
 
 __all__ = [
     "CACHE_KIND",
     "CNI",
+    "CREATING",
     "CachedAttachment",
     "ConfError",
     "ConfScan",
     "DEFAULT_BIN_DIRS",
     "DEFAULT_CACHE_DIR",
+    "DEFAULT_CONF_DIR",
+    "DEFAULT_STATE_DIR",
     "DEFAULT_TIMEOUT",
     "Exec",
     "GCAttachment",
@@ -52,15 +74,24 @@ __all__ = [
     "LEGACY_ATTACHMENTS_KEY",
     "NetworkConfigList",
     "NoNetworkConfig",
+    "POD_IFNAME",
     "PluginErrors",
     "PluginFailed",
     "PluginStatus",
     "PodExists",
     "PodNotFound",
+    "PodRun",
+    "PodRuntime",
     "ProcessExec",
+    "READY",
     "ResultCache",
     "RuntimeConf",
+    "RuntimePaths",
+    "STOPPED",
+    "Sandbox",
     "SandboxError",
+    "SandboxStore",
+    "StatusReport",
     "VALID_ATTACHMENTS_KEY",
     "cni_env",
     "conflist_from_bytes",
@@ -69,6 +100,8 @@ __all__ = [
     "network_of",
     "plugin_config",
     "pod_args",
+    "pod_ip",
+    "pod_ips",
     "scan_conf_dir",
     "supported_versions",
 ]

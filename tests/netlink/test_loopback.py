@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 
-from podnet.netlink import NetnsError, create_netns, delete_netns, bring_up_loopback
+from podnet.netlink import NetnsError, bring_up_loopback, create_netns, delete_netns
 
 pytestmark = pytest.mark.root
 
