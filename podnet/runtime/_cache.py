@@ -144,8 +144,8 @@ class ResultCache:
     def delete(self, network_name: str, container_id: str, ifname: str) -> None:
         try:
             os.unlink(self.path(network_name, container_id, ifname))
-        except FileNotFoundError:
-            pass
+        except (FileNotFoundError, IOFailure):
+            pass  # no entry, or no name to have one under (libcni ignores both)
 
     def attachments(self, container_id: str = "") -> list[CachedAttachment]:
         """Every readable cniCacheV1 entry (of one container if given), as libcni's
