@@ -11,7 +11,9 @@ import importlib
 from podnet.cni import Plugin
 
 # type name -> module whose PLUGIN attribute is the podnet.cni.Plugin
-PLUGIN_MODULES: dict[str, str] = {}
+PLUGIN_MODULES: dict[str, str] = {
+    "host-local": "podnet.plugins.ipam.host_local",
+}
 
 
 def load_plugin(plugin_type: str) -> Plugin:

@@ -1,0 +1,205 @@
+"""host-local's disk store, in the reference's format so that both plugins can serve one
+node, even at the same moment (plugins/ipam/host-local/backend/disk):
+
+    <dataDir>/<network>/               mode 0755
+        <ip>                           "<containerID>\\r\\n<ifname>" (before: "<containerID>")
+        last_reserved_ip.<set index>   the address last handed out from that set, no newline
+        lock                           flock()ed exclusively around every change
+
+The lock is taken as the Go go-filemutex does it: open(O_CREAT|O_RDONLY, 0750), then
+flock(LOCK_EX) on that descriptor. flock locks belong to the open file description, so
+our process and a reference process exclude each other on the same file.
+
+A reservation appears whole or not at all: the content is written to a temp file that is
+then hard-linked to the address's name. link() fails with EEXIST when the name exists, so
+it is the same exclusive create as the reference's O_EXCL, without the window in which a
+crash leaves an empty reservation that nobody can ever match and release. Temp files only
+exist while the lock is held; one found under the lock is debris of a crash.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import ipaddress
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from podnet.cni import IOFailure, atomic_write
+from podnet.ipam import IPAddress, canonical_ip
+
+LAST_RESERVED_PREFIX = "last_reserved_ip."
+LOCK_NAME = "lock"
+TEMP_PREFIX = ".tmp-"
+LINE_BREAK = "\r\n"
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """The (container ID, interface) a reservation belongs to."""
+
+    container_id: str
+    ifname: str
+
+    @property
+    def content(self) -> str:
+        return self.container_id.strip() + LINE_BREAK + self.ifname
+
+
+@dataclass(frozen=True)
+class Reservation:
+    address: IPAddress
+    filename: str
+    owner: str  # the file's content, stripped as the reference compares it
+
+    def owned_by(self, attachment: Attachment) -> bool:
+        return self.owner == attachment.content
+
+    def owned_legacy_by(self, attachment: Attachment) -> bool:
+        """Files of host-local before ifname was recorded hold only the container ID."""
+        return self.owner == attachment.container_id.strip()
+
+    def attachment(self) -> Attachment | None:
+        container_id, sep, ifname = self.owner.partition(LINE_BREAK)
+        return Attachment(container_id, ifname) if sep else None
+
+
+class DiskStore:
+    def __init__(self, data_dir: str, network: str) -> None:
+        self.directory = os.path.join(data_dir, network)
+
+    def exists(self) -> bool:
+        return os.path.isdir(self.directory)
+
+    @contextmanager
+    def locked(self, *, create: bool = True) -> Iterator[None]:
+        """Hold the network's lock; with `create`, make the directory first."""
+        with _io_errors():
+            if create:
+                os.makedirs(self.directory, mode=0o755, exist_ok=True)
+            fd = os.open(
+                os.path.join(self.directory, LOCK_NAME),
+                os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC,
+                0o750,
+            )
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the last descriptor releases the flock
+
+    def reservations(self) -> list[Reservation]:
+        """Every reservation in the directory (names that are not addresses are skipped)."""
+        found = []
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise IOFailure(f"reading {self.directory}: {exc.strerror}") from None
+        for name in names:
+            address = _address_of(name)
+            if address is None:
+                continue
+            try:
+                with open(os.path.join(self.directory, name), "rb") as handle:
+                    owner = handle.read(4096).decode(errors="replace").strip()
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as exc:
+                raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
+            found.append(Reservation(address, name, owner))
+        return found
+
+    def reserve(self, address: IPAddress, attachment: Attachment, set_index: int) -> bool:
+        """Create the reservation of `address`; False when it is already taken."""
+        path = os.path.join(self.directory, str(address))
+        data = attachment.content.encode()
+        with _io_errors():
+            fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self.directory)
+            try:
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                    raise
+                # A filesystem without hard links: the reference's exclusive create.
+                if not _create_exclusive(path, data):
+                    return False
+            finally:
+                os.unlink(tmp)
+            atomic_write(
+                os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{set_index}"),
+                str(address).encode(),
+                mode=0o600,
+            )
+        return True
+
+    def last_reserved(self, set_index: int) -> IPAddress | None:
+        path = os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{set_index}")
+        try:
+            with open(path, "rb") as handle:
+                text = handle.read(64).decode(errors="replace")
+        except OSError:
+            return None  # only a hint for round-robin; the reference ignores it too
+        return _address_of(text.strip())
+
+    def release(self, reservation: Reservation) -> None:
+        try:
+            os.unlink(os.path.join(self.directory, reservation.filename))
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise IOFailure(f"releasing {reservation.filename}: {exc.strerror}") from None
+
+    def remove_debris(self) -> list[str]:
+        """Temp files left by a crash; call with the lock held."""
+        removed = []
+        for name in os.listdir(self.directory):
+            if name.startswith(TEMP_PREFIX):
+                try:
+                    os.unlink(os.path.join(self.directory, name))
+                    removed.append(name)
+                except FileNotFoundError:
+                    pass
+        return removed
+
+
+def _create_exclusive(path: str, data: bytes) -> bool:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
+def _address_of(name: str) -> IPAddress | None:
+    if not name or not (name[0].isdigit() or ":" in name):
+        return None  # lock, last_reserved_ip.N, temp files: fast path before parsing
+    try:
+        return canonical_ip(ipaddress.ip_address(name))
+    except ValueError:
+        return None
+
+
+@contextmanager
+def _io_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or ""
+        raise IOFailure(f"{where}: {exc.strerror or exc}".lstrip(": ")) from None

@@ -1,0 +1,66 @@
+"""The disk store in-process: the lock excludes the reference binary, reservations
+appear whole, and the fallback for filesystems without hard links."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import time
+
+from podnet.plugins.ipam.host_local import Attachment, DiskStore
+from tests.plugins.host_local._helpers import netconf, reservations, start
+
+A = Attachment("pod-a", "eth0")
+
+
+def ip(text: str):
+    return ipaddress.ip_address(text)
+
+
+def test_our_lock_blocks_the_reference(reference, tmp_path):
+    store = DiskStore(str(tmp_path), "net1")
+    with store.locked():
+        proc = start(reference, "ADD", netconf(tmp_path), cid="waiting")
+        time.sleep(0.3)
+        assert proc.poll() is None  # flock()ed out
+        assert reservations(tmp_path / "net1") == {}
+    stdout, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, stdout
+    assert reservations(tmp_path / "net1") == {"10.1.2.2": b"waiting\r\neth0"}
+
+
+def test_reserve_is_exclusive_and_leaves_no_temp_files(tmp_path):
+    store = DiskStore(str(tmp_path), "net1")
+    with store.locked():
+        assert store.reserve(ip("10.1.2.5"), A, 0)
+        assert not store.reserve(ip("10.1.2.5"), Attachment("pod-b", "eth0"), 0)
+    assert sorted(os.listdir(tmp_path / "net1")) == ["10.1.2.5", "last_reserved_ip.0", "lock"]
+    assert store.last_reserved(0) == ip("10.1.2.5")
+    [found] = store.reservations()
+    assert (found.address, found.owner, found.attachment()) == (ip("10.1.2.5"), "pod-a\r\neth0", A)
+
+
+def test_reserve_without_hard_links(tmp_path, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    store = DiskStore(str(tmp_path), "net1")
+    with store.locked():
+        assert store.reserve(ip("fd00::7"), A, 1)
+        assert not store.reserve(ip("fd00::7"), A, 1)
+    assert reservations(tmp_path / "net1") == {"fd00::7": b"pod-a\r\neth0"}
+    assert not [n for n in os.listdir(tmp_path / "net1") if n.startswith(".tmp-")]
+
+
+def test_unreadable_hints_and_foreign_names_are_ignored(tmp_path):
+    net = tmp_path / "net1"
+    net.mkdir()
+    (net / "last_reserved_ip.0").write_bytes(b"garbage")
+    (net / "notes.txt").write_bytes(b"pod-a\r\neth0")
+    (net / "10.1.2.300").write_bytes(b"pod-a\r\neth0")
+    store = DiskStore(str(tmp_path), "net1")
+    assert store.last_reserved(0) is None
+    assert store.last_reserved(1) is None
+    assert store.reservations() == []
