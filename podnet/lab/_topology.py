@@ -21,9 +21,9 @@ from podnet.netlink import (
     DEFAULT_NETNS_DIR,
     Rtnl,
     add_address,
-    create_bridge,
+    create_bridge_up,
     create_netns,
-    create_veth,
+    create_veth_pair,
     delete_netns,
     set_loopback_up,
     set_master,
@@ -88,7 +88,7 @@ def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay
     try:
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            create_bridge(rtnl, SWITCH)
+            create_bridge_up(rtnl, SWITCH)
     except BaseException:
         delete_netns(path)
         raise
@@ -104,7 +104,7 @@ def add_node(underlay: Underlay, name: str, index: int) -> LabNode:
     create_netns(path)
     try:
         with Rtnl.open(underlay.netns) as switch:
-            port = create_veth(switch, f"v-{name}", peer=NODE_UNDERLAY_IF, peer_netns=path)
+            port = create_veth_pair(switch, f"v-{name}", peer=NODE_UNDERLAY_IF, peer_netns=path)
             set_master(switch, port.index, switch.link(SWITCH).index)
             switch.set_up(port.index)
         with Rtnl.open(path) as rtnl:

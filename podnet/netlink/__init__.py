@@ -5,13 +5,29 @@ created in a thread that entered it (see _netns), never through pyroute2's forki
 `IPRoute(netns=...)`, which crashes grpc clients in the same process.
 """
 
+from podnet.netlink._addrs import Address, add_address, delete_address, list_addresses
 from podnet.netlink._lab_links import (
-    add_address,
     add_default_route,
-    create_bridge,
-    create_veth,
+    create_bridge_up,
+    create_veth_pair,
     set_loopback_up,
     set_master,
+)
+from podnet.netlink._links import (
+    Link,
+    add_port_vlan,
+    create_bridge,
+    create_veth,
+    delete_link,
+    delete_port_vlan,
+    find_link,
+    get_link,
+    get_link_by_index,
+    list_links,
+    port_vlans,
+    set_bridge_port,
+    set_link,
+    set_promisc,
 )
 from podnet.netlink._loopback import bring_up_loopback
 from podnet.netlink._neigh import (
@@ -35,7 +51,17 @@ from podnet.netlink._netns import (
     run_in_netns,
     write_sysctl,
 )
-from podnet.netlink._rtnl import LinkInfo, Rtnl, RtnlError
+from podnet.netlink._nft import NftError, nft_apply, nft_list
+from podnet.netlink._routes import RouteEntry, add_route, list_routes
+from podnet.netlink._rtnl import (
+    LinkInfo,
+    LinkNotFound,
+    NetlinkError,
+    Rtnl,
+    RtnlError,
+    open_rtnl,
+)
+from podnet.netlink._sysctl import set_sysctls
 from podnet.netlink._tagged_routes import (
     GatewayRoute,
     RouteLookup,
@@ -56,45 +82,72 @@ from podnet.netlink._vxlan import (
 )
 
 __all__ = [
-    "bring_up_loopback",
     "DEFAULT_NETNS_DIR",
+    "VXLAN_PORT",
+    "Address",
     "FdbEntry",
     "GatewayRoute",
+    "Link",
     "LinkInfo",
+    "LinkNotFound",
     "Neighbour",
+    "NetlinkError",
     "NetnsError",
+    "NftError",
+    "RouteEntry",
     "RouteLookup",
     "Rtnl",
     "RtnlError",
-    "VXLAN_PORT",
     "VxlanAttrs",
     "VxlanSpec",
     "add_address",
     "add_default_route",
+    "add_port_vlan",
+    "add_route",
+    "bring_up_loopback",
     "create_bridge",
+    "create_bridge_up",
     "create_netns",
     "create_veth",
+    "create_veth_pair",
+    "delete_address",
+    "delete_link",
     "delete_netns",
+    "delete_port_vlan",
     "delete_route",
     "ensure_sole_address",
     "ensure_vxlan",
     "fdb_delete",
     "fdb_entries",
     "fdb_replace",
+    "find_link",
+    "get_link",
+    "get_link_by_index",
     "ipv4_addresses",
     "is_netns",
+    "list_addresses",
+    "list_links",
+    "list_routes",
     "lookup_route",
     "neigh_delete",
     "neigh_replace",
     "netns_path",
+    "nft_apply",
+    "nft_list",
+    "open_rtnl",
     "permanent_neighbours",
+    "port_vlans",
     "read_sysctl",
     "read_vxlan",
     "replace_route",
     "routes_with_proto",
     "run_in_netns",
+    "set_bridge_port",
+    "set_link",
     "set_loopback_up",
     "set_master",
+    "set_promisc",
+    "set_sysctls",
     "vxlan_incompatibility",
     "write_sysctl",
 ]

@@ -3,53 +3,32 @@ sits in another namespace, addresses, default routes. Nothing here is on a CNI h
 
 from __future__ import annotations
 
-import os
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Address
 
+from podnet.netlink._links import create_bridge, create_veth
 from podnet.netlink._rtnl import LinkInfo, Rtnl, rtnl_errors
 
 
-def create_bridge(rtnl: Rtnl, name: str, *, mtu: int | None = None) -> LinkInfo:
+def create_bridge_up(rtnl: Rtnl, name: str, *, mtu: int | None = None) -> LinkInfo:
     """A new bridge `name`, up."""
-    extra = {} if mtu is None else {"mtu": mtu}
-    with rtnl_errors(f"create bridge {name}"):
-        rtnl.ipr.link("add", ifname=name, kind="bridge", **extra)
+    create_bridge(rtnl, name, mtu=mtu or 0)
     info = rtnl.link(name)
     rtnl.set_up(info.index)
     return info
 
 
-def create_veth(
+def create_veth_pair(
     rtnl: Rtnl, name: str, *, peer: str, peer_netns: str, mtu: int | None = None
 ) -> LinkInfo:
     """A veth pair: `name` here, `peer` created directly inside the namespace at `peer_netns`
     (so it never appears in this one). Both ends are left down."""
-    extra = {} if mtu is None else {"mtu": mtu}
-    fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        with rtnl_errors(f"create veth {name} <-> {peer}"):
-            rtnl.ipr.link(
-                "add",
-                ifname=name,
-                kind="veth",
-                peer={"ifname": peer, "net_ns_fd": fd, **extra},
-                **extra,
-            )
-    finally:
-        os.close(fd)
+    create_veth(rtnl, name, peer_name=peer, peer_netns=peer_netns, mtu=mtu or 0)
     return rtnl.link(name)
 
 
 def set_master(rtnl: Rtnl, index: int, master: int) -> None:
     with rtnl_errors(f"attach link #{index} to #{master}"):
         rtnl.ipr.link("set", index=index, master=master)
-
-
-def add_address(rtnl: Rtnl, index: int, address: IPv4Interface) -> None:
-    with rtnl_errors(f"add address {address} to link #{index}"):
-        rtnl.ipr.addr(
-            "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
-        )
 
 
 def add_default_route(rtnl: Rtnl, gateway: IPv4Address) -> None:

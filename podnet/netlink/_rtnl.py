@@ -1,13 +1,15 @@
-"""An rtnetlink socket bound to one network namespace, and the link lookups every caller needs.
+"""An rtnetlink handle bound to one network namespace, the errors it raises, and the link
+lookups every caller needs.
 
-The socket is created in a thread that entered the namespace (`run_in_netns`) and handed to
-pyroute2 by file descriptor: a socket stays in the namespace it was born in, so the handle
-can then be used from any thread, and pyroute2 never forks its per-namespace helper (which
-crashes grpc clients in the same process). pyroute2 is imported on first open, never at
-module import, because it costs ~120 ms.
+The socket for another namespace is created by a thread that entered it (`run_in_netns`)
+and handed to pyroute2 by file descriptor: a socket stays in the namespace it was born
+in, so the handle can then be used from any thread, and pyroute2 never forks its
+per-namespace helper (which crashes grpc clients in the same process). pyroute2 is
+imported on the first handle, never at module import, because it costs ~120 ms.
 
-pyroute2's exceptions stop here: every call goes through `rtnl_errors`, which turns them
-into `RtnlError` (an OSError with the kernel's errno).
+pyroute2's NetlinkError never leaves this package: `netlink_errors` turns it into
+`NetlinkError` (an OSError with the kernel's errno), or `LinkNotFound` for a missing
+device, at the boundary of every request.
 """
 
 from __future__ import annotations
@@ -19,32 +21,43 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from podnet.netlink._netns import run_in_netns
 
-T = TypeVar("T")
+# Set on every message of a dump that raced with a change of the table it reads.
+NLM_F_DUMP_INTR = 0x10
+_DUMP_ATTEMPTS = 10
 
-# A dump the kernel marks NLM_F_DUMP_INTR (the table changed under it) is simply retried.
-_DUMP_RETRIES = 5
 
-
-class RtnlError(OSError):
+class NetlinkError(OSError):
     """A netlink request failed; `errno` is the kernel's answer."""
 
 
+# The agent's modules call it by this name.
+RtnlError = NetlinkError
+
+
+class LinkNotFound(NetlinkError):
+    """No network device by that name or index."""
+
+
 @contextmanager
-def rtnl_errors(what: str) -> Iterator[None]:
-    """Translate pyroute2's NetlinkError into RtnlError, naming the request that failed."""
+def netlink_errors(what: str) -> Iterator[None]:
+    """Raise pyroute2's errors that happen inside as podnet's, naming what failed."""
     try:
         yield
     except Exception as exc:
-        from pyroute2.netlink.exceptions import NetlinkError
+        from pyroute2.netlink.exceptions import NetlinkError as PyrouteNetlinkError
 
-        if isinstance(exc, NetlinkError):
-            code = exc.code or errno.EIO
-            raise RtnlError(code, f"{what}: {os.strerror(code)}") from exc
-        raise
+        if not isinstance(exc, PyrouteNetlinkError):
+            raise
+        code = int(exc.code) if isinstance(exc.code, int) and exc.code > 0 else errno.EIO
+        kind = LinkNotFound if code == errno.ENODEV else NetlinkError
+        raise kind(code, f"{what}: {os.strerror(code)}") from exc
+
+
+rtnl_errors = netlink_errors
 
 
 @dataclass(frozen=True)
@@ -71,8 +84,13 @@ def _link_info(msg: Any) -> LinkInfo:
     )
 
 
+def _route_socket() -> socket.socket:
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+
+
 class Rtnl:
-    """One rtnetlink socket inside one namespace (None: the caller's own namespace)."""
+    """A route-netlink socket in one namespace. Use as a context manager, or `close()`.
+    `netns` is the namespace's path; "" or None for the caller's own."""
 
     def __init__(self, ipr: Any, netns: str | None) -> None:
         self.ipr = ipr
@@ -80,14 +98,14 @@ class Rtnl:
 
     @classmethod
     def open(cls, netns: str | None = None) -> Rtnl:
+        """A handle for the namespace at path `netns`, or the caller's own when empty.
+        A missing namespace raises NetnsError (ENOENT)."""
+        sock = run_in_netns(netns, _route_socket) if netns else _route_socket()
         from pyroute2 import IPRoute
 
-        def new_socket() -> socket.socket:
-            return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
-
-        sock = new_socket() if netns is None else run_in_netns(netns, new_socket)
         try:
-            ipr = IPRoute(fileno=sock.fileno())
+            # groups=0: no multicast subscriptions, so no events queue up behind replies.
+            ipr = IPRoute(fileno=sock.fileno(), groups=0)
         except BaseException:
             sock.close()
             raise
@@ -108,18 +126,31 @@ class Rtnl:
     ) -> None:
         self.close()
 
-    def dump(self, what: str, request: Callable[[], Any]) -> list[Any]:
-        """Run a dump request to completion, retrying one the kernel says was interrupted."""
+    def call(self, what: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One request through pyroute2's `method` (link, addr, route, ...)."""
+        with netlink_errors(what):
+            return getattr(self.ipr, method)(*args, **kwargs)
+
+    def dump(self, what: str, request: str | Callable[[], Any], **kwargs: Any) -> list[Any]:
+        """A dump, repeated while the kernel flags it interrupted by a concurrent change
+        (NLM_F_DUMP_INTR), as the reference plugins' netlinksafe package does. `request`
+        is a pyroute2 method name (called with "dump" and `kwargs`) or a callable."""
         from pyroute2.netlink.exceptions import NetlinkDumpInterrupted
 
-        for attempt in range(_DUMP_RETRIES):
+        def fetch() -> Any:
+            if isinstance(request, str):
+                return getattr(self.ipr, request)("dump", **kwargs)
+            return request()
+
+        for _ in range(_DUMP_ATTEMPTS):
             try:
-                with rtnl_errors(what):
-                    return list(request())
+                with netlink_errors(what):
+                    messages = list(fetch())
             except NetlinkDumpInterrupted:
-                if attempt == _DUMP_RETRIES - 1:
-                    raise RtnlError(errno.EAGAIN, f"{what}: dump kept being interrupted") from None
-        raise AssertionError("unreachable")
+                continue
+            if not any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in messages):
+                return messages
+        raise NetlinkError(errno.EINTR, f"{what}: dump kept being interrupted")
 
     def find_link(self, name: str) -> LinkInfo | None:
         return self._get_link(f"look up link {name}", ifname=name)
@@ -129,41 +160,38 @@ class Rtnl:
 
     def _get_link(self, what: str, **match: Any) -> LinkInfo | None:
         try:
-            with rtnl_errors(what):
-                msgs = self.ipr.link("get", **match)
-        except RtnlError as exc:
-            if exc.errno == errno.ENODEV:
-                return None
-            raise
+            msgs = self.call(what, "link", "get", **match)
+        except LinkNotFound:
+            return None
         return _link_info(msgs[0]) if msgs else None
 
     def link(self, name: str) -> LinkInfo:
-        """The link called `name`; RtnlError(ENODEV) when there is none."""
+        """The link called `name`; LinkNotFound (ENODEV) when there is none."""
         info = self.find_link(name)
         if info is None:
-            raise RtnlError(errno.ENODEV, f"link {name} not found")
+            raise LinkNotFound(errno.ENODEV, f"link {name} not found")
         return info
 
     def links(self) -> list[LinkInfo]:
         return [_link_info(msg) for msg in self.dump("dump links", self.ipr.get_links)]
 
     def set_up(self, index: int) -> None:
-        with rtnl_errors(f"set link #{index} up"):
-            self.ipr.link("set", index=index, state="up")
+        self.call(f"set link #{index} up", "link", "set", index=index, state="up")
 
     def set_mtu(self, index: int, mtu: int) -> None:
-        with rtnl_errors(f"set link #{index} mtu {mtu}"):
-            self.ipr.link("set", index=index, mtu=mtu)
+        self.call(f"set link #{index} mtu {mtu}", "link", "set", index=index, mtu=mtu)
 
     def set_mac(self, index: int, mac: str) -> None:
-        with rtnl_errors(f"set link #{index} address {mac}"):
-            self.ipr.link("set", index=index, address=mac)
+        self.call(f"set link #{index} address {mac}", "link", "set", index=index, address=mac)
 
     def delete_link(self, index: int) -> None:
         """Delete a link; one that is already gone counts as deleted."""
         try:
-            with rtnl_errors(f"delete link #{index}"):
-                self.ipr.link("del", index=index)
-        except RtnlError as exc:
-            if exc.errno != errno.ENODEV:
-                raise
+            self.call(f"delete link #{index}", "link", "del", index=index)
+        except LinkNotFound:
+            pass
+
+
+def open_rtnl(netns: str = "") -> Rtnl:
+    """A handle for the namespace at path `netns`, or for the caller's own when empty."""
+    return Rtnl.open(netns)

@@ -22,9 +22,9 @@ from podnet.netlink import (
     Rtnl,
     add_address,
     add_default_route,
-    create_bridge,
+    create_bridge_up,
     create_netns,
-    create_veth,
+    create_veth_pair,
     run_in_netns,
     set_loopback_up,
     set_master,
@@ -73,7 +73,7 @@ class Cluster:
         cidr = pod_cidr(node)
         gateway = IPv4Interface(f"{cidr.network_address + 1}/{cidr.prefixlen}")
         with Rtnl.open(node.netns) as host:
-            bridge = create_bridge(host, "cni0")
+            bridge = create_bridge_up(host, "cni0")
             add_address(host, bridge.index, gateway)
         for j in range(pods):
             self.add_pod(node, f"p{j}", IPv4Interface(f"{cidr.network_address + 10 + j}/24"))
@@ -82,7 +82,7 @@ class Cluster:
         path = os.path.join(self.netns_dir, f"pn-{self.lab}-{node.name}-{name}")
         create_netns(path)
         with Rtnl.open(node.netns) as host:
-            veth = create_veth(host, f"veth{node.name}{name}", peer="eth0", peer_netns=path)
+            veth = create_veth_pair(host, f"veth{node.name}{name}", peer="eth0", peer_netns=path)
             set_master(host, veth.index, host.link("cni0").index)
             host.set_up(veth.index)
         with Rtnl.open(path) as rtnl:

@@ -17,7 +17,7 @@ from podnet.netlink import (
     VxlanSpec,
     add_address,
     create_netns,
-    create_veth,
+    create_veth_pair,
     delete_netns,
     delete_route,
     ensure_sole_address,
@@ -51,7 +51,7 @@ def node(tmp_path):
     create_netns(peer)
     try:
         with Rtnl.open(peer) as other:
-            create_veth(other, "eth0", peer="eth0", peer_netns=path)
+            create_veth_pair(other, "eth0", peer="eth0", peer_netns=path)
             other.set_up(other.link("eth0").index)
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
