@@ -12,6 +12,7 @@ from podnet.cni import Plugin
 
 # type name -> module whose PLUGIN attribute is the podnet.cni.Plugin
 PLUGIN_MODULES: dict[str, str] = {
+    "bridge": "podnet.plugins.main.bridge",
     "flannel": "podnet.plugins.meta.flannel",
     "host-local": "podnet.plugins.ipam.host_local",
 }

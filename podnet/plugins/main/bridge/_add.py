@@ -1,0 +1,156 @@
+"""bridge ADD.
+
+Order: bridge, IPAM, gateway on the bridge, veth pair, pod addresses and routes,
+masquerade, port up. IPAM and the gateway come before the veth (the reference creates
+the veth first) so that the stale-gateway check never sees the pod being added as a pod
+of the old subnet. Every step that leaves something behind registers its undo on an
+ExitStack; any failure unwinds them all (IPAM DEL included), success keeps them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import ExitStack
+
+from podnet.cni import CNIError, Interface, Request, Result, log
+from podnet.netlink import (
+    Link,
+    NetlinkError,
+    NetnsError,
+    NftError,
+    Rtnl,
+    delete_link,
+    find_link,
+    get_link,
+    open_rtnl,
+    set_link,
+)
+from podnet.plugins._delegate import delegate
+from podnet.plugins.main.bridge import _masq
+from podnet.plugins.main.bridge._bridge import (
+    enable_forwarding,
+    ensure_bridge,
+    ensure_gateway_address,
+)
+from podnet.plugins.main.bridge._config import (
+    BridgeConfig,
+    owner_tag,
+    parse_config,
+    validate_for_add,
+)
+from podnet.plugins.main.bridge._errors import as_cni_errors
+from podnet.plugins.main.bridge._gateway import IPInterface, apply_gateways
+from podnet.plugins.main.bridge._pod import configure
+from podnet.plugins.main.bridge._veth import (
+    attach,
+    create_pair,
+    ensure_vlan_interface,
+    wait_port_up,
+)
+
+
+def open_pod_netns(netns: str) -> Rtnl:
+    try:
+        return open_rtnl(netns)
+    except NetnsError as exc:
+        raise CNIError(f"failed to open netns {netns!r}: {exc.strerror}") from exc
+
+
+def _undo(what: str, step: Callable[[], object]) -> Callable[[], None]:
+    """An undo step that logs its own failure, so the error that caused the unwinding
+    is the one the runtime sees."""
+
+    def run() -> None:
+        try:
+            step()
+        except Exception as exc:
+            log(f"bridge: undo {what} failed: {exc}")
+
+    return run
+
+
+def _delete_pod_link(pod: Rtnl, ifname: str) -> None:
+    link = find_link(pod, ifname)
+    if link is not None:
+        delete_link(pod, link.index)
+
+
+def add(request: Request) -> Result:
+    config = parse_config(request)
+    validate_for_add(config)
+    with as_cni_errors(), ExitStack() as handles:
+        node = handles.enter_context(open_rtnl())
+        pod = handles.enter_context(open_pod_netns(request.netns))
+        with ExitStack() as undo:
+            result = _add(request, config, node, pod, undo)
+            undo.pop_all()  # success: keep everything
+        return result
+
+
+def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: ExitStack) -> Result:
+    bridge = ensure_bridge(node, config)
+    result = Result(interfaces=[Interface(name=bridge.name, mac=bridge.mac)])
+    if config.layer3:
+        ipam = delegate("ADD", config.ipam_type, request.config, request)
+        assert ipam is not None
+        undo.callback(
+            _undo("IPAM ADD", lambda: delegate("DEL", config.ipam_type, request.config, request))
+        )
+        if not ipam.ips:
+            raise CNIError("IPAM plugin returned missing IP config")
+        result.ips, result.routes, result.dns = ipam.ips, ipam.routes, ipam.dns
+        gateways = apply_gateways(result, config)
+        _set_gateways(node, bridge, config, gateways, result)
+
+    host, container = create_pair(
+        node, pod, request.ifname, mtu=config.mtu, mac=config.mac, inner_label=request.netns
+    )
+    undo.callback(_undo("veth", lambda: _delete_pod_link(pod, request.ifname)))
+    attach(node, host, bridge, config, vlan=config.vlan)
+    result.interfaces[1:1] = [
+        Interface(name=host.name, mac=host.mac),
+        Interface(name=container.name, mac=container.mac, sandbox=request.netns),
+    ]
+
+    if config.layer3:
+        configure(pod, request.netns, container, result, enable_dad=config.enable_dad)
+        if config.ip_masq:
+            owner = owner_tag(request.container_id, request.ifname)
+            try:
+                _masq.add_pod(config.network, owner, [ip.address for ip in result.ips])
+            except NftError as exc:
+                raise CNIError(f"failed to set up masquerade: {exc.strerror}") from exc
+            undo.callback(_undo("masquerade", lambda: _masq.remove_pod(config.network, owner)))
+    elif not config.disable_container_interface:
+        set_link(pod, container.index, up=True)
+
+    if not config.disable_container_interface:
+        host = wait_port_up(node, host)
+    # The bridge's MAC may have changed when the first port joined; read both again.
+    result.interfaces[0].mac = get_link(node, bridge.name).mac
+    result.interfaces[1].mac = get_link(node, host.name).mac
+    if not config.dns.is_empty():
+        result.dns = config.dns  # the config's DNS wins over IPAM's
+    return result
+
+
+def _set_gateways(
+    node: Rtnl, bridge: Link, config: BridgeConfig, gateways: list[IPInterface], result: Result
+) -> None:
+    if not gateways:
+        return
+    device = bridge
+    if config.vlan:
+        try:
+            device = ensure_vlan_interface(node, bridge, config)
+        except (CNIError, NetlinkError) as exc:
+            raise CNIError(f"failed to create vlan interface: {exc}") from exc
+        result.interfaces.append(Interface(name=device.name, mac=device.mac))
+    for gateway in gateways:
+        try:
+            ensure_gateway_address(node, device, gateway, bridge=bridge, force=config.force_address)
+        except NetlinkError as exc:
+            raise CNIError(f"failed to set bridge addr: {exc.strerror}") from exc
+        except CNIError as exc:
+            raise CNIError(f"failed to set bridge addr: {exc.msg}", exc.details) from exc
+    enable_forwarding({g.version for g in gateways})

@@ -1,0 +1,107 @@
+"""bridge DEL and GC.
+
+DEL is idempotent and best effort: every step runs even when an earlier one failed, and
+the first failure is reported at the end. A namespace or interface that is already gone
+is success: the address is still released (IPAM DEL) and the masquerade elements still
+removed, since they are found by their owner and not through the pod's interface. A
+path that is no longer a namespace (the runtime unmounted it but left the file) counts
+as gone too; the reference fails there and leaks the address.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+from podnet.cni import CNIError, Request, log
+from podnet.netlink import (
+    LinkNotFound,
+    NetlinkError,
+    NetnsError,
+    NftError,
+    delete_link,
+    find_link,
+    open_rtnl,
+)
+from podnet.plugins._delegate import delegate
+from podnet.plugins.main.bridge import _masq
+from podnet.plugins.main.bridge._config import owner_tag, parse_config
+
+_GONE = (errno.ENOENT, errno.EINVAL)
+
+
+def _delete_pod_link(netns: str, ifname: str) -> None:
+    try:
+        with open_rtnl(netns) as pod:
+            link = find_link(pod, ifname)
+            if link is not None:
+                delete_link(pod, link.index)
+    except NetnsError as exc:
+        if exc.errno not in _GONE:
+            raise CNIError(f"failed to open netns {netns!r}: {exc.strerror}") from exc
+        log(f"bridge DEL: netns {netns} is gone ({exc.strerror})")
+    except LinkNotFound:
+        pass  # deleted between the lookup and the delete
+    except NetlinkError as exc:
+        raise CNIError(f"failed to delete {ifname!r}: {exc.strerror}") from exc
+
+
+def delete(request: Request) -> None:
+    config = parse_config(request)
+    errors: list[CNIError] = []
+
+    def attempt(step: Any, *args: Any) -> None:
+        try:
+            step(*args)
+        except CNIError as exc:
+            errors.append(exc)
+        except NftError as exc:
+            errors.append(CNIError(f"failed to remove masquerade: {exc.strerror}"))
+        except (NetlinkError, NetnsError) as exc:
+            errors.append(CNIError(exc.strerror or str(exc)))
+
+    if request.netns:
+        attempt(_delete_pod_link, request.netns, request.ifname)
+    if config.layer3:
+        attempt(delegate, "DEL", config.ipam_type, request.config, request)
+        if config.ip_masq:
+            owner = owner_tag(request.container_id, request.ifname)
+            attempt(_masq.remove_pod, config.network, owner)
+    if errors:
+        first = errors[0]
+        if len(errors) > 1:
+            rest = "; ".join(str(e) for e in errors[1:])
+            raise CNIError(
+                first.msg, f"{first.details}; also: {rest}".lstrip("; "), code=first.code
+            )
+        raise first
+
+
+def _valid_owners(config: dict[str, Any]) -> set[str]:
+    attachments = config.get("cni.dev/valid-attachments")
+    if attachments is None:
+        attachments = config.get("cni.dev/attachments", [])
+    owners = set()
+    for item in attachments or []:
+        if isinstance(item, dict):
+            owners.add(owner_tag(str(item.get("containerID", "")), str(item.get("ifname", ""))))
+    return owners
+
+
+def gc(request: Request) -> None:
+    """Forward GC to IPAM, and drop masquerade elements of attachments not in the valid list."""
+    config = parse_config(request)
+    errors: list[str] = []
+    if config.layer3:
+        try:
+            delegate("GC", config.ipam_type, request.config, request)
+        except CNIError as exc:
+            errors.append(str(exc))
+    try:
+        removed = _masq.remove_all_but(config.network, _valid_owners(request.config))
+        if removed:
+            log(f"bridge GC: removed masquerade of {', '.join(map(str, removed))}")
+    except NftError as exc:
+        errors.append(f"failed to clean up masquerade: {exc.strerror}")
+    if errors:
+        raise CNIError("; ".join(errors))
