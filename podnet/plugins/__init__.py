@@ -15,6 +15,7 @@ PLUGIN_MODULES: dict[str, str] = {
     "bridge": "podnet.plugins.main.bridge",
     "flannel": "podnet.plugins.meta.flannel",
     "host-local": "podnet.plugins.ipam.host_local",
+    "loopback": "podnet.plugins.main.loopback",
 }
 
 
