@@ -180,15 +180,20 @@ def test_mtu_change_is_applied_to_the_bridge(cni: Cni, pod_netns: Callable[[], s
     assert ping(pod, GATEWAY)
 
 
-@pytest.mark.parametrize("send_prev_result", [True, False])
+@pytest.mark.parametrize(
+    ("send_prev_result", "leftover_file"), [(True, False), (False, False), (True, True)]
+)
 def test_del_after_pod_netns_deleted_frees_everything(
-    cni: Cni, pod_netns: Callable[[], str], send_prev_result: bool
+    cni: Cni, pod_netns: Callable[[], str], send_prev_result: bool, leftover_file: bool
 ) -> None:
     conf = bridge_conf("1.0.0", cni.data_dir, ipMasq=True)
     pod = pod_netns()
     result = cni.add(conf, netns=pod)
     assert masq_elements(cni.node) == {pod_address(result): "c1/eth0"}
     delete_netns(pod)
+    if leftover_file:
+        # the runtime unmounted the namespace but left its file: not a namespace any more
+        open(pod, "w").close()
 
     outcome = cni.run("DEL", with_prev(conf, result if send_prev_result else None), netns=pod)
     assert outcome.ok, outcome.out
@@ -417,3 +422,23 @@ def test_add_into_missing_netns_fails_cleanly(cni: Cni) -> None:
     outcome = cni.run("ADD", bridge_conf("1.0.0", cni.data_dir), netns="/var/run/netns/pn-missing")
     assert not outcome.ok and "failed to open netns" in outcome.error
     assert reservations(cni.data_dir) == []
+
+
+def test_dual_stack(cni: Cni, pod_netns: Callable[[], str]) -> None:
+    ranges = {"ranges": [[{"subnet": "10.244.1.0/24"}], [{"subnet": "fd00:10:244:1::/64"}]]}
+    conf = bridge_conf("1.0.0", cni.data_dir, ipam=ranges, ipMasq=True)
+    pods = [pod_netns(), pod_netns()]
+    results = add_pods(cni, conf, pods, workers=1)
+    v6 = [str(r["ips"][1]["address"]).split("/")[0] for r in results]
+    assert [r["ips"][1]["gateway"] for r in results] == ["fd00:10:244:1::1"] * 2
+    assert {"dst": "::/0", "gw": "fd00:10:244:1::1"} in results[0]["routes"]
+    with open_rtnl(cni.node) as nl:
+        bridge = get_link(nl, "cni0")
+        assert [
+            str(a.address) for a in list_addresses(nl, bridge.index, version=6) if a.is_global
+        ] == ["fd00:10:244:1::1/64"]
+    assert ping(pods[0], v6[1]) and ping(pods[1], "fd00:10:244:1::1")
+    assert in_netns(cni.node, "cat", "/proc/sys/net/ipv6/conf/all/forwarding").stdout.strip() == "1"
+    assert set(masq_elements(cni.node)) == {pod_address(r) for r in results} | set(v6)
+    del_pods(cni, conf, pods, results)
+    assert masq_elements(cni.node) == {} and reservations(cni.data_dir) == []
