@@ -97,11 +97,11 @@ def ensure_vlan_interface(node: Rtnl, bridge: Link, config: BridgeConfig) -> Lin
 
 
 def wait_port_up(node: Rtnl, host: Link) -> Link:
-    for attempt, pause in enumerate(_PORT_UP_WAITS):
+    """The node end once it is operationally up (both ends up, carrier on)."""
+    link = host
+    for pause in _PORT_UP_WAITS:
         time.sleep(pause)
         link = get_link(node, host.name)
         if link.oper_state == "UP":
             return link
-        if attempt == len(_PORT_UP_WAITS) - 1:
-            raise CNIError(f"bridge port in error state: {link.oper_state}")
-    raise AssertionError("unreachable")
+    raise CNIError(f"bridge port in error state: {link.oper_state}")
