@@ -1,0 +1,95 @@
+"""sqlite-only behaviour: several processes on one file, compaction, broken files."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from podnet.store import (
+    Compacted,
+    SqliteStore,
+    StoreCorrupt,
+    StoreUnavailable,
+    WatchEvent,
+    open_store,
+)
+
+KEYS = [f"/race/{i:03d}" for i in range(100)]
+
+
+def race_writer(path: str, n: int, start_at: float) -> list[str]:
+    store = SqliteStore(path)
+    time.sleep(max(0.0, start_at - time.time()))
+    order = KEYS if n % 2 == 0 else list(reversed(KEYS))
+    won = [key for key in order if store.create(key, str(n).encode()) is not None]
+    store.close()
+    return won
+
+
+def test_create_if_absent_under_8_concurrent_processes(tmp_path: Path) -> None:
+    path = str(tmp_path / "cluster.db")
+    # Each process creates the file's schema itself, at the same moment as the others.
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(8) as pool:
+        start_at = time.time() + 1.0
+        results = pool.starmap(race_writer, [(path, n, start_at) for n in range(8)])
+    winners = Counter(key for won in results for key in won)
+    assert winners == Counter(KEYS)  # every key created exactly once
+    store = SqliteStore(path)
+    stored = {kv.key: int(kv.value) for kv in store.list("/race/").items}
+    for n, won in enumerate(results):
+        assert all(stored[key] == n for key in won)
+    store.close()
+
+
+def test_old_history_is_compacted(tmp_path: Path) -> None:
+    store = SqliteStore(str(tmp_path / "c.db"), retain_events=10)
+    for i in range(30):
+        store.create(f"/c/{i:02d}", b"x")
+    head = store.list("/c/").revision
+    with pytest.raises(Compacted) as caught:
+        store.watch("/c/", from_revision=2)
+    assert caught.value.compact_revision >= 2
+    # The retained tail can still be replayed.
+    with store.watch("/c/", from_revision=head - 5) as watch:
+        events: list[WatchEvent] = []
+        deadline = time.monotonic() + 5
+        while len(events) < 6 and time.monotonic() < deadline:
+            events += watch.get(0.05)
+    assert [e.key for e in events] == [f"/c/{i:02d}" for i in range(24, 30)]
+    store.close()
+
+
+def test_a_file_that_is_not_a_database_is_store_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreCorrupt, match="not a database"):
+        open_store(f"sqlite://{path}")
+
+
+def test_an_unusable_path_is_store_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(StoreUnavailable):
+        open_store(f"sqlite://{blocker}/sub/cluster.db")
+
+
+def test_lease_expires_with_only_a_watcher_running(tmp_path: Path) -> None:
+    """No process writes after the grant: the watch's poller expires the lease."""
+    path = str(tmp_path / "l.db")
+    writer = SqliteStore(path)
+    lease = writer.grant(1)
+    writer.create("/l/k", b"x", lease=lease)
+    writer.close()
+    watcher = SqliteStore(path)
+    with watcher.watch("/l/") as watch:
+        events: list[WatchEvent] = []
+        deadline = time.monotonic() + 4
+        while not events and time.monotonic() < deadline:
+            events = watch.get(0.1)
+    assert [(e.type, e.key) for e in events] == [("DELETE", "/l/k")]
+    watcher.close()
