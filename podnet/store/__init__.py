@@ -24,10 +24,64 @@ from podnet.store._errors import (
 )
 from podnet.store._etcd import HTTPX_ERRORS, EtcdError, EtcdStore, TLSConfig
 from podnet.store._etcd_server import EtcdNotInstalled, LocalEtcd, TLSFiles
+from podnet.store._events import (
+    DEFAULT_NAMESPACE,
+    EVENTS_PREFIX,
+    NORMAL,
+    WARNING,
+    Event,
+    EventRecorder,
+    list_events,
+)
+from podnet.store._nodes import (
+    INTERNAL_IP,
+    NODES_PREFIX,
+    PODCIDR_IMMUTABLE,
+    Node,
+    NodeAddress,
+    NodeChange,
+    NodeJSON,
+    Nodes,
+    validate_node,
+    validate_node_update,
+)
+from podnet.store._objects import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    NotFound,
+    ObjectError,
+    now_rfc3339,
+    parse_rfc3339,
+)
 from podnet.store._sqlite import SQLITE_ERRORS, SqliteStore
 from podnet.store._url import DEFAULT_STORE_URL, STORE_ENV, open_store, store_url
 
 __all__ = [
+    "DEFAULT_NAMESPACE",
+    "EVENTS_PREFIX",
+    "INTERNAL_IP",
+    "NODES_PREFIX",
+    "NORMAL",
+    "PODCIDR_IMMUTABLE",
+    "WARNING",
+    "AlreadyExists",
+    "Conflict",
+    "Event",
+    "EventRecorder",
+    "Invalid",
+    "Node",
+    "NodeAddress",
+    "NodeChange",
+    "NodeJSON",
+    "Nodes",
+    "NotFound",
+    "ObjectError",
+    "list_events",
+    "now_rfc3339",
+    "parse_rfc3339",
+    "validate_node",
+    "validate_node_update",
     "DEFAULT_STORE_URL",
     "HTTPX_ERRORS",
     "NO_LEASE",

@@ -8,7 +8,12 @@ and chains the original (`raise ... from exc`).
     │   └── StoreTimeout         the store did not answer in time (busy, no leader)
     ├── LeaseNotFound            the lease expired or was revoked
     ├── Compacted                a watch asked for history the store no longer keeps
-    └── StoreCorrupt             the store answered something we cannot understand
+    ├── StoreCorrupt             the store answered something we cannot understand
+    └── ObjectError              (_objects.py) a request about a Node or Event refused
+        ├── AlreadyExists        create of a name that exists
+        ├── NotFound             read or update of a name that does not
+        ├── Invalid              the object breaks a validation rule
+        └── Conflict             the object changed since it was read
 
 A failed compare-and-swap or create-if-absent is not an error: those calls return None.
 """
