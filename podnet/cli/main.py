@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from podnet.cli import _agent, _demo, _install, _pod
+from podnet.cli import _agent, _cluster, _demo, _install, _pod
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     _agent.register(subparsers)
     _pod.register(subparsers)
     _demo.register(subparsers)
+    _cluster.register(subparsers)
     return parser
 
 

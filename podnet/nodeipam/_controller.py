@@ -183,7 +183,7 @@ class Controller:
             self._pending[node.name] = None
         self._starved &= {node.name for node in unassigned}
         log.info(
-            "resync at revision %d: %d nodes, %d waiting for a podCIDR",
+            "resync at revision %d: %d nodes, %d without a podCIDR",
             revision, len(nodes), len(self._pending),
         )  # fmt: skip
 

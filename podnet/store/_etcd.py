@@ -70,7 +70,7 @@ _RETRYABLE_CODES = {_GRPC_UNAVAILABLE, _GRPC_DEADLINE_EXCEEDED}
 REQUEST_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 1.0
 # How long a read-only request keeps cycling through the endpoints (covers an election).
-RETRY_DEADLINE = 10.0
+RETRY_DEADLINE = 5.0
 WATCH_BACKOFF_MAX = 1.0
 
 

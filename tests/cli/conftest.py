@@ -1,0 +1,3 @@
+from tests.backends import backend, store
+
+__all__ = ["backend", "store"]
