@@ -89,7 +89,8 @@ class CIDRSet:
     def block(self, index: int) -> IPNetwork:
         """The node CIDR at `index`."""
         address = self._base + (index << self._shift)
-        return ipaddress.ip_network((address, self.node_mask))
+        # The family's own class: ip_network() would read a small int as IPv4.
+        return type(self.cluster_cidr)((address, self.node_mask))
 
     def allocate_next(self) -> IPNetwork:
         """Take the next free block after the last one handed out; CIDRRangeFull if none."""

@@ -162,8 +162,14 @@ class Controller:
     def resync(self) -> None:
         self.counters.resyncs += 1
         claims = [c for kv in self.store.list(CLAIMS_PREFIX).items if (c := decode_claim(kv))]
-        nodes, revision = self.nodes.list()
-        self._revision = revision
+        listing = self.store.list(self.nodes.prefix)
+        revision = self._revision = listing.revision
+        nodes = []
+        for kv in listing.items:
+            try:
+                nodes.append(self.nodes.decode(kv))
+            except Invalid as exc:
+                log.warning("ignoring unreadable node object %s: %s", kv.key, exc)
         self.sets = self._new_sets()
         self._known = {node.name: node for node in nodes}
         self._claims, self._owned = {}, {}
@@ -316,7 +322,7 @@ class Controller:
         current = node
         for _ in range(_CAS_RETRIES):
             try:
-                written = self.nodes.update(current.with_pod_cidrs(texts))
+                written = self.nodes.update(current.with_pod_cidrs(texts), base=current)
             except (Conflict, NotFound):
                 self.counters.cas_conflicts += 1
                 fresh = self.nodes.get(node.name)

@@ -262,19 +262,27 @@ class Nodes:
         listing = self.store.list(self.prefix)
         return [self.decode(kv) for kv in listing.items], listing.revision
 
-    def update(self, node: Node) -> Node:
+    def update(self, node: Node, *, base: Node | None = None) -> Node:
         """Write `node` if nobody changed it since it was read (its resource_version);
-        Conflict otherwise, Invalid if the change is not allowed, NotFound if it is gone."""
-        current = self.store.get(self.key(node.name))
-        if current is None:
-            raise NotFound(self.resource, node.name)
-        if current.mod_revision != node.resource_version:
-            raise Conflict(self.resource, node.name)
-        validate_node_update(node, self.decode(current))
+        Conflict otherwise, Invalid if the change is not allowed, NotFound if it is gone.
+
+        `base` is the object as the caller read it at that resource_version (e.g. from a
+        watch event): the rules are checked against it and the store is not read again.
+        """
+        if base is None or base.resource_version != node.resource_version:
+            current = self.store.get(self.key(node.name))
+            if current is None:
+                raise NotFound(self.resource, node.name)
+            if current.mod_revision != node.resource_version:
+                raise Conflict(self.resource, node.name)
+            base = self.decode(current)
+        validate_node_update(node, base)
         updated = self.store.update(
             self.key(node.name), self.encode(node), revision=node.resource_version
         )
         if updated is None:
+            if self.store.get(self.key(node.name)) is None:
+                raise NotFound(self.resource, node.name)
             raise Conflict(self.resource, node.name)
         return replace(node, resource_version=updated.mod_revision)
 

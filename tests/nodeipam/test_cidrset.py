@@ -66,6 +66,11 @@ def test_outside_the_cluster_cidr(outside: str) -> None:
     assert not cidrs.contains(net(outside))
 
 
+def test_ipv6_cluster_at_the_start_of_the_address_space() -> None:
+    cidrs = CIDRSet(net("::/16"), 16)
+    assert cidrs.allocate_next() == net("::/16")
+
+
 def test_ipv6_blocks_and_limit() -> None:
     cidrs = CIDRSet(net("fd00:10:244::/56"), 64)
     assert cidrs.max_blocks == 256
@@ -102,7 +107,8 @@ def cluster_setups(draw: st.DrawFn) -> tuple[IPNetwork, int, IPNetwork | None]:
     bits = 32 if version == 4 else 128
     prefix = draw(st.integers(min_value=1 if version == 4 else 16, max_value=bits))
     address = draw(st.integers(min_value=0, max_value=2**bits - 1))
-    cluster = ipaddress.ip_network((address, prefix), strict=False)
+    family = ipaddress.IPv4Network if version == 4 else ipaddress.IPv6Network
+    cluster: IPNetwork = family((address, prefix), strict=False)
     node_mask = draw(st.integers(min_value=prefix, max_value=min(bits, prefix + 9)))
     service = None
     if draw(st.booleans()):
@@ -111,7 +117,7 @@ def cluster_setups(draw: st.DrawFn) -> tuple[IPNetwork, int, IPNetwork | None]:
         base = int(cluster.network_address) + offset
         if draw(st.booleans()):  # sometimes somewhere else entirely
             base = draw(st.integers(min_value=0, max_value=2**bits - 1))
-        service = ipaddress.ip_network((base, service_prefix), strict=False)
+        service = family((base, service_prefix), strict=False)
     return cluster, node_mask, service
 
 

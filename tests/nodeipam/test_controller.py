@@ -294,3 +294,17 @@ def test_node_deleted_and_registered_again_gets_a_block(
     settle(controller, lambda: not controller.waiting)
     assert_disjoint(pod_cidrs(store))
     assert all(pod_cidrs(store).values())
+
+
+def test_an_unreadable_node_object_is_skipped(store: Store, controllers: list[Controller]) -> None:
+    store.create("/registry/minions/garbage", b"{not json")
+    Nodes(store).register("good")
+    controller = Controller(store, parse_config("10.244.0.0/16"))
+    controllers.append(controller)
+    controller.start()
+    store.create("/registry/minions/garbage2", b"[]")
+    Nodes(store).register("good2")
+    settle(controller)
+    raw = {kv.key: kv for kv in store.list("/registry/minions/good").items}
+    assert len(raw) == 2
+    assert all(b"podCIDR" in kv.value for kv in raw.values())

@@ -161,3 +161,16 @@ def test_json_round_trip() -> None:
         Node.from_json({"kind": "Node"})
     with pytest.raises(Invalid):
         Node.from_json({"kind": "Pod", "metadata": {"name": "x"}})
+
+
+def test_update_with_a_base_checks_the_rules_against_it(store: Store) -> None:
+    nodes = Nodes(store)
+    node = nodes.register("n1")
+    assigned = nodes.update(node.with_pod_cidrs(["10.244.0.0/24"]), base=node)
+    with pytest.raises(Invalid, match="may not change podCIDR"):
+        nodes.update(assigned.with_pod_cidrs(["10.244.9.0/24"]), base=assigned)
+    with pytest.raises(Conflict):
+        nodes.update(node.with_annotations({"a": "b"}), base=node)  # stale base
+    nodes.delete("n1")
+    with pytest.raises(NotFound):
+        nodes.update(assigned.with_annotations({"a": "b"}), base=assigned)
