@@ -117,6 +117,11 @@ class AgentLoop:
         self.network: NodeNetwork | None = None
         self._by_node: dict[str, Lease] = {}
 
+    @property
+    def peer_count(self) -> int:
+        """How many other nodes' leases the kernel is programmed for."""
+        return sum(1 for name in self._by_node if name != self.settings.node)
+
     def wait_for_pod_cidr(self, stop: threading.Event) -> IPv4Network:
         name = self.settings.node
         while True:

@@ -1,25 +1,94 @@
-"""`podnet agent ...`: the node agent's commands."""
+"""`podnet agent ...` and `podnet network ...`: the node agent and the cluster network config."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import signal
 import sys
 import threading
 from typing import Any
 
-from podnet.agent import DEFAULT_SOCKET, CNIServer
+from podnet.agent import DEFAULT_SOCKET, DEFAULT_SUBNET_FILE, CNIServer, ConfigError
+from podnet.agent._daemon import DEFAULT_CNI_DATA_DIR, Agent, DaemonSettings
+from podnet.agent._netconf_store import read_network_config, write_network_config
+from podnet.cni import ALL_VERSIONS
+from podnet.store import StoreError, open_store, store_url
 
 
 def register(subparsers: Any) -> None:
-    agent = subparsers.add_parser("agent", help="the node agent")
+    agent = subparsers.add_parser("agent", help="the node agent (flanneld's job)")
     verbs = agent.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
+
+    run = verbs.add_parser("run", help="run the agent for this node")
+    run.add_argument("--node", required=True, help="this node's name")
+    run.add_argument("--iface", required=True, help="interface facing the other nodes")
+    run.add_argument("--store", default=None, help="store URL (default: $PODNET_STORE)")
+    run.add_argument("--subnet-file", default=DEFAULT_SUBNET_FILE)
+    run.add_argument("--bin-dir", default="/opt/cni/bin")
+    run.add_argument("--conf-dir", default="/etc/cni/net.d")
+    run.add_argument("--cni-data-dir", default=DEFAULT_CNI_DATA_DIR)
+    run.add_argument("--cni-socket", default=DEFAULT_SOCKET)
+    run.add_argument("--cni-version", default="1.1.0", choices=ALL_VERSIONS)
+    run.add_argument("--ip-masq", action=argparse.BooleanOptionalAction, default=True)
+    run.add_argument("--healthz-address", default="127.0.0.1")
+    run.add_argument("--healthz-port", type=int, default=None)
+    run.set_defaults(handler=run_agent)
+
     serve = verbs.add_parser(
         "serve-cni", help="only serve the CNI socket the thin plugin executables talk to"
     )
     serve.add_argument("--socket", default=DEFAULT_SOCKET, help="unix socket path")
     serve.add_argument("--request-timeout", type=float, default=60.0)
     serve.set_defaults(handler=serve_cni)
+
+    network = subparsers.add_parser("network", help="the cluster network config (net-conf)")
+    net_verbs = network.add_subparsers(dest="network_command", metavar="COMMAND", required=True)
+    setter = net_verbs.add_parser("set", help="store the cluster network config")
+    setter.add_argument("--store", default=None)
+    setter.add_argument("--network", required=True, help="cluster CIDR, e.g. 10.244.0.0/16")
+    setter.add_argument("--backend", default="vxlan", help="vxlan or host-gw")
+    setter.add_argument("--vni", type=int, default=None)
+    setter.add_argument("--direct-routing", action="store_true")
+    setter.set_defaults(handler=set_network)
+    getter = net_verbs.add_parser("get", help="print the cluster network config")
+    getter.add_argument("--store", default=None)
+    getter.set_defaults(handler=get_network)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def run_agent(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = DaemonSettings(
+        node=args.node,
+        underlay=args.iface,
+        store_url=store_url(args.store),
+        subnet_file=args.subnet_file,
+        bin_dir=args.bin_dir,
+        conf_dir=args.conf_dir,
+        cni_data_dir=args.cni_data_dir,
+        cni_socket=args.cni_socket,
+        cni_version=args.cni_version,
+        ip_masq=args.ip_masq,
+        health_address=args.healthz_address,
+        health_port=args.healthz_port,
+    )
+    stop = _stop_on_signals()
+    try:
+        Agent(settings).run(stop)
+    except (StoreError, ConfigError, OSError) as exc:
+        print(f"podnet agent: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def serve_cni(args: argparse.Namespace) -> int:
@@ -30,9 +99,42 @@ def serve_cni(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"podnet agent: cannot listen on {args.socket}: {exc.strerror}", file=sys.stderr)
         return 1
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    _stop_on_signals().wait()
     server.stop()
+    return 0
+
+
+def set_network(args: argparse.Namespace) -> int:
+    backend: dict[str, Any] = {"Type": args.backend}
+    if args.vni is not None:
+        backend["VNI"] = args.vni
+    if args.direct_routing:
+        backend["DirectRouting"] = True
+    try:
+        store = open_store(store_url(args.store))
+        try:
+            write_network_config(store, {"Network": args.network, "Backend": backend})
+        finally:
+            store.close()
+    except (StoreError, ConfigError) as exc:
+        print(f"podnet network set: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def get_network(args: argparse.Namespace) -> int:
+    try:
+        store = open_store(store_url(args.store))
+        try:
+            config = read_network_config(store)
+            raw = store.get("/podnet/network/config")
+        finally:
+            store.close()
+    except (StoreError, ConfigError) as exc:
+        print(f"podnet network get: {exc}", file=sys.stderr)
+        return 1
+    if config is None or raw is None:
+        print("podnet network get: no network config in the store", file=sys.stderr)
+        return 1
+    print(json.dumps(json.loads(raw.value), indent=2))
     return 0

@@ -55,16 +55,24 @@ def install_executables(
 
 
 def default_conflist(
-    cni_version: str = CURRENT_VERSION, name: str = DEFAULT_NETWORK_NAME
+    cni_version: str = CURRENT_VERSION,
+    name: str = DEFAULT_NETWORK_NAME,
+    *,
+    subnet_file: str | None = None,
+    data_dir: str | None = None,
 ) -> dict[str, Any]:
-    """kube-flannel's conflist, at a version that lets the runtime use CHECK, GC and STATUS."""
-    return {
-        "name": name,
-        "cniVersion": cni_version,
-        "plugins": [
-            {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
-        ],
-    }
+    """kube-flannel's conflist, at a version that lets the runtime use CHECK, GC and STATUS.
+    `subnet_file` and `data_dir` (flannel's scratch configs in <data_dir>/flannel and
+    host-local's reservations in <data_dir>/networks) are written only when given, so the
+    default is exactly kube-flannel's shape; several nodes on one machine need them."""
+    flannel: dict[str, Any] = {"type": "flannel"}
+    if subnet_file is not None:
+        flannel["subnetFile"] = subnet_file
+    if data_dir is not None:
+        flannel["dataDir"] = os.path.join(data_dir, "flannel")
+        flannel["ipam"] = {"dataDir": os.path.join(data_dir, "networks")}
+    flannel["delegate"] = {"hairpinMode": True, "isDefaultGateway": True}
+    return {"name": name, "cniVersion": cni_version, "plugins": [flannel]}
 
 
 def write_conflist(conf_dir: str, conflist: dict[str, Any], filename: str = CONFLIST_NAME) -> str:

@@ -1,0 +1,159 @@
+"""`podnet agent run`: flanneld's job on one node, in order.
+
+1. register this node in the store (kubelet's job, done here so a lab needs no
+   kubelet) with its underlay address, and start the CNI socket, warm;
+2. wait for the cluster network config and this node's podCIDR (the loop logs why
+   it waits, so a missing nodeipam controller is obvious);
+3. backend, masquerade rules, subnet.env; publish the lease; reconcile every peer;
+4. install-cni: the thin executables (pointed at this agent's socket) and the
+   conflist, each atomically: a runtime that sees the conflist finds subnet.env;
+5. ready (/readyz), then follow the store until stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from podnet.agent._backend import public_address
+from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
+from podnet.agent._config import NetworkConfig
+from podnet.agent._health import HealthServer
+from podnet.agent._loop import AgentLoop, AgentSettings, Stopped
+from podnet.agent._netconf_store import read_network_config
+from podnet.agent._store_source import StoreNodeSource
+from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
+from podnet.netlink import Rtnl
+from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.store import AlreadyExists, Nodes, Store, open_store
+
+log = logging.getLogger("podnet.agent")
+
+DEFAULT_CNI_DATA_DIR = "/var/lib/cni"
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    node: str
+    underlay: str
+    store_url: str
+    subnet_file: str = DEFAULT_SUBNET_FILE
+    bin_dir: str = "/opt/cni/bin"
+    conf_dir: str = "/etc/cni/net.d"
+    cni_data_dir: str = DEFAULT_CNI_DATA_DIR
+    cni_socket: str = DEFAULT_SOCKET
+    cni_version: str = "1.1.0"
+    ip_masq: bool = True
+    health_address: str = "127.0.0.1"
+    health_port: int | None = None  # None: no health server
+    poll: float = 0.5
+
+
+class Agent:
+    def __init__(self, settings: DaemonSettings) -> None:
+        self.settings = settings
+        self.ready = threading.Event()
+        self.loop: AgentLoop | None = None
+        self.cni: CNIServer | None = None
+
+    def metrics(self) -> dict[str, float]:
+        peers = self.loop.peer_count if self.loop is not None else 0
+        return {
+            "podnet_agent_ready": 1.0 if self.ready.is_set() else 0.0,
+            "podnet_agent_peers": float(peers),
+            "podnet_agent_cni_requests_total": float(self.cni.served if self.cni else 0),
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        s = self.settings
+        health = None
+        if s.health_port is not None:
+            health = HealthServer(
+                s.health_address, s.health_port, ready=self.ready.is_set, metrics=self.metrics
+            )
+            health.start()
+            log.info("health endpoints on %s:%d", s.health_address, health.port)
+        store = open_store(s.store_url)
+        try:
+            nodes = Nodes(store)
+            self._register(nodes)
+            config = self._wait_for_config(store, stop)
+            self.cni = CNIServer(s.cni_socket)
+            self.cni.warm()
+            self.cni.start()
+            try:
+                self._serve(nodes, config, stop)
+            finally:
+                self.cni.stop()
+        finally:
+            store.close()
+            if health is not None:
+                health.stop()
+
+    def _register(self, nodes: Nodes) -> None:
+        with Rtnl.open() as rtnl:
+            address = public_address(rtnl, self.settings.underlay)
+        try:
+            nodes.register(self.settings.node, addresses=[str(address)])
+            log.info("registered node %s with address %s", self.settings.node, address)
+        except AlreadyExists:
+            log.info("node %s is registered already", self.settings.node)
+
+    def _wait_for_config(self, store: Store, stop: threading.Event) -> NetworkConfig:
+        while True:
+            config = read_network_config(store)
+            if config is not None:
+                return config
+            log.info("no network config in the store yet: set one with `podnet network set`")
+            if stop.wait(self.settings.poll):
+                raise Stopped("stopped while waiting for the network config")
+
+    def _serve(self, nodes: Nodes, config: NetworkConfig, stop: threading.Event) -> None:
+        s = self.settings
+        loop = AgentLoop(
+            StoreNodeSource(nodes),
+            config,
+            AgentSettings(
+                node=s.node,
+                underlay=s.underlay,
+                subnet_file=s.subnet_file,
+                ip_masq=s.ip_masq,
+                poll=s.poll,
+            ),
+        )
+        self.loop = loop
+        runner = threading.Thread(target=self._run_loop, args=(loop, stop), name="agent-loop")
+        runner.start()
+        try:
+            while not loop.ready.wait(0.2):
+                if stop.is_set() or not runner.is_alive():
+                    return
+            self._install_cni()
+            self.ready.set()
+            log.info("node %s is ready", s.node)
+            stop.wait()
+        finally:
+            stop.set()
+            runner.join()
+
+    def _run_loop(self, loop: AgentLoop, stop: threading.Event) -> None:
+        try:
+            loop.run(stop)
+        except Stopped:
+            pass
+        except Exception:
+            log.exception("the agent loop failed")
+            stop.set()
+
+    def _install_cni(self) -> None:
+        s = self.settings
+        install_executables(s.bin_dir, agent_socket=s.cni_socket)
+        custom = s.subnet_file != DEFAULT_SUBNET_FILE or s.cni_data_dir != DEFAULT_CNI_DATA_DIR
+        conflist = default_conflist(
+            s.cni_version,
+            subnet_file=s.subnet_file if custom else None,
+            data_dir=s.cni_data_dir if custom else None,
+        )
+        path = write_conflist(s.conf_dir, conflist)
+        log.info("installed the CNI executables in %s and %s", s.bin_dir, path)
