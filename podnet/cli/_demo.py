@@ -1,4 +1,4 @@
-"""`podnet demo`: what exists so far, for real.
+"""`podnet demo-ipam`: host-local alone, through its real executable, step by step.
 
 Installs the CNI executables into a temp bin dir (as `podnet install-cni` does), gives a
 handful of pods addresses through the real `host-local` executable (env + stdin, exactly
@@ -38,7 +38,9 @@ POD_NAMES = [
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("demo", help="show podnet's CNI plugins at work, for real")
+    parser = subparsers.add_parser(
+        "demo-ipam", help="host-local alone: pods get addresses, GC frees forgotten ones"
+    )
     parser.add_argument("--pods", type=int, default=6, help="how many pods (2..8, default 6)")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir afterwards")
     parser.set_defaults(handler=run)
@@ -75,14 +77,14 @@ class _Style:
 
 def run(args: argparse.Namespace) -> int:
     if not 2 <= args.pods <= len(POD_NAMES):
-        print(f"podnet demo: --pods must be between 2 and {len(POD_NAMES)}", file=sys.stderr)
+        print(f"podnet demo-ipam: --pods must be between 2 and {len(POD_NAMES)}", file=sys.stderr)
         return 2
     style = _Style(sys.stdout.isatty())
     workdir = tempfile.mkdtemp(prefix="podnet-demo-")
     try:
         _demo(workdir, args.pods, style)
     except (CNIError, OSError) as exc:
-        print(f"podnet demo: {exc}", file=sys.stderr)
+        print(f"podnet demo-ipam: {exc}", file=sys.stderr)
         return 1
     finally:
         if args.keep:
@@ -113,7 +115,7 @@ def _demo(workdir: str, count: int, style: _Style) -> None:
         },
     }
 
-    print(style.bold("podnet demo: host-local IPAM through the real CNI executable"))
+    print(style.bold("podnet demo-ipam: host-local IPAM through the real CNI executable"))
     print(f"  bin dir   {bin_dir}  {style.dim('(podnet install-cni)')}")
     print(f"  data dir  {data_dir}")
     print(f"  network   {NETWORK}: one address from {SUBNET_V4} and one from {SUBNET_V6}")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from podnet.cli import _agent, _cluster, _demo, _install, _pod
+from podnet.cli import _agent, _cluster, _demo, _install, _lab, _pod
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     _pod.register(subparsers)
     _demo.register(subparsers)
     _cluster.register(subparsers)
+    _lab.register(subparsers)
     return parser
 
 

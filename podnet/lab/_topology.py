@@ -1,6 +1,7 @@
 """The lab's machines: nodes are network namespaces on a shared underlay.
 
-    pn-<lab>-ul        the "switch": a bridge br0, one port per node
+    pn-<lab>-ul        the "switch": a bridge br0, one port per node; br0 has 192.0.2.1,
+                       the control plane's address (store, nodeipam controller)
     pn-<lab>-<node>    a node: eth0 (veth to the switch) 192.0.2.<10+i>/24, ip_forward=1
 
 Everything a lab creates lives in namespaces named `pn-<lab>-...`, so `teardown` can find
@@ -32,6 +33,11 @@ from podnet.netlink import (
 
 UNDERLAY_NETWORK = IPv4Network("192.0.2.0/24")  # TEST-NET-1: never routed anywhere
 FIRST_NODE_HOST = 10
+# The switch namespace doubles as the control-plane host: the store and the nodeipam
+# controller of a lab run there, reachable from every node over the underlay.
+CONTROL_PLANE = IPv4Interface(
+    f"{UNDERLAY_NETWORK.network_address + 1}/{UNDERLAY_NETWORK.prefixlen}"
+)
 SWITCH = "br0"
 NODE_UNDERLAY_IF = "eth0"
 UNDERLAY_SUFFIX = "ul"
@@ -81,14 +87,15 @@ def _check_lab(lab: str) -> None:
 
 
 def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay:
-    """The switch namespace with its bridge, up."""
+    """The switch namespace with its bridge, up, carrying the control-plane address."""
     _check_lab(lab)
     path = os.path.join(netns_dir, lab_prefix(lab) + UNDERLAY_SUFFIX)
     create_netns(path)
     try:
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            create_bridge_up(rtnl, SWITCH)
+            switch = create_bridge_up(rtnl, SWITCH)
+            add_address(rtnl, switch.index, CONTROL_PLANE)
     except BaseException:
         delete_netns(path)
         raise

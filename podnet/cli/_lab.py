@@ -1,0 +1,216 @@
+"""`podnet lab ...` and `podnet demo`: a cluster of network-namespace nodes on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from podnet.cli._table import table
+from podnet.cni import CNIError
+from podnet.lab._check import Endpoint, matrix
+from podnet.lab._cluster import Lab, LabError, LabPod
+from podnet.lab._topology import TopologyError
+from podnet.runtime import PodExists, PodNotFound, SandboxError
+from podnet.store import StoreError
+
+DEFAULT_LAB = "lab"
+ERRORS = (
+    LabError,
+    TopologyError,
+    CNIError,
+    SandboxError,
+    PodExists,
+    PodNotFound,
+    StoreError,
+    OSError,
+)
+
+
+def register(subparsers: Any) -> None:
+    lab = subparsers.add_parser("lab", help="a multi-node cluster on this machine")
+    lab.add_argument("--name", default=DEFAULT_LAB, help="lab name (lowercase letters, digits)")
+    verbs = lab.add_subparsers(dest="lab_command", metavar="COMMAND", required=True)
+
+    up = verbs.add_parser("up", help="build the nodes, start the store, nodeipam and agents")
+    up.add_argument("--nodes", type=int, default=3)
+    up.add_argument("--backend", choices=("vxlan", "host-gw"), default="vxlan")
+    up.add_argument(
+        "--store",
+        default=None,
+        help="store URL, or 'etcd' to run one in the lab (default: sqlite in the lab dir)",
+    )
+    up.set_defaults(handler=lab_up)
+
+    down = verbs.add_parser("down", help="stop and remove everything the lab made")
+    down.set_defaults(handler=lab_down)
+
+    pod = verbs.add_parser("pod", help="pods on the lab's nodes")
+    pod_verbs = pod.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
+    run = pod_verbs.add_parser("run", help="start a pod on a node")
+    run.add_argument("pod_name", metavar="NAME")
+    run.add_argument("--node", required=True)
+    run.add_argument("--namespace", default="default")
+    run.set_defaults(handler=lab_pod_run)
+    rm = pod_verbs.add_parser("rm", help="stop and remove a pod")
+    rm.add_argument("pod_name", metavar="NAME")
+    rm.add_argument("--namespace", default="default")
+    rm.set_defaults(handler=lab_pod_rm)
+
+    get = verbs.add_parser("get", help="list lab objects")
+    get.add_argument("what", choices=("pods", "nodes"))
+    get.add_argument("-o", "--output", choices=("wide", "json"), default=None)
+    get.set_defaults(handler=lab_get)
+
+    check = verbs.add_parser("check", help="ping from every pod to every other pod")
+    check.set_defaults(handler=lab_check)
+
+    demo = subparsers.add_parser("demo", help="a 3-node lab: pods get IPs and reach each other")
+    demo.add_argument("--nodes", type=int, default=3)
+    demo.add_argument("--pods-per-node", type=int, default=2)
+    demo.add_argument("--backend", choices=("vxlan", "host-gw"), default="vxlan")
+    demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    demo.set_defaults(handler=demo_run)
+
+
+def _fail(args: argparse.Namespace, exc: BaseException) -> int:
+    # One line naming the problem; the logs under the lab dir hold the rest.
+    print(f"podnet lab: {exc}", file=sys.stderr)
+    return 1
+
+
+def _progress(message: str) -> None:
+    print(f"  - {message}", flush=True)
+
+
+def lab_up(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        start = time.monotonic()
+        print(f"lab {args.name}: {args.nodes} nodes, {args.backend}")
+        lab.up(args.nodes, backend=args.backend, store=args.store, progress=_progress)
+        print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
+    except ERRORS as exc:
+        return _fail(args, exc)
+    return 0
+
+
+def lab_down(args: argparse.Namespace) -> int:
+    try:
+        removed = Lab(args.name).down()
+    except ERRORS as exc:
+        return _fail(args, exc)
+    print(f"lab {args.name}: removed {len(removed)} processes and namespaces")
+    return 0
+
+
+def lab_pod_run(args: argparse.Namespace) -> int:
+    try:
+        run = Lab(args.name).pod_run(args.pod_name, args.node, args.namespace)
+    except ERRORS as exc:
+        return _fail(args, exc)
+    print(f"pod {run.sandbox.key} on {args.node}: {run.sandbox.ip}")
+    return 0
+
+
+def lab_pod_rm(args: argparse.Namespace) -> int:
+    try:
+        node = Lab(args.name).pod_rm(args.pod_name, args.namespace)
+    except ERRORS as exc:
+        return _fail(args, exc)
+    print(f"removed pod {args.namespace}/{args.pod_name} from {node}")
+    return 0
+
+
+def pod_cidrs(lab: Lab) -> dict[str, str]:
+    return {n.name: n.pod_cidr for n in lab.nodes()}
+
+
+def lab_get(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        cidrs = pod_cidrs(lab)
+        if args.what == "nodes":
+            rows: list[list[object]] = [
+                [
+                    n,
+                    str(lab.node(n).ip),
+                    cidrs.get(n, "") or "<none>",
+                    "Ready" if lab.agent_ready(n) else "NotReady",
+                ]
+                for n in lab.node_names()
+            ]
+            print(table(["NODE", "ADDRESS", "PODCIDR", "AGENT"], rows))
+            return 0
+        pods = lab.pods()
+    except ERRORS as exc:
+        return _fail(args, exc)
+    if args.output == "json":
+        print(
+            json.dumps(
+                [
+                    {
+                        "name": p.sandbox.name,
+                        "namespace": p.sandbox.namespace,
+                        "node": p.node,
+                        "ip": p.sandbox.ip,
+                        "podCIDR": cidrs.get(p.node, ""),
+                        "netns": p.sandbox.netns,
+                        "state": p.sandbox.state,
+                    }
+                    for p in pods
+                ],
+                indent=2,
+            )
+        )
+        return 0
+    headers = ["POD", "NODE", "IP", "PODCIDR"]
+    rows = [[p.sandbox.key, p.node, p.sandbox.ip, cidrs.get(p.node, "")] for p in pods]
+    if args.output == "wide":
+        headers += ["STATE", "NETNS"]
+        for row, p in zip(rows, pods, strict=True):
+            row += [p.sandbox.state, p.sandbox.netns]
+    print(table(headers, rows))
+    return 0
+
+
+def endpoints_of(pods: list[LabPod]) -> list[Endpoint]:
+    return [
+        Endpoint(p.sandbox.name, p.node, p.sandbox.netns, p.sandbox.ip)
+        for p in pods
+        if p.sandbox.ip
+    ]
+
+
+def print_matrix(results: dict[tuple[str, str], bool], endpoints: list[Endpoint]) -> bool:
+    names = [e.name for e in endpoints]
+    rows = []
+    for src in endpoints:
+        row: list[object] = [f"{src.name} ({src.node})"]
+        for dst in names:
+            row.append("-" if dst == src.name else ("ok" if results[(src.name, dst)] else "FAIL"))
+        rows.append(row)
+    print(table(["FROM \\ TO", *names], rows))
+    failed = [pair for pair, ok in results.items() if not ok]
+    total = len(results)
+    print(f"{total - len(failed)}/{total} pod pairs reach each other")
+    return not failed
+
+
+def lab_check(args: argparse.Namespace) -> int:
+    try:
+        endpoints = endpoints_of(Lab(args.name).pods())
+    except ERRORS as exc:
+        return _fail(args, exc)
+    if len(endpoints) < 2:
+        print("podnet lab check: fewer than two pods to check", file=sys.stderr)
+        return 1
+    return 0 if print_matrix(matrix(endpoints), endpoints) else 1
+
+
+def demo_run(args: argparse.Namespace) -> int:
+    from podnet.cli._demo_lab import run_demo
+
+    return run_demo(args)

@@ -1,0 +1,180 @@
+"""The whole pipeline on a lab: store, nodeipam controller, one agent per node, pods
+started through the runtime and podnet's plugins, real packets between them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+
+from podnet.agent import ROUTE_PROTO, Lease, lease_from_node
+from podnet.lab._check import Endpoint, matrix
+from podnet.lab._cluster import Lab, LabPod
+from podnet.lab._topology import lab_namespaces
+from podnet.netlink import Rtnl, fdb_entries, permanent_neighbours, routes_with_proto
+from podnet.store import EtcdNotInstalled, LocalEtcd
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    name = "t" + secrets.token_hex(3)
+    netns_dir = tmp_path / "netns"
+    netns_dir.mkdir()
+    lab = Lab(name, root=str(tmp_path / "labs"), netns_dir=str(netns_dir))
+    try:
+        yield lab
+    finally:
+        lab.down()
+        assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
+
+
+def start_pods(lab: Lab, per_node: int = 2) -> list[LabPod]:
+    pods = []
+    for node in lab.node_names():
+        for i in range(per_node):
+            run = lab.pod_run(f"p{i}-{node}", node)
+            pods.append(LabPod(node, run.sandbox))
+    return pods
+
+
+def endpoints(pods: list[LabPod]) -> list[Endpoint]:
+    return [Endpoint(p.sandbox.name, p.node, p.sandbox.netns, p.sandbox.ip) for p in pods]
+
+
+def failed_pairs(pods: list[LabPod]) -> list[tuple[str, str]]:
+    return [pair for pair, ok in matrix(endpoints(pods)).items() if not ok]
+
+
+def leases(lab: Lab) -> dict[str, Lease]:
+    found = {}
+    for n in lab.nodes():
+        lease = lease_from_node(
+            n.name, pod_cidr=None, pod_cidrs=n.pod_cidrs, annotations=n.annotations
+        )
+        assert lease is not None, f"node {n.name} publishes no lease"
+        found[n.name] = lease
+    return found
+
+
+@pytest.mark.parametrize("backend", ["vxlan", "host-gw"])
+def test_every_pod_reaches_every_other(lab: Lab, backend: str) -> None:
+    lab.up(3, backend=backend)
+    pods = start_pods(lab)
+    ips = [p.sandbox.ip for p in pods]
+    assert len(set(ips)) == 6
+    by_node = leases(lab)
+    for pod in pods:  # each pod's address is inside its own node's podCIDR
+        assert ip_address(pod.sandbox.ip) in by_node[pod.node].subnet
+    assert failed_pairs(pods) == []
+    if backend != "vxlan":
+        return
+    # The kernel entries on each node are exactly the other nodes' published leases.
+    for name in lab.node_names():
+        others = [lease for node, lease in by_node.items() if node != name]
+        with Rtnl.open(lab.node(name).netns) as rtnl:
+            device = rtnl.link("flannel.1").index
+            neighbours = {(str(n.ip), n.mac) for n in permanent_neighbours(rtnl, device)}
+            fdb = {(f.mac, str(f.dst)) for f in fdb_entries(rtnl, device)}
+            routes = {(str(r.dst), str(r.gateway)) for r in routes_with_proto(rtnl, ROUTE_PROTO)}
+        macs = {o.node: o.backend_data.vtep_mac for o in others if o.backend_data is not None}
+        assert len(macs) == 2
+        assert neighbours == {(str(o.subnet.network_address), macs[o.node]) for o in others}
+        assert fdb == {(macs[o.node], str(o.public_ip)) for o in others}
+        assert routes == {(str(o.subnet), str(o.subnet.network_address)) for o in others}
+
+
+def test_agent_restart_keeps_pods_reachable(lab: Lab) -> None:
+    lab.up(2)
+    pods = start_pods(lab, per_node=1)
+    src = next(p for p in pods if p.node == "n1")
+    dst = next(p for p in pods if p.node == "n2")
+    pinger = subprocess.Popen(
+        [
+            "nsenter",
+            f"--net={src.sandbox.netns}",
+            "ping",
+            "-n",
+            "-q",
+            "-i",
+            "0.05",
+            "-c",
+            "60",
+            dst.sandbox.ip,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)
+    lab.restart_agent("n2")
+    lab.wait_ready(progress=lambda _: None, timeout=30)
+    out, _ = pinger.communicate(timeout=30)
+    received = int(out.split(" received")[0].rsplit(" ", 1)[1])
+    assert received >= 55, out  # a restart reuses device and MAC: no more than a few lost
+    assert failed_pairs(pods) == []
+
+
+def test_down_after_kill_9_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
+    lab.up(2)
+    pods = start_pods(lab, per_node=1)
+    for pid_file in Path(lab.dir, "pids").glob("*.pid"):
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    lab.down()
+    lab.down()  # twice is fine
+    assert not Path(lab.dir).exists()
+    assert lab_namespaces(lab.name, netns_dir=lab.netns_dir) == []
+    with open("/proc/self/mountinfo") as handle:
+        mounts = handle.read()
+    assert all(p.sandbox.netns not in mounts for p in pods)
+
+
+def test_with_etcd_store(lab: Lab) -> None:
+    try:
+        LocalEtcd.binary()
+    except EtcdNotInstalled as exc:
+        pytest.skip(str(exc))
+    lab.up(3, store="etcd")
+    assert lab.store_url.startswith("etcd://192.0.2.1:")
+    pods = start_pods(lab, per_node=1)
+    assert {n.name: bool(n.pod_cidr) for n in lab.nodes()} == {"n1": True, "n2": True, "n3": True}
+    assert failed_pairs(pods) == []
+
+
+def test_cli(tmp_path: Path) -> None:
+    name = "c" + secrets.token_hex(3)
+    podnet = [sys.executable, "-m", "podnet.cli.main", "lab", "--name", name]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*podnet, *args], capture_output=True, text=True, check=False)
+
+    try:
+        up = run("up", "--nodes", "2")
+        assert up.returncode == 0, up.stderr
+        assert "agent on n2 ready" in up.stdout
+        assert run("pod", "run", "a", "--node", "n1").returncode == 0
+        assert run("pod", "run", "b", "--node", "n2").returncode == 0
+        dup = run("pod", "run", "a", "--node", "n2")
+        assert dup.returncode == 1 and len(dup.stderr.strip().splitlines()) == 1
+        listing = run("get", "pods", "-o", "wide")
+        assert "default/a" in listing.stdout and "n2" in listing.stdout
+        check = run("check")
+        assert check.returncode == 0, check.stdout
+        assert "2/2 pod pairs reach each other" in check.stdout
+        assert run("pod", "rm", "a").returncode == 0
+        missing = run("pod", "run", "x", "--node", "n9")
+        assert missing.returncode == 1 and "no node 'n9'" in missing.stderr
+    finally:
+        down = run("down")
+        assert down.returncode == 0, down.stderr
+    again = run("down")
+    assert again.returncode == 0
+    assert run("get", "pods").returncode == 1
