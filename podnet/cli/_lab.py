@@ -47,6 +47,15 @@ def register(subparsers: Any) -> None:
     down = verbs.add_parser("down", help="stop and remove everything the lab made")
     down.set_defaults(handler=lab_down)
 
+    node = verbs.add_parser("node", help="nodes joining and leaving")
+    node_verbs = node.add_subparsers(dest="node_command", metavar="COMMAND", required=True)
+    join = node_verbs.add_parser("add", help="a new node joins the lab")
+    join.add_argument("node_name", metavar="NAME")
+    join.set_defaults(handler=lab_node_add)
+    leave = node_verbs.add_parser("rm", help="a node leaves (its pods go with it)")
+    leave.add_argument("node_name", metavar="NAME")
+    leave.set_defaults(handler=lab_node_rm)
+
     pod = verbs.add_parser("pod", help="pods on the lab's nodes")
     pod_verbs = pod.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
     run = pod_verbs.add_parser("run", help="start a pod on a node")
@@ -103,6 +112,24 @@ def lab_down(args: argparse.Namespace) -> int:
     except ERRORS as exc:
         return _fail(args, exc)
     print(f"lab {args.name}: removed {len(removed)} processes and namespaces")
+    return 0
+
+
+def lab_node_add(args: argparse.Namespace) -> int:
+    try:
+        node = Lab(args.name).add_node(args.node_name)
+    except ERRORS as exc:
+        return _fail(args, exc)
+    print(f"node {node.name} ({node.ip}) joined and is ready")
+    return 0
+
+
+def lab_node_rm(args: argparse.Namespace) -> int:
+    try:
+        Lab(args.name).remove_node(args.node_name)
+    except ERRORS as exc:
+        return _fail(args, exc)
+    print(f"node {args.node_name} left")
     return 0
 
 

@@ -23,14 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.cni import atomic_write
 from podnet.lab._topology import (
     CONTROL_PLANE,
     NODE_UNDERLAY_IF,
     UNDERLAY_SUFFIX,
     LabNode,
+    Underlay,
+    add_node,
     build,
     lab_namespaces,
     node_address,
+    remove_node,
     teardown,
 )
 from podnet.netlink import DEFAULT_NETNS_DIR, delete_netns, run_in_netns
@@ -159,7 +163,7 @@ class Lab:
         names = self.node_names()
         if node not in names:
             raise LabError(f"lab {self.name!r} has no node {node!r} (nodes: {', '.join(names)})")
-        index = names.index(node)
+        index = self.state().get("index", {}).get(node, names.index(node))
         return LabNode(
             name=node,
             index=index,
@@ -276,12 +280,17 @@ class Lab:
             url = f"etcd://{CONTROL_PLANE.ip}:{ETCD_PORT}"
         else:
             url = store or f"sqlite://{os.path.join(self.dir, 'cluster.db')}"
-        state = {"name": self.name, "nodes": names, "backend": backend, "store": url}
+        state = {
+            "name": self.name,
+            "nodes": names,
+            "index": {name: i for i, name in enumerate(names)},
+            "backend": backend,
+            "store": url,
+        }
         try:
             progress(f"underlay and {nodes} node namespaces on 192.0.2.0/24")
             build(self.name, names, netns_dir=self.netns_dir)
-            with open(self.state_file, "w") as handle:
-                json.dump(state, handle, indent=1)
+            self._save_state(state)
             if store == "etcd":
                 progress(f"etcd on the control plane at {CONTROL_PLANE.ip}:{ETCD_PORT}")
                 self._start_etcd(timeout)
@@ -448,6 +457,65 @@ class Lab:
         except OSError:
             lines = []
         return f"{lines[-1] if lines else 'no output'} (log: {path})"
+
+    def _save_state(self, state: dict[str, Any]) -> None:
+        atomic_write(self.state_file, json.dumps(state, indent=1).encode())
+
+    def add_node(self, name: str, *, timeout: float = 60.0) -> LabNode:
+        """A new node joins: its namespace on the switch, its agent; returns when ready."""
+        state = self.state()
+        if name in state["nodes"]:
+            raise LabError(f"lab {self.name!r} has a node {name!r} already")
+        index = max(state.get("index", {}).values(), default=-1) + 1
+        underlay = Underlay(lab=self.name, netns_dir=self.netns_dir, netns=self.control_plane_netns)
+        node = add_node(underlay, name, index)
+        state["nodes"].append(name)
+        state.setdefault("index", {})[name] = index
+        self._save_state(state)
+        self._start_agent(name, self.store_url)
+        deadline = time.monotonic() + timeout
+        while not self.agent_ready(name):
+            if not self.process_alive(f"agent-{name}"):
+                raise LabError(f"the agent of {name} exited: {self._last_words(f'agent-{name}')}")
+            if time.monotonic() > deadline:
+                raise LabError(f"the agent of {name} is not ready after {timeout:g}s")
+            time.sleep(0.05)
+        return node
+
+    def remove_node(self, name: str) -> None:
+        """A node leaves: its agent stops, its pods go, its Node object is deleted (so the
+        controller frees its podCIDR and the other agents drop its routes), and its
+        namespace is unplugged and removed."""
+        node = self.node(name)
+        pid_file = os.path.join(self.dir, "pids", f"agent-{name}.pid")
+        pid = self._our_pid(pid_file)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while self._our_pid(pid_file) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            _reap(pid)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
+        netns_dir = self.node_dirs(name).netns_dir
+        with contextlib.suppress(FileNotFoundError):
+            for pod_ns in os.listdir(netns_dir):
+                delete_netns(os.path.join(netns_dir, pod_ns))
+
+        def delete_node_object() -> None:
+            store = open_store(self.store_url)
+            try:
+                Nodes(store).delete(name)
+            finally:
+                store.close()
+
+        self.in_control_plane(delete_node_object)
+        underlay = Underlay(lab=self.name, netns_dir=self.netns_dir, netns=self.control_plane_netns)
+        remove_node(underlay, node)
+        state = self.state()
+        state["nodes"].remove(name)
+        self._save_state(state)
+        shutil.rmtree(self.node_dirs(name).root, ignore_errors=True)
 
     def log_path(self, what: str) -> str:
         return os.path.join(self.dir, "logs", f"{what}.log")

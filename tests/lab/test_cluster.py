@@ -170,6 +170,13 @@ def test_cli(tmp_path: Path) -> None:
         assert check.returncode == 0, check.stdout
         assert "2/2 pod pairs reach each other" in check.stdout
         assert run("pod", "rm", "a").returncode == 0
+        joined = run("node", "add", "n3")
+        assert joined.returncode == 0, joined.stderr
+        assert run("pod", "run", "c", "--node", "n3").returncode == 0
+        assert run("check").returncode == 0
+        assert run("node", "rm", "n3").returncode == 0
+        nodes = run("get", "nodes")
+        assert "n3" not in nodes.stdout and "n2" in nodes.stdout
         missing = run("pod", "run", "x", "--node", "n9")
         assert missing.returncode == 1 and "no node 'n9'" in missing.stderr
     finally:
@@ -178,3 +185,39 @@ def test_cli(tmp_path: Path) -> None:
     again = run("down")
     assert again.returncode == 0
     assert run("get", "pods").returncode == 1
+
+
+def vxlan_neighbours(lab: Lab, node: str) -> set[str]:
+    """The overlay addresses `node` has permanent neighbour entries for."""
+    with Rtnl.open(lab.node(node).netns) as rtnl:
+        device = rtnl.link("flannel.1").index
+        return {str(n.ip) for n in permanent_neighbours(rtnl, device)}
+
+
+def wait_for(predicate, timeout: float = 15.0) -> float:
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout, "condition not reached"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def test_a_node_joins_and_leaves(lab: Lab) -> None:
+    lab.up(3)
+    pods = start_pods(lab, per_node=1)
+    lab.add_node("n4")
+    pods.append(LabPod("n4", lab.pod_run("p0-n4", "n4").sandbox))
+    n4 = leases(lab)["n4"]
+    vtep = str(n4.subnet.network_address)
+    for node in ("n1", "n2", "n3"):
+        waited = wait_for(lambda node=node: vtep in vxlan_neighbours(lab, node))
+        print(f"{node} programmed n4 after {waited:.3f}s")
+    assert failed_pairs(pods) == []
+    lab.remove_node("n4")
+    for node in ("n1", "n2", "n3"):
+        wait_for(lambda node=node: vtep not in vxlan_neighbours(lab, node))
+        with Rtnl.open(lab.node(node).netns) as rtnl:
+            routes = {str(r.dst) for r in routes_with_proto(rtnl, ROUTE_PROTO)}
+        assert str(n4.subnet) not in routes
+    assert "n4" not in {n.name for n in lab.nodes()}
+    assert failed_pairs(pods[:3]) == []
