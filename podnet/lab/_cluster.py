@@ -402,16 +402,25 @@ class Lab:
         ]
         self._spawn(f"agent-{name}", argv, os.path.join(self.dir, "logs", f"agent-{name}.log"))
 
-    def restart_agent(self, name: str) -> None:
-        """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
-        pid_file = os.path.join(self.dir, "pids", f"agent-{name}.pid")
+    def _stop_process(self, what: str, timeout: float = 10.0) -> None:
+        """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`)."""
+        pid_file = os.path.join(self.dir, "pids", f"{what}.pid")
         pid = self._our_pid(pid_file)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + timeout
             while self._our_pid(pid_file) is not None and time.monotonic() < deadline:
                 time.sleep(0.05)
+            if self._our_pid(pid_file) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             _reap(pid)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(pid_file)
+
+    def restart_agent(self, name: str) -> None:
+        """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
+        self._stop_process(f"agent-{name}")
         self._start_agent(name, self.store_url)
 
     def agent_ready(self, name: str) -> bool:
@@ -487,16 +496,7 @@ class Lab:
         controller frees its podCIDR and the other agents drop its routes), and its
         namespace is unplugged and removed."""
         node = self.node(name)
-        pid_file = os.path.join(self.dir, "pids", f"agent-{name}.pid")
-        pid = self._our_pid(pid_file)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while self._our_pid(pid_file) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            _reap(pid)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pid_file)
+        self._stop_process(f"agent-{name}")
         netns_dir = self.node_dirs(name).netns_dir
         with contextlib.suppress(FileNotFoundError):
             for pod_ns in os.listdir(netns_dir):
