@@ -5,12 +5,24 @@ from __future__ import annotations
 import os
 import tempfile
 
+TEMP_PREFIX = ".tmp-"
 
-def atomic_write(path: str, data: bytes, *, mode: int = 0o644, dir_mode: int = 0o755) -> None:
-    """Write `data` to `path` through a temp file in the same directory, fsync, rename."""
+
+def atomic_write(
+    path: str,
+    data: bytes,
+    *,
+    mode: int = 0o644,
+    dir_mode: int = 0o755,
+    temp_prefix: str = TEMP_PREFIX,
+) -> None:
+    """Write `data` to `path` through a temp file in the same directory, fsync, rename.
+
+    A process killed in between leaves the temp file (`temp_prefix` + random) behind;
+    callers that must find it again later name it with a prefix of their own."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=dir_mode, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

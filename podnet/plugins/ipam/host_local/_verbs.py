@@ -103,6 +103,9 @@ def delete(request: Request) -> None:
         return  # nothing was ever allocated on this network: already deleted
     attachment = Attachment(request.container_id, request.ifname)
     with store.locked(create=False):
+        # An ADD killed while reserving leaves a temp file; under the lock, any temp file
+        # is such debris. DEL is what the runtime sends after that ADD, so clean it here.
+        store.remove_debris()
         reservations = store.reservations()
         mine = [r for r in reservations if r.owned_by(attachment)]
         if not mine:

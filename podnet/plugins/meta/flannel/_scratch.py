@@ -1,6 +1,12 @@
 """The delegate configs flannel saves for DEL: <dataDir>/<containerID>, dir 0700, file
 0600, written atomically (the reference writes in place, so a crash could leave half a
-config that DEL then cannot read)."""
+config that DEL then cannot read).
+
+The temp file of that write is named `.tmp-<containerID>~<random>` ('~' cannot occur in
+a container ID): a plugin killed between writing and renaming leaves it behind, and the
+container's DEL, which the runtime sends after a failed ADD, finds it by that name and
+removes it. Nothing else may remove temp files: another container's ADD may be writing.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import os
 from typing import Any
 
 from podnet.cni import IOFailure, atomic_write, log
+
+_TEMP_PREFIX = ".tmp-"
+_TEMP_SEPARATOR = "~"
 
 
 class ScratchDir:
@@ -20,7 +29,13 @@ class ScratchDir:
 
     def save(self, container_id: str, data: bytes) -> None:
         try:
-            atomic_write(self.path(container_id), data, mode=0o600, dir_mode=0o700)
+            atomic_write(
+                self.path(container_id),
+                data,
+                mode=0o600,
+                dir_mode=0o700,
+                temp_prefix=self._temp_prefix(container_id),
+            )
         except OSError as exc:
             raise IOFailure(f"saving {self.path(container_id)}: {exc.strerror}") from None
 
@@ -44,12 +59,33 @@ class ScratchDir:
         return config
 
     def remove(self, container_id: str) -> None:
+        self._unlink(self.path(container_id))
+
+    def remove_debris(self, container_id: str) -> None:
+        """Temp files of `container_id`'s interrupted saves (see the module docstring)."""
+        prefix = self._temp_prefix(container_id)
         try:
-            os.unlink(self.path(container_id))
+            names = os.listdir(self.data_dir)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise IOFailure(f"reading {self.data_dir}: {exc.strerror}") from None
+        for name in names:
+            if name.startswith(prefix):
+                self._unlink(os.path.join(self.data_dir, name))
+
+    @staticmethod
+    def _temp_prefix(container_id: str) -> str:
+        return f"{_TEMP_PREFIX}{container_id}{_TEMP_SEPARATOR}"
+
+    @staticmethod
+    def _unlink(path: str) -> None:
+        try:
+            os.unlink(path)
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise IOFailure(f"removing {self.path(container_id)}: {exc.strerror}") from None
+            raise IOFailure(f"removing {path}: {exc.strerror}") from None
 
     def container_ids(self) -> list[str]:
         """The containers with a saved config (temp files of atomic writes excluded)."""

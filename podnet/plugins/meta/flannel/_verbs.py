@@ -52,6 +52,8 @@ def add(request: Request) -> Result:
 def delete(request: Request) -> None:
     conf = load_flannel_config(request)
     scratch = ScratchDir(conf.data_dir)
+    # an ADD killed while saving its config left a temp file: nothing else removes it
+    scratch.remove_debris(request.container_id)
     delegate = scratch.load(request.container_id)
     if delegate is None:
         delegate = _rebuild_for_del(conf, request)
