@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -20,6 +21,17 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--cni-version", default="1.1.0", choices=ALL_VERSIONS)
     parser.add_argument(
+        "--subnet-file",
+        default="",
+        help="subnet.env flannel reads (omit: its default, /run/flannel/subnet.env)",
+    )
+    parser.add_argument(
+        "--cni-data-dir",
+        default="",
+        help="keep flannel's and host-local's state in DIR/flannel and DIR/networks "
+        "(omit: their defaults under /var/lib/cni)",
+    )
+    parser.add_argument(
         "--agent-socket",
         default="",
         help="unix socket of the node agent the executables hand requests to (omit: none)",
@@ -32,7 +44,13 @@ def run(args: argparse.Namespace) -> int:
         for path in install_executables(args.bin_dir, agent_socket=args.agent_socket):
             print(f"installed {path}")
         if args.conf_dir is not None:
-            path = write_conflist(args.conf_dir, default_conflist(args.cni_version))
+            # absolute: the runtime runs the plugins from a working dir of its own
+            conflist = default_conflist(
+                args.cni_version,
+                subnet_file=os.path.abspath(args.subnet_file) if args.subnet_file else None,
+                data_dir=os.path.abspath(args.cni_data_dir) if args.cni_data_dir else None,
+            )
+            path = write_conflist(args.conf_dir, conflist)
             print(f"wrote {path}")
     except OSError as exc:
         print(f"podnet install-cni: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)

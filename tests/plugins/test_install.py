@@ -33,6 +33,23 @@ def test_conflist_defaults() -> None:
     }
 
 
+def test_conflist_with_node_paths() -> None:
+    conf = default_conflist(subnet_file="/lab/n1/subnet.env", data_dir="/lab/n1/cni")
+    assert conf["plugins"] == [
+        {
+            "type": "flannel",
+            "delegate": {"hairpinMode": True, "isDefaultGateway": True},
+            "subnetFile": "/lab/n1/subnet.env",
+            "dataDir": "/lab/n1/cni/flannel",
+            "ipam": {"dataDir": "/lab/n1/cni/networks"},
+        }
+    ]
+    assert {k: v for k, v in conf.items() if k != "plugins"} == {
+        "name": "cbr0",
+        "cniVersion": "1.1.0",
+    }
+
+
 def test_conflist_replaced_atomically(tmp_path: Path) -> None:
     path = write_conflist(str(tmp_path), default_conflist("0.3.1"))
     inode = os.stat(path).st_ino
@@ -66,6 +83,8 @@ def test_cli_installs_every_plugin_and_conflist(tmp_path: Path) -> None:
         assert os.access(exe, os.X_OK)
         assert podnet_type_of(str(exe)) == name
     conf = json.loads((tmp_path / "net.d" / "10-flannel.conflist").read_text())
+    # kube-flannel's file: no subnetFile or dataDir keys unless asked for
+    assert conf == default_conflist("0.4.0")
     assert conf["cniVersion"] == "0.4.0"
 
 

@@ -1,0 +1,122 @@
+"""What install-cni writes, used as a node uses it: `podnet install-cni` fills a bin dir
+and a conf dir, then podnet's runtime (`podnet pod ...`, run inside the node namespace
+with every path under tmp) starts pods from 10-flannel.conflist alone: flannel, podnet's
+bridge and host-local, cniVersion 1.1.0 with CHECK and STATUS."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podnet.netlink import delete_netns, is_netns
+from podnet.plugins._install import default_conflist
+from tests.plugins.flannel._chain import GATEWAY, NOTHING_LEFT, ChainNode, bridge_state
+from tests.plugins.main._support import ping
+
+pytestmark = pytest.mark.root
+
+PODNET = [sys.executable, "-m", "podnet.cli.main"]
+
+
+class InstalledNode:
+    def __init__(self, node: str, root: Path) -> None:
+        self.root = root
+        self.bin_dir = root / "opt-cni-bin"
+        self.conf_dir = root / "net.d"
+        self.netns_dir = root / "netns"
+        # subnet.env (as the agent would have written it), flannel/ and networks/ in root
+        self.chain = ChainNode(node=node, root=root, bin_dir=self.bin_dir)
+
+    def install_cni(self) -> None:
+        done = subprocess.run(
+            [
+                *PODNET,
+                "install-cni",
+                "--bin-dir",
+                str(self.bin_dir),
+                "--conf-dir",
+                str(self.conf_dir),
+                "--subnet-file",
+                str(self.chain.subnet_env),
+                "--cni-data-dir",
+                str(self.chain.root),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+
+    def pod(self, *args: str) -> str:
+        """`podnet ARGS` in the node namespace, with the node's paths."""
+        flags = {
+            "--conf-dir": self.conf_dir,
+            "--bin-dir": self.bin_dir,
+            "--cache-dir": self.root / "cache",
+            "--netns-dir": self.netns_dir,
+            "--state-dir": self.root / "pods",
+        }
+        done = subprocess.run(
+            [
+                "nsenter",
+                f"--net={self.chain.node}",
+                *PODNET,
+                *args,
+                *(str(part) for item in flags.items() for part in item),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def pod_netns_left(self) -> list[str]:
+        return sorted(os.listdir(self.netns_dir)) if self.netns_dir.exists() else []
+
+
+@pytest.fixture
+def installed(node_netns: str, tmp_path: Path) -> Iterator[InstalledNode]:
+    node = InstalledNode(node_netns, tmp_path)
+    try:
+        yield node
+    finally:
+        for name in node.pod_netns_left():
+            path = str(node.netns_dir / name)
+            if is_netns(path):
+                delete_netns(path)
+
+
+def test_pods_from_the_installed_conflist(installed: InstalledNode) -> None:
+    installed.install_cni()
+    chain = installed.chain
+    conflist = json.loads((installed.conf_dir / "10-flannel.conflist").read_text())
+    assert conflist == default_conflist(subnet_file=str(chain.subnet_env), data_dir=str(chain.root))
+
+    pods = [json.loads(installed.pod("pod", "run", name, "-o", "json")) for name in ("a", "b")]
+    assert [p["cniVersion"] for p in pods] == ["1.1.0", "1.1.0"]
+    ips = [p["ip"] for p in pods]
+    assert len(set(ips)) == 2 and all(ip.startswith("10.244.1.") for ip in ips)
+    assert bridge_state(chain.node) == ([f"{GATEWAY}/24"], 1450)
+    assert ping(pods[0]["netns"], ips[1]) and ping(pods[1]["netns"], GATEWAY)
+    # state lands where the conflist says, nowhere else
+    assert chain.ipam_files() == sorted(ips)
+    assert chain.scratch_files() == sorted(p["sandboxId"] for p in pods)
+    assert sorted(chain.masq()) == sorted(ips)
+
+    assert installed.pod("pod", "check", "a") == "pod default/a: ok\n"
+    status = json.loads(installed.pod("cni", "status", "-o", "json"))
+    assert (status["ready"], status["cniVersion"]) == (True, "1.1.0")
+    assert [p["type"] for p in status["plugins"]] == ["flannel"]
+
+    for name in ("a", "b"):
+        installed.pod("pod", "rm", name)
+    assert installed.pod_netns_left() == []
+    assert chain.leftovers([]) == NOTHING_LEFT
