@@ -6,8 +6,7 @@ CRI v1 the way kubelet drives it (`CRIClient`), with a locally built sandbox ima
 (`write_sandbox_image`).
 """
 
-from podnet.lab._containerd import Containerd, ContainerdError, missing_prerequisites
-from podnet.lab._cri import (
+from podnet.cri import (
     Condition,
     CRIClient,
     CRIError,
@@ -16,6 +15,7 @@ from podnet.lab._cri import (
     Sandbox,
     SandboxStatus,
 )
+from podnet.lab._containerd import Containerd, ContainerdError, missing_prerequisites
 from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
 from podnet.lab._topology import (

@@ -33,7 +33,7 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from podnet.lab._cri import CRIClient, CRIError, RuntimeVersion
+from podnet.cri import CRIClient, CRIError, RuntimeVersion
 from podnet.lab._host import kill_and_wait, remove_cgroup, shim_pids, unmount_all_under
 from podnet.lab._image import SANDBOX_IMAGE, write_sandbox_image
 

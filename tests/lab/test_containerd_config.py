@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import tomllib
 
+from podnet.cri._client import _netns_from_info
 from podnet.lab import mounts_under
 from podnet.lab._containerd import render_config
-from podnet.lab._cri import _netns_from_info
 from podnet.lab._host import _unescape_mountinfo
 
 
