@@ -1,12 +1,28 @@
 """The node agent: flanneld's job, plus the warm executor of CNI requests.
 
 flanneld's job: a node's lease becomes subnet.env, an overlay to every other node (vxlan or
-host-gw), masquerade rules, and kernel tables kept in line with the other nodes' leases."""
+host-gw), masquerade rules, and kernel tables kept in line with the other nodes' leases.
+Beyond flanneld: a garbage collector that frees what the runtime's forgotten sandboxes
+left behind, with the valid set taken from the runtime over CRI."""
 
 from podnet.agent._backend import Backend, BackendSetup, LocalNode, public_address
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import BACKEND_TYPES, BackendConfig, ConfigError, NetworkConfig
 from podnet.agent._entries import Entries, Plan, plan, plan_removal
+from podnet.agent._gate import Gate
+from podnet.agent._gc import (
+    CACHED,
+    DEFAULT_GC_GRACE,
+    DEFAULT_GC_INTERVAL,
+    RESERVATION,
+    SCRATCH,
+    Footprint,
+    GarbageCollector,
+    GCRound,
+    InProcessExec,
+    footprints,
+    state_dirs,
+)
 from podnet.agent._hostgw import HostGwBackend, setup_host_gw
 from podnet.agent._kernel import ROUTE_PROTO, KernelTables, RtnlTables
 from podnet.agent._lease import (
@@ -64,15 +80,23 @@ __all__ = [
     "Backend",
     "BackendConfig",
     "BackendSetup",
+    "CACHED",
     "CNIServer",
     "ConfigError",
+    "DEFAULT_GC_GRACE",
+    "DEFAULT_GC_INTERVAL",
     "DEFAULT_RESYNC",
     "DEFAULT_SOCKET",
     "DEFAULT_SUBNET_FILE",
     "ENCAP_OVERHEAD",
     "Entries",
     "EventKind",
+    "Footprint",
+    "GCRound",
+    "GarbageCollector",
+    "Gate",
     "HostGwBackend",
+    "InProcessExec",
     "KUBE_SUBNET_MANAGER",
     "KernelTables",
     "Lease",
@@ -91,8 +115,10 @@ __all__ = [
     "Outcome",
     "PUBLIC_IP",
     "Plan",
+    "RESERVATION",
     "ROUTE_PROTO",
     "Reconciler",
+    "SCRATCH",
     "RtnlTables",
     "Stopped",
     "TABLE",
@@ -101,6 +127,7 @@ __all__ = [
     "added",
     "apply_ruleset",
     "device_name",
+    "footprints",
     "ipv4_pod_cidr",
     "lease_from_node",
     "lease_of",
@@ -116,6 +143,7 @@ __all__ = [
     "setup_backend",
     "setup_host_gw",
     "setup_vxlan",
+    "state_dirs",
     "vtep_mac",
     "write_subnet_env",
 ]

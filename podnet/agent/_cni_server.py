@@ -5,7 +5,8 @@ Each request runs on a worker thread; plugins enter pod namespaces only from thr
 their own (podnet.netlink), so no worker ever changes namespace. A request that raises
 is answered with its CNI error by `dispatch`; one that runs past the timeout is answered
 "try again later" (code 11) while its thread finishes on its own: a thread cannot be
-killed, but the agent keeps serving others.
+killed, but the agent keeps serving others. Every request passes the agent's `Gate`
+shared, so its garbage collector can run alone (see podnet.agent._gc).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import threading
 from collections.abc import Callable
 
 from podnet._wire import WireError, read_request, write_response
+from podnet.agent._gate import Gate
 from podnet.cni import CNIError, Plugin, TryAgainLater, dispatch, log
 from podnet.plugins import PLUGIN_MODULES, load_plugin
 
@@ -32,8 +34,10 @@ class CNIServer:
         resolve: Callable[[str], Plugin] = load_plugin,
         request_timeout: float = 60.0,
         workers: int = 16,
+        gate: Gate | None = None,
     ) -> None:
         self.socket_path = socket_path
+        self.gate = gate if gate is not None else Gate()
         self._resolve = resolve
         self._timeout = request_timeout
         self._pool = concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="cni")
@@ -103,7 +107,7 @@ class CNIServer:
             plugin = self._resolve(plugin_type)
         except KeyError:
             return _error(CNIError(f"the agent has no plugin of type {plugin_type!r}"))
-        future = self._pool.submit(dispatch, plugin, environ, stdin)
+        future = self._pool.submit(self._dispatch, plugin, environ, stdin)
         try:
             return future.result(timeout=self._timeout)
         except concurrent.futures.TimeoutError:
@@ -116,6 +120,10 @@ class CNIServer:
                     f"{plugin_type} did not finish within {self._timeout:g}s in the agent"
                 ),
             )
+
+    def _dispatch(self, plugin: Plugin, environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:
+        with self.gate.shared():
+            return dispatch(plugin, environ, stdin)
 
 
 def _error(error: CNIError) -> tuple[int, bytes]:

@@ -7,7 +7,9 @@
 3. backend, masquerade rules, subnet.env; publish the lease; reconcile every peer;
 4. install-cni: the thin executables (pointed at this agent's socket) and the
    conflist, each atomically: a runtime that sees the conflist finds subnet.env;
-5. ready (/readyz), then follow the store until stopped.
+5. ready (/readyz), then follow the store until stopped;
+6. with a CRI socket: garbage-collect, periodically, what the runtime's forgotten
+   sandboxes left behind (podnet.agent._gc).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from podnet.agent._backend import public_address
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import NetworkConfig
+from podnet.agent._gate import Gate
+from podnet.agent._gc import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL, GarbageCollector
 from podnet.agent._health import HealthServer
 from podnet.agent._loop import AgentLoop, AgentSettings, Stopped
 from podnet.agent._netconf_store import read_network_config
@@ -26,6 +30,7 @@ from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
 from podnet.netlink import Rtnl
 from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.runtime import DEFAULT_CACHE_DIR
 from podnet.store import AlreadyExists, Nodes, Store, open_store
 
 log = logging.getLogger("podnet.agent")
@@ -48,6 +53,12 @@ class DaemonSettings:
     health_address: str = "127.0.0.1"
     health_port: int | None = None  # None: no health server
     poll: float = 0.5
+    # GC needs the runtime's CRI socket (None: no GC); the runtime's libcni cache dir is
+    # where containerd keeps its results (fixed at /var/lib/cni in containerd 1.6).
+    cri_socket: str | None = None
+    gc_interval: float = DEFAULT_GC_INTERVAL
+    gc_grace: float = DEFAULT_GC_GRACE
+    runtime_cache_dir: str = DEFAULT_CACHE_DIR
 
 
 class Agent:
@@ -56,14 +67,20 @@ class Agent:
         self.ready = threading.Event()
         self.loop: AgentLoop | None = None
         self.cni: CNIServer | None = None
+        self.gate = Gate()
+        self.gc: GarbageCollector | None = None
 
     def metrics(self) -> dict[str, float]:
         peers = self.loop.peer_count if self.loop is not None else 0
-        return {
+        values = {
             "podnet_agent_ready": 1.0 if self.ready.is_set() else 0.0,
             "podnet_agent_peers": float(peers),
             "podnet_agent_cni_requests_total": float(self.cni.served if self.cni else 0),
         }
+        if self.gc is not None:
+            values["podnet_agent_gc_rounds_total"] = float(self.gc.rounds)
+            values["podnet_agent_gc_released_addresses_total"] = float(self.gc.freed_total)
+        return values
 
     def run(self, stop: threading.Event) -> None:
         s = self.settings
@@ -79,7 +96,7 @@ class Agent:
             nodes = Nodes(store)
             self._register(nodes)
             config = self._wait_for_config(store, stop)
-            self.cni = CNIServer(s.cni_socket)
+            self.cni = CNIServer(s.cni_socket, gate=self.gate)
             self.cni.warm()
             self.cni.start()
             try:
@@ -132,7 +149,10 @@ class Agent:
             self._install_cni()
             self.ready.set()
             log.info("node %s is ready", s.node)
-            stop.wait()
+            if s.cri_socket is None:
+                stop.wait()
+            else:
+                self._collect_garbage(s.cri_socket, stop)
         finally:
             stop.set()
             runner.join()
@@ -145,6 +165,31 @@ class Agent:
         except Exception:
             log.exception("the agent loop failed")
             stop.set()
+
+    def _collect_garbage(self, cri_socket: str, stop: threading.Event) -> None:
+        """GC rounds until stopped, with the valid set from the runtime's sandboxes."""
+        from podnet.cri import CRIClient  # grpc is imported only by agents that GC
+
+        s = self.settings
+        client = CRIClient(cri_socket, timeout=10.0)
+        try:
+            self.gc = GarbageCollector(
+                conf_dir=s.conf_dir,
+                bin_dir=s.bin_dir,
+                list_sandboxes=lambda: [sandbox.id for sandbox in client.list_pod_sandbox()],
+                gate=self.gate,
+                cache_dir=s.runtime_cache_dir,
+                grace=s.gc_grace,
+            )
+            log.info(
+                "GC every %gs (grace %gs) with the sandboxes of the runtime at %s",
+                s.gc_interval,
+                s.gc_grace,
+                cri_socket,
+            )
+            self.gc.run(stop, s.gc_interval)
+        finally:
+            client.close()
 
     def _install_cni(self) -> None:
         s = self.settings

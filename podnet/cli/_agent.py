@@ -12,8 +12,10 @@ from typing import Any
 
 from podnet.agent import DEFAULT_SOCKET, DEFAULT_SUBNET_FILE, CNIServer, ConfigError
 from podnet.agent._daemon import DEFAULT_CNI_DATA_DIR, Agent, DaemonSettings
+from podnet.agent._gc import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.agent._netconf_store import read_network_config, write_network_config
 from podnet.cni import ALL_VERSIONS
+from podnet.runtime import DEFAULT_CACHE_DIR
 from podnet.store import StoreError, open_store, store_url
 
 
@@ -34,6 +36,26 @@ def register(subparsers: Any) -> None:
     run.add_argument("--ip-masq", action=argparse.BooleanOptionalAction, default=True)
     run.add_argument("--healthz-address", default="127.0.0.1")
     run.add_argument("--healthz-port", type=int, default=None)
+    run.add_argument(
+        "--cri-socket",
+        default=None,
+        help="the container runtime's CRI socket: garbage-collect what its forgotten "
+        "sandboxes left behind (default: no GC)",
+    )
+    run.add_argument(
+        "--gc-interval", type=_positive, default=DEFAULT_GC_INTERVAL, help="seconds between GCs"
+    )
+    run.add_argument(
+        "--gc-grace",
+        type=_not_negative,
+        default=DEFAULT_GC_GRACE,
+        help="seconds an attachment no sandbox lists is kept (a pod being created)",
+    )
+    run.add_argument(
+        "--runtime-cache-dir",
+        default=DEFAULT_CACHE_DIR,
+        help="the runtime's libcni cache dir (containerd: /var/lib/cni)",
+    )
     run.set_defaults(handler=run_agent)
 
     serve = verbs.add_parser(
@@ -55,6 +77,23 @@ def register(subparsers: Any) -> None:
     getter = net_verbs.add_parser("get", help="print the cluster network config")
     getter.add_argument("--store", default=None)
     getter.set_defaults(handler=get_network)
+
+
+def _positive(text: str) -> float:
+    value = _not_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be more than 0")
+    return value
+
+
+def _not_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
 
 
 def _stop_on_signals() -> threading.Event:
@@ -81,6 +120,10 @@ def run_agent(args: argparse.Namespace) -> int:
         ip_masq=args.ip_masq,
         health_address=args.healthz_address,
         health_port=args.healthz_port,
+        cri_socket=args.cri_socket,
+        gc_interval=args.gc_interval,
+        gc_grace=args.gc_grace,
+        runtime_cache_dir=args.runtime_cache_dir,
     )
     stop = _stop_on_signals()
     try:

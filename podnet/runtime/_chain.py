@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,11 +305,19 @@ class CNI:
 
     # ---- GC -------------------------------------------------------------------------
 
-    def gc(self, network: NetworkConfigList, valid: Iterable[GCAttachment]) -> GCReport:
+    def gc(
+        self,
+        network: NetworkConfigList,
+        valid: Iterable[GCAttachment],
+        *,
+        owned: Callable[[CachedAttachment], bool] | None = None,
+    ) -> GCReport:
         """Remove what the runtime no longer uses: a full DEL for every cached attachment
         of this network not in `valid`, then (>= 1.1.0) the GC verb to every plugin with
         the valid attachments. `disableGC` turns all of it off, as in libcni: the cache
-        dir may be shared with another runtime whose pods we cannot see."""
+        dir may be shared with another runtime whose pods we cannot see. `owned`, when
+        given, narrows the DELs to the cache entries it accepts (a caller that shares the
+        cache dir with others that use the same network name)."""
         report = GCReport(network.name)
         if network.disable_gc:
             report.skipped = "disableGC is set"
@@ -320,7 +328,7 @@ class CNI:
             if attachment.network_name != network.name:
                 continue
             key = GCAttachment(attachment.container_id, attachment.ifname)
-            if key in keep_set:
+            if key in keep_set or (owned is not None and not owned(attachment)):
                 continue
             try:
                 self.delete_attachment(attachment, network)

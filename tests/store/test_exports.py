@@ -8,7 +8,9 @@ import types
 import pytest
 
 
-@pytest.mark.parametrize("package", ["podnet.store", "podnet.nodeipam"])
+@pytest.mark.parametrize(
+    "package", ["podnet.store", "podnet.nodeipam", "podnet.cri", "podnet.agent"]
+)
 def test_all_matches_the_public_names(package: str) -> None:
     module = importlib.import_module(package)
     public = {

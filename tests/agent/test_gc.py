@@ -1,0 +1,195 @@
+"""The agent's GC on a node namespace made for the test: pods started through podnet's
+chain (flannel -> bridge -> host-local) with the runtime library, then a runtime that
+lists only some of them. What is freed, what is kept, and when GC refuses to run."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from podnet.agent import (
+    CACHED,
+    RESERVATION,
+    SCRATCH,
+    Footprint,
+    GarbageCollector,
+    Gate,
+    InProcessExec,
+)
+from podnet.agent import footprints as node_footprints
+from podnet.netlink import Rtnl, create_netns, delete_netns, is_netns, run_in_netns
+from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.runtime import (
+    CachedAttachment,
+    PodRun,
+    PodRuntime,
+    ResultCache,
+    RuntimePaths,
+    scan_conf_dir,
+)
+
+pytestmark = pytest.mark.root
+
+SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\n"
+# The agent masquerades (FLANNEL_IPMASQ=true), so the bridge does not.
+SUBNET_ENV += "FLANNEL_IPMASQ=true\n"
+
+
+@dataclass
+class Node:
+    netns: str
+    root: Path
+
+    @property
+    def data_dir(self) -> str:
+        return str(self.root / "cni")
+
+    @property
+    def cache_dir(self) -> str:
+        return str(self.root / "cache")
+
+    @property
+    def conf_dir(self) -> str:
+        return str(self.root / "net.d")
+
+    @property
+    def bin_dir(self) -> str:
+        return str(self.root / "bin")
+
+    def runtime(self) -> PodRuntime:
+        paths = RuntimePaths(
+            conf_dir=self.conf_dir,
+            bin_dirs=(self.bin_dir,),
+            cache_dir=self.cache_dir,
+            netns_dir=str(self.root / "pods-netns"),
+            state_dir=str(self.root / "pods"),
+        )
+        return PodRuntime(paths, exec_=InProcessExec(), warn=lambda _: None)
+
+    def run_pod(self, name: str) -> PodRun:
+        return run_in_netns(self.netns, lambda: self.runtime().run(name))
+
+    def footprints(self) -> list[Footprint]:
+        return node_footprints(scan_conf_dir(self.conf_dir).default(), self.cache_dir)
+
+    def collector(self, listed: list[str] | None, *, grace: float = 30.0) -> GarbageCollector:
+        def list_sandboxes() -> list[str]:
+            if listed is None:
+                raise ConnectionError("runtime unavailable")
+            return listed
+
+        return GarbageCollector(
+            conf_dir=self.conf_dir,
+            bin_dir=self.bin_dir,
+            list_sandboxes=list_sandboxes,
+            gate=Gate(),
+            cache_dir=self.cache_dir,
+            grace=grace,
+        )
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[Node]:
+    node = Node(str(tmp_path / f"pn-gc-{uuid.uuid4().hex[:8]}"), tmp_path)
+    install_executables(node.bin_dir)
+    subnet_file = tmp_path / "subnet.env"
+    subnet_file.write_text(SUBNET_ENV)
+    conflist = default_conflist("1.1.0", subnet_file=str(subnet_file), data_dir=node.data_dir)
+    os.makedirs(node.conf_dir)
+    write_conflist(node.conf_dir, conflist)
+    create_netns(node.netns)
+    try:
+        yield node
+    finally:
+        pods_netns = tmp_path / "pods-netns"
+        for name in os.listdir(pods_netns) if pods_netns.is_dir() else []:
+            delete_netns(str(pods_netns / name))
+        delete_netns(node.netns)
+
+
+def owners(items: list[Footprint]) -> set[tuple[str, str]]:
+    return {(item.kind, item.container_id) for item in items}
+
+
+def test_gc_frees_only_what_no_sandbox_lists_and_is_older_than_the_grace(node: Node) -> None:
+    listed, forgotten, creating = (node.run_pod(n) for n in ("listed", "forgotten", "creating"))
+    before = node.footprints()
+    # Each pod has its reservation, flannel's saved config and the runtime's cached result.
+    for run in (listed, forgotten, creating):
+        assert {kind for kind, owner in owners(before) if owner == run.sandbox.id} == {
+            RESERVATION,
+            SCRATCH,
+            CACHED,
+        }
+    reservations = os.path.join(node.data_dir, "networks", "cbr0")
+    for item in before:  # everything but the pod being created is a minute old
+        if item.container_id == creating.sandbox.id:
+            continue
+        path = os.path.join(reservations, item.what) if item.kind == RESERVATION else item.what
+        then = time.time() - 60
+        os.utime(path, (then, then))
+
+    gc = node.collector([listed.sandbox.id], grace=30)
+    report = run_in_netns(node.netns, gc.run_once)
+
+    assert not report.skipped and report.errors == []
+    assert owners(report.freed) == {
+        (RESERVATION, forgotten.sandbox.id),
+        (SCRATCH, forgotten.sandbox.id),
+        (CACHED, forgotten.sandbox.id),
+    }
+    freed_address = next(i.what for i in report.freed if i.kind == RESERVATION)
+    assert freed_address == forgotten.sandbox.ip
+    assert [a.container_id for a in report.kept_recent] == [creating.sandbox.id]
+    left = owners(node.footprints())
+    assert left == owners(before) - owners(report.freed)
+    # The cached attachment got a full DEL with its netns: the pod's eth0 is gone too.
+    assert is_netns(forgotten.sandbox.netns)
+    links = run_in_netns(forgotten.sandbox.netns, _link_names)
+    assert "eth0" not in links
+    assert gc.freed_total == 1 and gc.rounds == 1
+
+    # Once the grace period is over, a pod no sandbox lists goes as well.
+    later = node.collector([listed.sandbox.id], grace=0)
+    report = run_in_netns(node.netns, later.run_once)
+    assert {i.container_id for i in report.freed} == {creating.sandbox.id}
+    assert owners(node.footprints()) == {
+        (kind, listed.sandbox.id) for kind in (RESERVATION, SCRATCH, CACHED)
+    }
+
+
+def test_no_gc_when_the_runtime_cannot_list_its_sandboxes(node: Node) -> None:
+    node.run_pod("alone")
+    before = node.footprints()
+    gc = node.collector(None, grace=0)
+    report = run_in_netns(node.netns, gc.run_once)
+    assert "cannot list the runtime's sandboxes" in report.skipped
+    assert report.freed == []
+    assert node.footprints() == before
+
+
+def test_cache_entries_of_another_config_are_not_ours_to_delete(node: Node) -> None:
+    """containerd keeps every node's results in one /var/lib/cni: an entry of the same
+    network name whose config is another node's list is left alone."""
+    other = CachedAttachment(
+        container_id="f" * 64,
+        ifname="eth0",
+        network_name="cbr0",
+        config=b'{"name": "cbr0", "cniVersion": "1.1.0", "plugins": [{"type": "flannel"}]}',
+    )
+    path = ResultCache(node.cache_dir).write(other)
+    gc = node.collector([], grace=0)
+    report = run_in_netns(node.netns, gc.run_once)
+    assert report.errors == [] and report.freed == []
+    assert os.path.exists(path)
+
+
+def _link_names() -> list[str]:
+    with Rtnl.open() as rtnl:
+        return [link.name for link in rtnl.links()]
