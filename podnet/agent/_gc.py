@@ -18,8 +18,12 @@ it, every `interval` seconds:
 5. run the runtime library's GC with that valid set: a full DEL of every cached
    attachment not in it (of our config only: containerd's cache dir is shared by every
    runtime on the machine), then the GC verb through the chain (flannel removes its
-   saved configs and forwards to bridge and host-local, which releases the addresses);
-6. compare what is on disk with step 3 and log every address and file freed.
+   saved configs and forwards to bridge and host-local, which releases the addresses).
+   The verb exists from CNI 1.1.0 on; containerd 1.6 needs a 1.0.0 conflist, so when
+   every plugin of the list is podnet's, the verb is sent with the list at 1.1.0;
+6. compare what is on disk with step 3, drop the runtime's other cached attachments of
+   the containers just freed (containerd's loopback), and log every address and file
+   freed.
 
 The chain runs in this process (`InProcessExec`): it is warm, and the socket requests
 would come through is the one GC just closed.
@@ -32,11 +36,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.agent._gate import Gate
-from podnet.cni import CNIError, dispatch, find_in_path, plugin_error
+from podnet.cni import CURRENT_VERSION, CNIError, dispatch, find_in_path, plugin_error
 from podnet.plugins import load_plugin
 from podnet.plugins._delegate import podnet_type_of
 from podnet.plugins.ipam.host_local import DEFAULT_DATA_DIR as HOST_LOCAL_DATA_DIR
@@ -240,10 +244,54 @@ class GarbageCollector:
                     report.kept_recent.append(recent)
             ordered = sorted(valid, key=lambda a: (a.container_id, a.ifname))
             result = self.cni.gc(network, ordered, owned=lambda a: a.config == network.raw)
-            report.errors = [str(error) for error in result.errors]
+            errors = list(result.errors)
+            if not result.gc_sent and self._all_ours(network):
+                # The runtime's config predates GC (containerd 1.6 speaks CNI 1.0.0 at
+                # most), but podnet's plugins have the verb at any config: ask in 1.1.0.
+                raised = replace(network, cni_version=CURRENT_VERSION)
+                errors += self.cni.gc_verb(raised, ordered)
             left = {item.key for item in footprints(network, self.cache_dir)}
-        report.freed = [item for item in before if item.key not in left]
+            report.freed = [item for item in before if item.key not in left]
+            gone = {item.container_id for item in report.freed} - sandboxes
+            report.freed += self._drop_companions(network.name, gone, errors)
+            report.errors = [str(error) for error in errors]
         return self._done(report)
+
+    def _drop_companions(
+        self, network_name: str, container_ids: set[str], errors: list[CNIError]
+    ) -> list[Footprint]:
+        """The runtime's other cached attachments of the containers just freed: containerd
+        also caches the `lo` of every sandbox under its built-in network "cni-loopback".
+        Only these: a container ID is unique, and one whose files of our network were
+        just freed was ours, while other entries of the shared cache dir may not be."""
+        dropped = []
+        for attachment in self.cni.cache.attachments():
+            if attachment.container_id not in container_ids:
+                continue
+            if attachment.network_name == network_name:
+                continue  # left by a failed DEL above: reported there, retried next round
+            path = self.cni.cache.path(
+                attachment.network_name, attachment.container_id, attachment.ifname
+            )
+            mtime = _mtime(path) or 0.0
+            try:
+                self.cni.delete_attachment(attachment)
+            except CNIError as exc:
+                errors.append(exc)
+                continue
+            dropped.append(
+                Footprint(CACHED, attachment.container_id, attachment.ifname, path, mtime)
+            )
+        return dropped
+
+    def _all_ours(self, network: NetworkConfigList) -> bool:
+        try:
+            executables = [
+                self.cni.exec.find_in_path(t, self.cni.paths) for t in network.plugin_types
+            ]
+        except CNIError:
+            return False
+        return all(podnet_type_of(executable) is not None for executable in executables)
 
     def _done(self, report: GCRound) -> GCRound:
         self.rounds += 1

@@ -341,15 +341,22 @@ class CNI:
                     )
                 )
         if at_least(network.cni_version, "1.1.0"):
-            listed = [a.to_json() for a in keep]
-            extra = {VALID_ATTACHMENTS_KEY: listed, LEGACY_ATTACHMENTS_KEY: listed}
-            for plugin in network.plugins:
-                try:
-                    self._invoke("GC", network, plugin, None, extra=extra)
-                except CNIError as exc:
-                    report.errors.append(exc)
+            report.errors += self.gc_verb(network, keep)
             report.gc_sent = True
         return report
+
+    def gc_verb(self, network: NetworkConfigList, valid: Sequence[GCAttachment]) -> list[CNIError]:
+        """Only the GC verb, to every plugin of the list with the valid attachments
+        (under the spec's key and the name it had before); returns the failures."""
+        listed = [a.to_json() for a in valid]
+        extra = {VALID_ATTACHMENTS_KEY: listed, LEGACY_ATTACHMENTS_KEY: listed}
+        errors = []
+        for plugin in network.plugins:
+            try:
+                self._invoke("GC", network, plugin, None, extra=extra)
+            except CNIError as exc:
+                errors.append(exc)
+        return errors
 
     # ---- STATUS and validation ------------------------------------------------------
 

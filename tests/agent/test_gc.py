@@ -39,6 +39,10 @@ pytestmark = pytest.mark.root
 SUBNET_ENV = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\n"
 # The agent masquerades (FLANNEL_IPMASQ=true), so the bridge does not.
 SUBNET_ENV += "FLANNEL_IPMASQ=true\n"
+# go-cni's built-in network for every sandbox's lo, as containerd caches it.
+LOOPBACK_CONFLIST = (
+    b'{"cniVersion": "0.3.1", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}'
+)
 
 
 @dataclass
@@ -95,12 +99,14 @@ class Node:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> Iterator[Node]:
+def node(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Node]:
+    """A node whose conflist is at CNI 1.1.0, or at the version given as the param."""
+    version = getattr(request, "param", "1.1.0")
     node = Node(str(tmp_path / f"pn-gc-{uuid.uuid4().hex[:8]}"), tmp_path)
     install_executables(node.bin_dir)
     subnet_file = tmp_path / "subnet.env"
     subnet_file.write_text(SUBNET_ENV)
-    conflist = default_conflist("1.1.0", subnet_file=str(subnet_file), data_dir=node.data_dir)
+    conflist = default_conflist(version, subnet_file=str(subnet_file), data_dir=node.data_dir)
     os.makedirs(node.conf_dir)
     write_conflist(node.conf_dir, conflist)
     create_netns(node.netns)
@@ -127,6 +133,13 @@ def test_gc_frees_only_what_no_sandbox_lists_and_is_older_than_the_grace(node: N
             SCRATCH,
             CACHED,
         }
+    # containerd also caches each sandbox's lo under its built-in "cni-loopback".
+    loopback = {
+        run.sandbox.id: ResultCache(node.cache_dir).write(
+            CachedAttachment(run.sandbox.id, "lo", "cni-loopback", config=LOOPBACK_CONFLIST)
+        )
+        for run in (listed, forgotten, creating)
+    }
     reservations = os.path.join(node.data_dir, "networks", "cbr0")
     for item in before:  # everything but the pod being created is a minute old
         if item.container_id == creating.sandbox.id:
@@ -144,6 +157,13 @@ def test_gc_frees_only_what_no_sandbox_lists_and_is_older_than_the_grace(node: N
         (SCRATCH, forgotten.sandbox.id),
         (CACHED, forgotten.sandbox.id),
     }
+    assert {i.what for i in report.freed if i.kind == CACHED} == {
+        ResultCache(node.cache_dir).path("cbr0", forgotten.sandbox.id, "eth0"),
+        loopback[forgotten.sandbox.id],  # and its lo, which went with it
+    }
+    assert not os.path.exists(loopback[forgotten.sandbox.id])
+    assert os.path.exists(loopback[listed.sandbox.id])
+    assert os.path.exists(loopback[creating.sandbox.id])
     freed_address = next(i.what for i in report.freed if i.kind == RESERVATION)
     assert freed_address == forgotten.sandbox.ip
     assert [a.container_id for a in report.kept_recent] == [creating.sandbox.id]
@@ -162,6 +182,21 @@ def test_gc_frees_only_what_no_sandbox_lists_and_is_older_than_the_grace(node: N
     assert owners(node.footprints()) == {
         (kind, listed.sandbox.id) for kind in (RESERVATION, SCRATCH, CACHED)
     }
+
+
+@pytest.mark.parametrize("node", ["1.0.0"], indirect=True)
+def test_a_config_older_than_gc_still_gets_the_verb_when_the_plugins_are_ours(
+    node: Node,
+) -> None:
+    """containerd 1.6 reads conflists up to CNI 1.0.0, which has no GC verb; podnet's
+    plugins have it at any version, so the agent sends it with the list at 1.1.0."""
+    lost = node.run_pod("lost")
+    # Without the runtime's cached result, only the GC verb can free the address.
+    os.unlink(ResultCache(node.cache_dir).path("cbr0", lost.sandbox.id, "eth0"))
+    report = run_in_netns(node.netns, node.collector([], grace=0).run_once)
+    assert report.errors == []
+    assert owners(report.freed) == {(RESERVATION, lost.sandbox.id), (SCRATCH, lost.sandbox.id)}
+    assert node.footprints() == []
 
 
 def test_no_gc_when_the_runtime_cannot_list_its_sandboxes(node: Node) -> None:
