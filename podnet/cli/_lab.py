@@ -8,10 +8,11 @@ import sys
 import time
 from typing import Any
 
+from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab._check import Endpoint, matrix
-from podnet.lab._cluster import Lab, LabError, LabPod
+from podnet.lab._cluster import RUNTIMES, Lab, LabError, LabPod
 from podnet.lab._topology import TopologyError
 from podnet.runtime import PodExists, PodNotFound, SandboxError
 from podnet.store import StoreError
@@ -41,6 +42,25 @@ def register(subparsers: Any) -> None:
         "--store",
         default=None,
         help="store URL, or 'etcd' to run one in the lab (default: sqlite in the lab dir)",
+    )
+    up.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="podnet",
+        help="each node's container runtime: podnet's runtime library, or a real containerd "
+        "per node driven over CRI (default: podnet)",
+    )
+    up.add_argument(
+        "--gc-interval",
+        type=float,
+        default=DEFAULT_GC_INTERVAL,
+        help="containerd: seconds between the agents' GC rounds",
+    )
+    up.add_argument(
+        "--gc-grace",
+        type=float,
+        default=DEFAULT_GC_GRACE,
+        help="containerd: seconds an attachment no sandbox lists is kept",
     )
     up.set_defaults(handler=lab_up)
 
@@ -98,8 +118,16 @@ def lab_up(args: argparse.Namespace) -> int:
     try:
         lab = Lab(args.name)
         start = time.monotonic()
-        print(f"lab {args.name}: {args.nodes} nodes, {args.backend}")
-        lab.up(args.nodes, backend=args.backend, store=args.store, progress=_progress)
+        print(f"lab {args.name}: {args.nodes} nodes, {args.backend}, runtime {args.runtime}")
+        lab.up(
+            args.nodes,
+            backend=args.backend,
+            store=args.store,
+            runtime=args.runtime,
+            gc_interval=args.gc_interval,
+            gc_grace=args.gc_grace,
+            progress=_progress,
+        )
         print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
     except ERRORS as exc:
         return _fail(args, exc)

@@ -15,7 +15,13 @@ from podnet.cri import (
     Sandbox,
     SandboxStatus,
 )
-from podnet.lab._containerd import Containerd, ContainerdError, missing_prerequisites
+from podnet.lab._containerd import (
+    Containerd,
+    ContainerdError,
+    Spawn,
+    default_snapshotter,
+    missing_prerequisites,
+)
 from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
 from podnet.lab._topology import (
@@ -55,9 +61,11 @@ __all__ = [
     "SandboxStatus",
     "TopologyError",
     "Underlay",
+    "Spawn",
     "add_node",
     "build",
     "create_underlay",
+    "default_snapshotter",
     "is_static_elf",
     "lab_namespaces",
     "lab_prefix",

@@ -6,11 +6,18 @@ PID files and logs of the processes the lab started, and for every node the dire
 real node has at fixed paths (subnet.env, CNI bin and conf dirs, CNI data, netns dir, pod
 records). Processes are recorded by PID and their environment names the lab directory,
 so `down` stops exactly what `up` started, also after a crash, and never anything else.
+
+A node's container runtime is either podnet's runtime library (`runtime="podnet"`: the
+lab creates pod namespaces and runs the chain itself) or a real containerd per node
+(`runtime="containerd"`): pods are then started over CRI as kubelet does, containerd
+runs the CNI executables the node's agent installed, and each agent garbage-collects
+with the sandboxes its node's containerd lists.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -23,7 +30,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cni import atomic_write
+from podnet.lab._containerd import (
+    Containerd,
+    ContainerdError,
+    default_snapshotter,
+    missing_prerequisites,
+)
+from podnet.lab._cri_pods import PodError, list_pods, remove_pod, run_pod
 from podnet.lab._topology import (
     CONTROL_PLANE,
     NODE_UNDERLAY_IF,
@@ -45,6 +60,10 @@ from podnet.store import Node, Nodes, open_store
 LAB_ROOT = "/run/podnet/labs"
 CLUSTER_CIDR = "10.244.0.0/16"
 NODE_MASK = 24
+RUNTIMES = ("podnet", "containerd")
+# containerd 1.6 vendors libcni 1.1, which reads results of CNI spec 1.0.0 at most: a
+# 1.1.0 conflist makes every ADD fail with "unsupported CNI result version".
+CONTAINERD_CNI_VERSION = "1.0.0"
 HEALTH_PORT = 9090  # inside each node's own namespace, so every node can use it
 ETCD_PORT = 2379
 LAB_MARKER = "PODNET_LAB"  # in the environment of every process a lab starts
@@ -88,6 +107,11 @@ class NodeDirs:
     @property
     def pods_dir(self) -> str:
         return self.path("var", "lib", "podnet", "pods")
+
+    @property
+    def containerd_dir(self) -> str:
+        """containerd's root, state, socket and log (a containerd lab only)."""
+        return self.path("containerd")
 
     def runtime_paths(self) -> RuntimePaths:
         return RuntimePaths(
@@ -173,16 +197,16 @@ class Lab:
 
     # ---- processes ----------------------------------------------------------------
 
-    def _spawn(self, what: str, argv: Sequence[str], log: str) -> int:
+    def _spawn(
+        self, what: str, argv: Sequence[str], log: str, env: dict[str, str] | None = None
+    ) -> int:
         """Start a daemon of the lab in a session of its own (a Ctrl-C in the terminal
         is for the CLI only), output appended to `log`, recorded in a PID file. No Popen
-        object: the daemon outlives the command that started it."""
+        object: the daemon outlives the command that started it. `env` replaces this
+        process's environment (containerd hands its own to every plugin)."""
         os.makedirs(os.path.dirname(log), exist_ok=True)
-        env = {
-            **os.environ,
-            "PODNET_LOG_FILE": os.path.join(self.dir, "cni.log"),
-            LAB_MARKER: self.dir,
-        }
+        base = env if env is not None else {**os.environ, **self._plugin_env()}
+        env = {**base, LAB_MARKER: self.dir}
         pid = os.posix_spawnp(
             argv[0],
             list(argv),
@@ -197,6 +221,9 @@ class Lab:
         with open(os.path.join(self.dir, "pids", f"{what}.pid"), "w") as handle:
             handle.write(f"{pid}\n")
         return pid
+
+    def _plugin_env(self) -> dict[str, str]:
+        return {"PODNET_LOG_FILE": os.path.join(self.dir, "cni.log")}
 
     def _podnet(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "podnet.cli.main", *args]
@@ -267,11 +294,22 @@ class Lab:
         *,
         backend: str = "vxlan",
         store: str | None = None,
+        runtime: str = "podnet",
+        gc_interval: float = DEFAULT_GC_INTERVAL,
+        gc_grace: float = DEFAULT_GC_GRACE,
         progress: Callable[[str], None] = lambda _: None,
         timeout: float = 60.0,
     ) -> None:
+        """Build and start a lab of `nodes` nodes. With `runtime="containerd"`, every node
+        gets its own containerd, and its agent GCs every `gc_interval` seconds what the
+        sandboxes containerd no longer lists left behind (`gc_grace`: see the agent)."""
         if self.exists():
             raise LabError(f"lab {self.name!r} is up already: `podnet lab down` first")
+        if runtime not in RUNTIMES:
+            raise LabError(f"unknown runtime {runtime!r} (use {' or '.join(RUNTIMES)})")
+        if runtime == "containerd" and missing_prerequisites():
+            reasons = "; ".join(missing_prerequisites())
+            raise LabError(f"containerd cannot run pods on this machine: {reasons}")
         if lab_namespaces(self.name, netns_dir=self.netns_dir):
             teardown(self.name, netns_dir=self.netns_dir)  # leftovers of a crashed lab
         names = [f"n{i + 1}" for i in range(nodes)]
@@ -286,6 +324,8 @@ class Lab:
             "index": {name: i for i, name in enumerate(names)},
             "backend": backend,
             "store": url,
+            "runtime": runtime,
+            "gc": {"interval": gc_interval, "grace": gc_grace},
         }
         try:
             progress(f"underlay and {nodes} node namespaces on 192.0.2.0/24")
@@ -317,6 +357,9 @@ class Lab:
                 ],
                 os.path.join(self.dir, "logs", "nodeipam.log"),
             )
+            if runtime == "containerd":
+                for name in names:  # before the agents: kubelet's runtime is there first
+                    self._start_containerd(name, progress)
             for name in names:
                 self._start_agent(name, url)
             self.wait_ready(progress=progress, timeout=timeout)
@@ -398,9 +441,108 @@ class Lab:
                 d.cni_socket,
                 "--healthz-port",
                 str(HEALTH_PORT),
+                *self._runtime_args(name),
             ),
         ]
         self._spawn(f"agent-{name}", argv, os.path.join(self.dir, "logs", f"agent-{name}.log"))
+
+    def _runtime_args(self, name: str) -> list[str]:
+        """A containerd lab's agents write a conflist containerd can read and GC with the
+        sandboxes of their node's containerd."""
+        state = self.state()
+        if state.get("runtime") != "containerd":
+            return []
+        gc = state.get("gc", {})
+        return [
+            "--cni-version",
+            CONTAINERD_CNI_VERSION,
+            "--cri-socket",
+            self.containerd(name).socket,
+            "--gc-interval",
+            str(gc.get("interval", DEFAULT_GC_INTERVAL)),
+            "--gc-grace",
+            str(gc.get("grace", DEFAULT_GC_GRACE)),
+        ]
+
+    # ---- containerd ---------------------------------------------------------------
+
+    @property
+    def runtime_name(self) -> str:
+        return str(self.state().get("runtime", "podnet"))
+
+    def _cgroup_parent(self, node: str) -> str:
+        # Per lab and node, also across lab roots (tests run labs of one name at once).
+        tag = hashlib.sha256(self.dir.encode()).hexdigest()[:8]
+        return f"/podnet-{self.name}-{node}-{tag}"
+
+    def containerd(self, node: str, *, netns: str | None = None) -> Containerd:
+        """The containerd of `node` (taken over by PID if it runs): its work dir is in
+        the node's dir, its CNI bin and conf dirs are the ones the node's agent fills."""
+        d = self.node_dirs(node)
+        containerd = Containerd(
+            d.containerd_dir,
+            netns=netns if netns is not None else self.node(node).netns,
+            cni_bin_dir=d.bin_dir,
+            cni_conf_dir=d.conf_dir,
+            snapshotter=default_snapshotter(),
+            env=self._plugin_env(),
+            cgroup_parent=self._cgroup_parent(node),
+            spawn=lambda argv, env, log: self._spawn(f"containerd-{node}", argv, log, env=env),
+        )
+        pid = self._our_pid(os.path.join(self.dir, "pids", f"containerd-{node}.pid"))
+        if pid is not None:
+            containerd.adopt(pid)
+        return containerd
+
+    def _start_containerd(self, name: str, progress: Callable[[str], None]) -> None:
+        containerd = self.containerd(name)
+        os.makedirs(self.node_dirs(name).conf_dir, exist_ok=True)
+        try:
+            version = containerd.start()
+            with containerd.client() as cri:
+                network = cri.network_ready()
+        except Exception as exc:  # ContainerdError, CRIError, ImageError: one line
+            raise LabError(f"containerd on {name}: {exc}") from None
+        progress(
+            f"containerd {version.runtime_version} on {name}: NetworkReady "
+            f"{str(network.status).lower()} ({network.reason or 'no reason'}) "
+            "until the agent installs the conflist"
+        )
+
+    def restart_containerd(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop a node's containerd with `sig` and start it again on the same state, as
+        after a runtime upgrade or crash: pods and their shims keep running."""
+        containerd = self.containerd(name)
+        try:
+            containerd.restart(sig)
+        except (ContainerdError, OSError) as exc:
+            raise LabError(f"containerd on {name}: {exc}") from None
+
+    def network_ready(self, name: str) -> bool:
+        """What kubelet asks before it starts pods: the runtime's NetworkReady."""
+        try:
+            with self.containerd(name).client(timeout=5.0) as cri:
+                return cri.network_ready().status
+        except Exception:  # not answering is not ready
+            return False
+
+    def _close_containerds(self) -> tuple[list[str], list[str]]:
+        """Close every node's containerd (its sandboxes are stopped first: CNI DEL while
+        the agents still run); works from the node dirs alone, also after a crash."""
+        closed: list[str] = []
+        problems: list[str] = []
+        nodes_dir = os.path.join(self.dir, "nodes")
+        with contextlib.suppress(FileNotFoundError):
+            for node in sorted(os.listdir(nodes_dir)):
+                if not os.path.isdir(NodeDirs(os.path.join(nodes_dir, node)).containerd_dir):
+                    continue
+                try:
+                    left = self.containerd(node, netns="").close()
+                except Exception as exc:  # the rest of the teardown must still happen
+                    left = [f"{type(exc).__name__}: {exc}"]
+                problems += [f"{node}: {p}" for p in left]
+                closed.append(f"containerd-{node}")
+        return closed, problems
 
     def _stop_process(self, what: str, timeout: float = 10.0) -> None:
         """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`)."""
@@ -456,6 +598,20 @@ class Lab:
                 raise LabError(f"agents not ready after {timeout:g}s: {', '.join(waiting)}")
             if waiting:
                 time.sleep(0.1)
+        if self.runtime_name == "containerd":
+            for name in self.node_names():
+                self._wait_network_ready(name, deadline, progress)
+
+    def _wait_network_ready(
+        self, name: str, deadline: float, progress: Callable[[str], None]
+    ) -> None:
+        """containerd watches the conf dir: NetworkReady turns true once the agent has
+        written its conflist there."""
+        while not self.network_ready(name):
+            if time.monotonic() > deadline:
+                raise LabError(f"containerd on {name}: NetworkReady still false")
+            time.sleep(0.05)
+        progress(f"containerd on {name}: NetworkReady true (the agent's conflist)")
 
     def _last_words(self, what: str) -> str:
         """The last line a daemon logged, and where the rest is."""
@@ -481,6 +637,8 @@ class Lab:
         state["nodes"].append(name)
         state.setdefault("index", {})[name] = index
         self._save_state(state)
+        if self.runtime_name == "containerd":
+            self._start_containerd(name, lambda _: None)
         self._start_agent(name, self.store_url)
         deadline = time.monotonic() + timeout
         while not self.agent_ready(name):
@@ -489,6 +647,8 @@ class Lab:
             if time.monotonic() > deadline:
                 raise LabError(f"the agent of {name} is not ready after {timeout:g}s")
             time.sleep(0.05)
+        if self.runtime_name == "containerd":
+            self._wait_network_ready(name, deadline, lambda _: None)
         return node
 
     def remove_node(self, name: str) -> None:
@@ -496,6 +656,11 @@ class Lab:
         controller frees its podCIDR and the other agents drop its routes), and its
         namespace is unplugged and removed."""
         node = self.node(name)
+        if os.path.isdir(self.node_dirs(name).containerd_dir):
+            # Its pods are stopped (CNI DEL) while the node's agent still runs.
+            problems = self.containerd(name).close()
+            if problems:
+                raise LabError(f"containerd on {name} left: {'; '.join(problems)}")
         self._stop_process(f"agent-{name}")
         netns_dir = self.node_dirs(name).netns_dir
         with contextlib.suppress(FileNotFoundError):
@@ -523,7 +688,8 @@ class Lab:
     def down(self) -> list[str]:
         """Stop everything the lab started and remove everything it made. Safe to run
         twice and after a crash."""
-        removed = self.stop_processes()
+        closed, problems = self._close_containerds()
+        removed = closed + self.stop_processes()
         nodes_dir = os.path.join(self.dir, "nodes")
         with contextlib.suppress(FileNotFoundError):
             for node in os.listdir(nodes_dir):
@@ -534,6 +700,8 @@ class Lab:
                         removed.append(pod_ns)
         removed.extend(teardown(self.name, netns_dir=self.netns_dir))
         shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise LabError(f"the lab is down, but containerd left: {'; '.join(problems)}")
         return removed
 
     # ---- pods ---------------------------------------------------------------------
@@ -546,25 +714,43 @@ class Lab:
         netns = self.node(node).netns
         return run_in_netns(netns, lambda: func(self.runtime(node)))
 
-    def pod_run(self, name: str, node: str, namespace: str = "default") -> PodRun:
+    def pod_run(self, name: str, node: str, namespace: str = "default") -> LabPod:
+        """Start a pod on `node`: over CRI on a containerd lab, else with the runtime
+        library in the node's namespace."""
         self.node(node)
         for pod in self.pods():  # pod names are unique in the cluster, not just per node
             if (pod.sandbox.name, pod.sandbox.namespace) == (name, namespace):
                 raise LabError(f"pod {pod.sandbox.key} exists already, on {pod.node}")
-        result: PodRun = self.in_node(node, lambda rt: rt.run(name, namespace))
-        return result
+        if self.runtime_name == "containerd":
+            try:
+                return LabPod(node, run_pod(self.containerd(node), name, namespace))
+            except PodError as exc:
+                raise LabError(f"{node}: {exc}") from None
+        run: PodRun = self.in_node(node, lambda rt: rt.run(name, namespace))
+        return LabPod(node, run.sandbox)
 
     def pod_rm(self, name: str, namespace: str = "default") -> str:
         for pod in self.pods():
             if pod.sandbox.name == name and pod.sandbox.namespace == namespace:
-                self.in_node(pod.node, lambda rt: rt.remove(name, namespace))
+                if self.runtime_name == "containerd":
+                    try:
+                        remove_pod(self.containerd(pod.node), pod.sandbox.id)
+                    except PodError as exc:
+                        raise LabError(f"{pod.node}: {exc}") from None
+                else:
+                    self.in_node(pod.node, lambda rt: rt.remove(name, namespace))
                 return pod.node
         raise LabError(f"no pod {namespace}/{name} in lab {self.name!r}")
 
     def pods(self) -> list[LabPod]:
         found = []
+        containerd = self.runtime_name == "containerd"
         for node in self.node_names():
-            for sandbox in self.runtime(node).pods():
+            try:
+                sandboxes = list_pods(self.containerd(node)) if containerd else None
+            except PodError as exc:
+                raise LabError(f"{node}: {exc}") from None
+            for sandbox in sandboxes if sandboxes is not None else self.runtime(node).pods():
                 found.append(LabPod(node, sandbox))
         return found
 

@@ -18,6 +18,8 @@ Lessons this launcher encodes (see the containerd study in the project notes):
 Stopping is by PID only: containerd itself, the shims whose command line names our
 socket (`-address <socket>`), and runc containers under our runc root. A restart (stop,
 start with the same dirs) keeps shims and pods running, as a real runtime restart does.
+A daemon that outlives the process that started it (the lab's) is launched by a `spawn`
+function the caller hands in, and taken over later by PID (`adopt`).
 """
 
 from __future__ import annotations
@@ -31,10 +33,16 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from podnet.cri import CRIClient, CRIError, RuntimeVersion
-from podnet.lab._host import kill_and_wait, remove_cgroup, shim_pids, unmount_all_under
+from podnet.lab._host import (
+    alive,
+    kill_and_wait,
+    remove_cgroup,
+    shim_pids,
+    unmount_all_under,
+)
 from podnet.lab._image import SANDBOX_IMAGE, write_sandbox_image
 
 CONTAINERD = "containerd"
@@ -45,6 +53,10 @@ K8S_NAMESPACE = "k8s.io"  # containerd namespace the CRI plugin keeps its object
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Where containerd 1.6 puts shim sockets, whatever its state dir (hard-coded upstream).
 SHIM_SOCKET_DIR = "/run/containerd/s"
+UNIX_PATH_MAX = 108  # sun_path, including the terminating NUL
+
+# Starts a daemon detached from the caller: (argv, environment, log file) -> PID.
+Spawn = Callable[[list[str], dict[str, str], str], int]
 
 
 class ContainerdError(Exception):
@@ -138,6 +150,7 @@ class Containerd:
         env: Mapping[str, str] | None = None,
         log_level: str = "info",
         cgroup_parent: str | None = None,
+        spawn: Spawn | None = None,
     ) -> None:
         self.workdir = os.path.realpath(workdir)
         self.netns = netns
@@ -158,7 +171,9 @@ class Containerd:
         self.config_path = os.path.join(self.workdir, "config.toml")
         self.log_path = os.path.join(self.workdir, "containerd.log")
         self.image_archive = os.path.join(self.workdir, "pause.tar")
+        self.spawn = spawn
         self._process: subprocess.Popen[bytes] | None = None
+        self._pid: int | None = None
         self._image_imported = False
 
     # -- paths ---------------------------------------------------------------------------
@@ -170,11 +185,20 @@ class Containerd:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._pid
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        if self._process is not None:
+            return self._process.poll() is None
+        return self._pid is not None and alive(self._pid)
+
+    def adopt(self, pid: int) -> None:
+        """Take over a containerd of this work dir started earlier (by another process):
+        `stop`, `restart` and `close` then act on it. Its sandbox image is in already."""
+        self._process = None
+        self._pid = pid
+        self._image_imported = True
 
     def client(self, *, timeout: float = 30.0) -> CRIClient:
         return CRIClient(self.socket, timeout=timeout)
@@ -211,21 +235,32 @@ class Containerd:
         also imports the sandbox image."""
         if self.running:
             raise ContainerdError(f"containerd for {self.workdir} already runs")
+        if len(self.socket + ".ttrpc") >= UNIX_PATH_MAX:
+            raise ContainerdError(
+                f"containerd's socket path {self.socket}.ttrpc is longer than a unix socket "
+                f"path may be ({UNIX_PATH_MAX - 1} bytes): use a shorter work dir"
+            )
         os.makedirs(self.workdir, mode=0o711, exist_ok=True)
         self.write_config()
         _ensure_loopback_up(self.netns)
+        argv = [NSENTER, f"--net={self.netns}", CONTAINERD, "--config", self.config_path]
         environment = {"PATH": DEFAULT_PATH, **self.env}
-        with open(self.log_path, "ab") as log:
-            # start_new_session: setsid, so a Ctrl-C to the test run does not hit it first.
-            self._process = subprocess.Popen(
-                [NSENTER, f"--net={self.netns}", CONTAINERD, "--config", self.config_path],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=environment,
-                start_new_session=True,
-                cwd=self.workdir,
-            )
+        if self.spawn is not None:
+            self._process = None
+            self._pid = self.spawn(argv, environment, self.log_path)
+        else:
+            with open(self.log_path, "ab") as log:
+                # start_new_session: setsid, so a Ctrl-C to the test run does not hit it.
+                self._process = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=environment,
+                    start_new_session=True,
+                    cwd=self.workdir,
+                )
+            self._pid = self._process.pid
         try:
             version = self._wait_ready(timeout)
             if not self._image_imported:
@@ -281,17 +316,28 @@ class Containerd:
     def stop(self, sig: int = signal.SIGTERM, *, timeout: float = 10.0) -> None:
         """Stop the daemon only (by PID): shims, pods and all state stay, so `start()`
         picks them up again, as after a containerd restart on a real node."""
-        process = self._process
-        if process is None:
+        process, pid = self._process, self._pid
+        self._process = self._pid = None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
             return
-        if process.poll() is None:
-            process.send_signal(sig)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        self._process = None
+        if pid is None or not alive(pid):
+            _reap(pid)
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if alive(pid):
+            kill_and_wait([pid])
+        _reap(pid)
 
     def restart(self, sig: int = signal.SIGTERM) -> RuntimeVersion:
         self.stop(sig)
@@ -374,6 +420,21 @@ class Containerd:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _reap(pid: int | None) -> None:
+    """Collect the exit of a daemon this process spawned (no zombie); one started by
+    another process is not our child, and its parent or init collects it."""
+    if pid is not None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def default_snapshotter() -> str:
+    """overlayfs where the kernel has it (fast), else native (copies, about +40 ms a pod)."""
+    with open("/proc/filesystems") as handle:
+        has_overlay = any(line.split()[-1] == "overlay" for line in handle if line.strip())
+    return "overlayfs" if has_overlay or os.path.isdir("/sys/module/overlay") else "native"
 
 
 def _ensure_loopback_up(netns: str) -> None:

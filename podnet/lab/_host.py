@@ -103,7 +103,7 @@ def shim_pids(socket_path: str) -> list[int]:
     return pids
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     """Whether `pid` still runs (a zombie, waiting for a parent that is not us, does not)."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
@@ -117,5 +117,5 @@ def kill_and_wait(pids: list[int], *, timeout: float = 5.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
-    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)

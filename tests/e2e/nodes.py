@@ -20,7 +20,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.lab import Containerd, CRIClient, PodMetadata, missing_prerequisites
+from podnet.lab import (
+    Containerd,
+    CRIClient,
+    PodMetadata,
+    default_snapshotter,
+    missing_prerequisites,
+)
 from podnet.lab._image import DEFAULT_BUSYBOX, is_static_elf
 from podnet.netlink import create_netns, delete_netns, write_sysctl
 from podnet.plugins import PLUGIN_MODULES
@@ -43,13 +49,6 @@ def e2e_unavailable() -> list[str]:
     if not os.path.exists(DEFAULT_BUSYBOX) or not is_static_elf(DEFAULT_BUSYBOX):
         reasons.append(f"{DEFAULT_BUSYBOX} is not a static busybox (busybox-static)")
     return reasons
-
-
-def default_snapshotter() -> str:
-    """overlayfs where the kernel has it (fast), else native (copies, about +40 ms/pod)."""
-    with open("/proc/filesystems") as handle:
-        has_overlay = any(line.split()[-1] == "overlay" for line in handle if line.strip())
-    return "overlayfs" if has_overlay or os.path.isdir("/sys/module/overlay") else "native"
 
 
 @dataclass(frozen=True)
@@ -234,19 +233,8 @@ class Node:
         self.pods.remove(pod)
 
     def forget_sandbox(self, pod: Pod) -> None:
-        """Make the runtime lose a sandbox without CNI DEL: kill and delete its container
-        with ctr, behind CRI's back, then restart containerd, whose CRI plugin rebuilds
-        its sandbox list from the containers that are left. (What a wiped or corrupted
-        runtime state does on a real node.)"""
-        ctr = ["ctr", "--address", self.containerd.socket, "--namespace", "k8s.io"]
-        subprocess.run(ctr + ["tasks", "kill", "--signal", "SIGKILL", pod.sandbox_id], check=True)
-        # CRI's exit handler notices and deletes the task itself (without CNI DEL).
-        assert wait_until(
-            lambda: self.client.pod_sandbox_status(pod.sandbox_id).state == "SANDBOX_NOTREADY"
-        )
-        subprocess.run(ctr + ["tasks", "delete", pod.sandbox_id], capture_output=True, check=False)
-        subprocess.run(ctr + ["containers", "delete", pod.sandbox_id], check=True)
-        self.containerd.restart()
+        """Make the runtime lose a sandbox without CNI DEL (see `forget_sandbox`)."""
+        forget_sandbox(self.containerd, pod.sandbox_id, restart=self.containerd.restart)
         self.pods.remove(pod)
 
     def destroy(self) -> list[str]:
@@ -272,6 +260,21 @@ class Node:
 
     def enable_forwarding(self) -> None:
         write_sysctl(self.netns, {"net.ipv4.ip_forward": 1})
+
+
+def forget_sandbox(containerd: Containerd, sandbox_id: str, *, restart: Any) -> None:
+    """Make the runtime lose a sandbox without CNI DEL: kill and delete its container
+    with ctr, behind CRI's back, then restart containerd (`restart()`), whose CRI plugin
+    rebuilds its sandbox list from the containers that are left. (What a wiped or
+    corrupted runtime state does on a real node.)"""
+    ctr = ["ctr", "--address", containerd.socket, "--namespace", "k8s.io"]
+    subprocess.run(ctr + ["tasks", "kill", "--signal", "SIGKILL", sandbox_id], check=True)
+    # CRI's exit handler notices and deletes the task itself (without CNI DEL).
+    with containerd.client() as cri:
+        assert wait_until(lambda: cri.pod_sandbox_status(sandbox_id).state == "SANDBOX_NOTREADY")
+    subprocess.run(ctr + ["tasks", "delete", sandbox_id], capture_output=True, check=False)
+    subprocess.run(ctr + ["containers", "delete", sandbox_id], check=True)
+    restart()
 
 
 def ping(pod: Pod, address: str, *, attempts: int = 3) -> bool:
