@@ -245,7 +245,7 @@ class GarbageCollector:
             ordered = sorted(valid, key=lambda a: (a.container_id, a.ifname))
             result = self.cni.gc(network, ordered, owned=lambda a: a.config == network.raw)
             errors = list(result.errors)
-            if not result.gc_sent and self._all_ours(network):
+            if not result.gc_sent and not result.skipped and self._all_ours(network):
                 # The runtime's config predates GC (containerd 1.6 speaks CNI 1.0.0 at
                 # most), but podnet's plugins have the verb at any config: ask in 1.1.0.
                 raised = replace(network, cni_version=CURRENT_VERSION)

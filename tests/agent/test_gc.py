@@ -4,6 +4,7 @@ lists only some of them. What is freed, what is kept, and when GC refuses to run
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -24,7 +25,12 @@ from podnet.agent import (
 )
 from podnet.agent import footprints as node_footprints
 from podnet.netlink import Rtnl, create_netns, delete_netns, is_netns, run_in_netns
-from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.plugins._install import (
+    CONFLIST_NAME,
+    default_conflist,
+    install_executables,
+    write_conflist,
+)
 from podnet.runtime import (
     CachedAttachment,
     PodRun,
@@ -197,6 +203,19 @@ def test_a_config_older_than_gc_still_gets_the_verb_when_the_plugins_are_ours(
     assert report.errors == []
     assert owners(report.freed) == {(RESERVATION, lost.sandbox.id), (SCRATCH, lost.sandbox.id)}
     assert node.footprints() == []
+
+
+@pytest.mark.parametrize("node", ["1.0.0", "1.1.0"], indirect=True)
+def test_disable_gc_in_the_conflist_turns_it_all_off(node: Node) -> None:
+    path = os.path.join(node.conf_dir, CONFLIST_NAME)
+    with open(path) as handle:
+        conflist = json.load(handle)
+    write_conflist(node.conf_dir, {**conflist, "disableGC": True})
+    node.run_pod("unlisted")
+    before = node.footprints()
+    report = run_in_netns(node.netns, node.collector([], grace=0).run_once)
+    assert report.freed == [] and report.errors == []
+    assert node.footprints() == before
 
 
 def test_no_gc_when_the_runtime_cannot_list_its_sandboxes(node: Node) -> None:
