@@ -43,11 +43,14 @@ def register(subparsers: Any) -> None:
         "sandboxes left behind (default: no GC)",
     )
     run.add_argument(
-        "--gc-interval", type=_positive, default=DEFAULT_GC_INTERVAL, help="seconds between GCs"
+        "--gc-interval",
+        type=positive_seconds,
+        default=DEFAULT_GC_INTERVAL,
+        help="seconds between GCs",
     )
     run.add_argument(
         "--gc-grace",
-        type=_not_negative,
+        type=seconds,
         default=DEFAULT_GC_GRACE,
         help="seconds an attachment no sandbox lists is kept (a pod being created)",
     )
@@ -79,14 +82,14 @@ def register(subparsers: Any) -> None:
     getter.set_defaults(handler=get_network)
 
 
-def _positive(text: str) -> float:
-    value = _not_negative(text)
+def positive_seconds(text: str) -> float:
+    value = seconds(text)
     if value == 0:
         raise argparse.ArgumentTypeError("must be more than 0")
     return value
 
 
-def _not_negative(text: str) -> float:
+def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab._check import Endpoint, matrix
@@ -52,13 +53,13 @@ def register(subparsers: Any) -> None:
     )
     up.add_argument(
         "--gc-interval",
-        type=float,
+        type=positive_seconds,
         default=DEFAULT_GC_INTERVAL,
         help="containerd: seconds between the agents' GC rounds",
     )
     up.add_argument(
         "--gc-grace",
-        type=float,
+        type=seconds,
         default=DEFAULT_GC_GRACE,
         help="containerd: seconds an attachment no sandbox lists is kept",
     )
