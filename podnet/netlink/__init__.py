@@ -19,6 +19,7 @@ from podnet.netlink._links import (
     create_bridge,
     create_veth,
     delete_link,
+    delete_link_named,
     delete_port_vlan,
     find_link,
     get_link,
@@ -60,6 +61,7 @@ from podnet.netlink._rtnl import (
     Rtnl,
     RtnlError,
     open_rtnl,
+    own_rtnl,
 )
 from podnet.netlink._sysctl import set_sysctls
 from podnet.netlink._tagged_routes import (
@@ -112,6 +114,7 @@ __all__ = [
     "create_veth_pair",
     "delete_address",
     "delete_link",
+    "delete_link_named",
     "delete_netns",
     "delete_port_vlan",
     "delete_route",
@@ -135,6 +138,7 @@ __all__ = [
     "nft_apply",
     "nft_list",
     "open_rtnl",
+    "own_rtnl",
     "permanent_neighbours",
     "port_vlans",
     "read_sysctl",

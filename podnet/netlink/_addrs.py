@@ -1,4 +1,4 @@
-"""IP addresses of devices."""
+"""IP addresses of devices (through the handle's own socket, see _nlmsg)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,27 @@ import errno
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any
 
-from podnet.netlink._rtnl import NetlinkError, Rtnl
+from podnet.netlink._nlmsg import (
+    IFADDRMSG,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    RTM_DELADDR,
+    RTM_GETADDR,
+    RTM_NEWADDR,
+    attr,
+    attr_u32,
+    ifaddrmsg,
+    parse_attrs,
+    u32,
+)
+from podnet.netlink._rtnl import NetlinkError, Rtnl, raw_errors
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
+IFA_ADDRESS = 1
+IFA_LOCAL = 2
+IFA_FLAGS = 8
 IFA_F_NODAD = 0x02
 IFA_F_TENTATIVE = 0x40
 RT_SCOPE_LINK = 253
@@ -30,63 +45,65 @@ class Address:
         return self.scope == 0
 
 
-def _family(version: int | None) -> int | None:
-    return {4: socket.AF_INET, 6: socket.AF_INET6, None: None}[version]
+def _family(version: int) -> int:
+    return socket.AF_INET if version == 4 else socket.AF_INET6
 
 
 def list_addresses(
     nl: Rtnl, index: int | None = None, *, version: int | None = None
 ) -> list[Address]:
     """Addresses of the namespace, of one device, of one IP version."""
-    kwargs: dict[str, Any] = {}
-    family = _family(version)
-    if family is not None:
-        kwargs["family"] = family
-    if index is not None:
-        kwargs["index"] = index
+    family = _family(version) if version is not None else socket.AF_UNSPEC
+    with raw_errors("list addresses", missing=()):
+        payloads = nl.nl.dump(RTM_GETADDR, ifaddrmsg(family=family))
     out = []
-    for msg in nl.dump("list addresses", "addr", **kwargs):
-        text = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        prefix = int(msg["prefixlen"])
-        flags = int(msg.get_attr("IFA_FLAGS") or msg["flags"])
+    for payload in payloads:
+        msg_family, prefix, header_flags, scope, msg_index = IFADDRMSG.unpack_from(payload)
+        if index is not None and msg_index != index:
+            continue
+        if family != socket.AF_UNSPEC and msg_family != family:
+            continue
+        attrs = parse_attrs(payload, IFADDRMSG.size)
+        raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+        if raw is None:
+            continue
+        flags = u32(attrs[IFA_FLAGS]) if IFA_FLAGS in attrs else header_flags
+        text = socket.inet_ntop(msg_family, raw)
         out.append(
             Address(
-                index=int(msg["index"]),
+                index=msg_index,
                 address=ipaddress.ip_interface(f"{text}/{prefix}"),
-                scope=int(msg["scope"]),
+                scope=scope,
                 tentative=bool(flags & IFA_F_TENTATIVE),
             )
         )
     return out
 
 
+def _address_body(index: int, address: IPInterface, flags: int = 0) -> bytes:
+    family = _family(address.version)
+    packed = address.ip.packed
+    body = ifaddrmsg(family=family, prefixlen=address.network.prefixlen, flags=flags, index=index)
+    if address.version == 4:
+        body += attr(IFA_LOCAL, packed)
+    body += attr(IFA_ADDRESS, packed)
+    if flags:
+        body += attr_u32(IFA_FLAGS, flags)
+    return body
+
+
 def add_address(nl: Rtnl, index: int, address: IPInterface, *, nodad: bool = False) -> None:
     """Add an address; one already present raises NetlinkError(EEXIST)."""
-    kwargs: dict[str, Any] = {}
-    if nodad and address.version == 6:
-        kwargs["flags"] = IFA_F_NODAD
-    nl.call(
-        f"add address {address} to link #{index}",
-        "addr",
-        "add",
-        index=index,
-        address=str(address.ip),
-        prefixlen=address.network.prefixlen,
-        **kwargs,
-    )
+    flags = IFA_F_NODAD if nodad and address.version == 6 else 0
+    with raw_errors(f"add address {address} to link #{index}"):
+        nl.nl.request(RTM_NEWADDR, _address_body(index, address, flags), NLM_F_CREATE | NLM_F_EXCL)
 
 
 def delete_address(nl: Rtnl, index: int, address: IPInterface) -> bool:
     """Remove an address; False when it was not there."""
     try:
-        nl.call(
-            f"remove address {address} from link #{index}",
-            "addr",
-            "del",
-            index=index,
-            address=str(address.ip),
-            prefixlen=address.network.prefixlen,
-        )
+        with raw_errors(f"remove address {address} from link #{index}"):
+            nl.nl.request(RTM_DELADDR, _address_body(index, address))
     except NetlinkError as exc:
         if exc.errno == errno.EADDRNOTAVAIL:
             return False

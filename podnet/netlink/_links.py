@@ -1,14 +1,37 @@
 """Network devices: look up, create (bridge, veth), change, delete; bridge port flags
-and port VLANs."""
+and port VLANs.
+
+Everything a pod's ADD and DEL does goes through the handle's own socket
+(`podnet.netlink._nlmsg`); port VLANs, which only VLAN-tagged bridges use, through pyroute2.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
 from dataclasses import dataclass
-from typing import Any
 
-from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl
+from podnet.netlink._nlmsg import (
+    IFINFOMSG,
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    RTM_DELLINK,
+    RTM_GETLINK,
+    RTM_NEWLINK,
+    RTM_SETLINK,
+    attr,
+    attr_str,
+    attr_u8,
+    attr_u32,
+    cstr,
+    i32,
+    ifinfomsg,
+    nested,
+    parse_attrs,
+    u8,
+    u32,
+)
+from podnet.netlink._rtnl import LinkNotFound, Rtnl, raw_errors
 
 IFF_UP = 0x1
 IFF_PROMISC = 0x100
@@ -16,6 +39,31 @@ BRIDGE_VLAN_INFO_PVID = 0x2
 BRIDGE_VLAN_INFO_UNTAGGED = 0x4
 AF_BRIDGE = 7
 RTEXT_FILTER_BRVLAN = 0x2
+RTEXT_FILTER_SKIP_STATS = 0x8
+
+IFLA_ADDRESS = 1
+IFLA_IFNAME = 3
+IFLA_MTU = 4
+IFLA_LINK = 5
+IFLA_MASTER = 10
+IFLA_PROTINFO = 12
+IFLA_OPERSTATE = 16
+IFLA_LINKINFO = 18
+IFLA_NET_NS_FD = 28
+IFLA_EXT_MASK = 29
+IFLA_LINK_NETNSID = 37
+IFLA_INFO_KIND = 1
+IFLA_INFO_DATA = 2
+VETH_INFO_PEER = 1
+IFLA_BR_VLAN_FILTERING = 7
+IFLA_BRPORT_MODE = 4
+IFLA_BRPORT_ISOLATED = 33
+
+# IFLA_OPERSTATE values (RFC 2863), named as iproute2 and pyroute2 print them.
+OPER_STATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+# Counters are of no use here and make every answer ~1 KiB longer.
+_SKIP_STATS = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
+_MISSING = (errno.ENODEV, errno.ENOENT)
 
 
 @dataclass(frozen=True)
@@ -35,32 +83,42 @@ class Link:
     peer_in_other_netns: bool  # veth: the peer lives in another namespace
 
 
-def _link_from(msg: Any) -> Link:
-    flags = int(msg["flags"])
+def decode_link(payload: bytes) -> Link:
+    """A Link from the payload of an RTM_NEWLINK message."""
+    _, _, index, flags, _ = IFINFOMSG.unpack_from(payload)
+    attrs = parse_attrs(payload, IFINFOMSG.size)
+    info = parse_attrs(attrs[IFLA_LINKINFO]) if IFLA_LINKINFO in attrs else {}
+    oper = u8(attrs[IFLA_OPERSTATE]) if IFLA_OPERSTATE in attrs else 0
     return Link(
-        index=int(msg["index"]),
-        name=str(msg.get_attr("IFLA_IFNAME")),
-        kind=str(msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND") or ""),
-        mac=str(msg.get_attr("IFLA_ADDRESS") or ""),
-        mtu=int(msg.get_attr("IFLA_MTU") or 0),
+        index=index,
+        name=cstr(attrs.get(IFLA_IFNAME, b"")),
+        kind=cstr(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else "",
+        mac=attrs[IFLA_ADDRESS].hex(":") if attrs.get(IFLA_ADDRESS) else "",
+        mtu=u32(attrs[IFLA_MTU]) if IFLA_MTU in attrs else 0,
         admin_up=bool(flags & IFF_UP),
-        oper_state=str(msg.get_attr("IFLA_OPERSTATE") or "UNKNOWN"),
+        oper_state=OPER_STATES[oper] if oper < len(OPER_STATES) else "UNKNOWN",
         promisc=bool(flags & IFF_PROMISC),
-        master=int(msg.get_attr("IFLA_MASTER") or 0),
-        peer_index=int(msg.get_attr("IFLA_LINK") or 0),
-        peer_in_other_netns=msg.get_attr("IFLA_LINK_NETNSID") is not None,
+        master=u32(attrs[IFLA_MASTER]) if IFLA_MASTER in attrs else 0,
+        peer_index=i32(attrs[IFLA_LINK]) if IFLA_LINK in attrs else 0,
+        peer_in_other_netns=IFLA_LINK_NETNSID in attrs,
     )
+
+
+def _get(nl: Rtnl, what: str, body: bytes) -> Link:
+    with raw_errors(what, missing=_MISSING):
+        answer = nl.nl.request(RTM_GETLINK, body)
+    if not answer:
+        raise LinkNotFound(errno.ENODEV, f"{what}: no answer")
+    return decode_link(answer[0][1])
 
 
 def get_link(nl: Rtnl, name: str) -> Link:
     """The device called `name`; LinkNotFound when there is none."""
+    body = ifinfomsg() + attr_str(IFLA_IFNAME, name) + _SKIP_STATS
     try:
-        msgs = nl.call(f"look up link {name!r}", "link", "get", ifname=name)
-    except NetlinkError as exc:
-        if exc.errno in (errno.ENODEV, errno.ENOENT):
-            raise LinkNotFound(errno.ENODEV, f"link {name!r} not found") from exc
-        raise
-    return _link_from(msgs[0])
+        return _get(nl, f"look up link {name!r}", body)
+    except LinkNotFound:
+        raise LinkNotFound(errno.ENODEV, f"link {name!r} not found") from None
 
 
 def find_link(nl: Rtnl, name: str) -> Link | None:
@@ -72,30 +130,38 @@ def find_link(nl: Rtnl, name: str) -> Link | None:
 
 def get_link_by_index(nl: Rtnl, index: int) -> Link:
     try:
-        msgs = nl.call(f"look up link #{index}", "link", "get", index=index)
-    except NetlinkError as exc:
-        if exc.errno in (errno.ENODEV, errno.ENOENT):
-            raise LinkNotFound(errno.ENODEV, f"link #{index} not found") from exc
-        raise
-    return _link_from(msgs[0])
+        return _get(nl, f"look up link #{index}", ifinfomsg(index=index) + _SKIP_STATS)
+    except LinkNotFound:
+        raise LinkNotFound(errno.ENODEV, f"link #{index} not found") from None
 
 
 def list_links(nl: Rtnl, *, master: int | None = None) -> list[Link]:
     """Every device of the namespace, or only the ports of the bridge `master`."""
-    links = [_link_from(m) for m in nl.dump("list links", "link")]
+    with raw_errors("list links", missing=()):
+        payloads = nl.nl.dump(RTM_GETLINK, ifinfomsg() + _SKIP_STATS)
+    links = [decode_link(p) for p in payloads]
     if master is not None:
         links = [link for link in links if link.master == master]
     return links
 
 
+def _change(nl: Rtnl, what: str, msg_type: int, body: bytes, flags: int = 0) -> None:
+    with raw_errors(what):
+        nl.nl.request(msg_type, body, flags)
+
+
 def create_bridge(nl: Rtnl, name: str, *, mtu: int = 0, vlan_filtering: bool = False) -> None:
     """Create a bridge; an existing device of that name raises NetlinkError(EEXIST)."""
-    spec: dict[str, Any] = {"ifname": name, "kind": "bridge"}
+    data = [nested(IFLA_INFO_DATA, attr_u8(IFLA_BR_VLAN_FILTERING, 1))] if vlan_filtering else []
+    body = ifinfomsg() + attr_str(IFLA_IFNAME, name)
     if mtu:
-        spec["mtu"] = mtu
-    if vlan_filtering:
-        spec["br_vlan_filtering"] = 1
-    nl.call(f"create bridge {name!r}", "link", "add", **spec)
+        body += attr_u32(IFLA_MTU, mtu)
+    body += nested(IFLA_LINKINFO, attr_str(IFLA_INFO_KIND, "bridge"), *data)
+    _change(nl, f"create bridge {name!r}", RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL)
+
+
+def _mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", "").replace("-", ""))
 
 
 def create_veth(
@@ -106,20 +172,34 @@ def create_veth(
     peer_netns: str,
     mtu: int = 0,
     mac: str = "",
+    peer_mac: str = "",
+    up: bool = False,
+    master: int = 0,
 ) -> None:
     """Create a veth pair with `name` in this handle's namespace and its peer created
-    directly in the namespace at path `peer_netns` (no move, no rename afterwards).
-    Either name being taken raises NetlinkError(EEXIST)."""
+    directly in the namespace at path `peer_netns` (no move, no rename afterwards). The
+    end called `name` can be born up (`up`) and attached to a bridge (`master`), all in
+    one request. Either name being taken raises NetlinkError(EEXIST)."""
     fd = os.open(peer_netns, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": fd}
-        spec: dict[str, Any] = {"ifname": name, "kind": "veth", "peer": peer}
+        peer = ifinfomsg() + attr_str(IFLA_IFNAME, peer_name) + attr_u32(IFLA_NET_NS_FD, fd)
+        body = ifinfomsg(flags=IFF_UP if up else 0, change=IFF_UP if up else 0)
+        body += attr_str(IFLA_IFNAME, name)
         if mtu:
-            spec["mtu"] = mtu
-            peer["mtu"] = mtu
+            body += attr_u32(IFLA_MTU, mtu)
+            peer += attr_u32(IFLA_MTU, mtu)
         if mac:
-            spec["address"] = mac
-        nl.call(f"create veth {name!r}", "link", "add", **spec)
+            body += attr(IFLA_ADDRESS, _mac_bytes(mac))
+        if peer_mac:
+            peer += attr(IFLA_ADDRESS, _mac_bytes(peer_mac))
+        if master:
+            body += attr_u32(IFLA_MASTER, master)
+        body += nested(
+            IFLA_LINKINFO,
+            attr_str(IFLA_INFO_KIND, "veth"),
+            nested(IFLA_INFO_DATA, attr(VETH_INFO_PEER, peer)),
+        )
+        _change(nl, f"create veth {name!r}", RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL)
     finally:
         os.close(fd)
 
@@ -133,42 +213,40 @@ def set_link(
     master: int | None = None,
     mac: str | None = None,
 ) -> None:
-    spec: dict[str, Any] = {}
+    flags = change = 0
     if up is not None:
-        spec["state"] = "up" if up else "down"
+        flags, change = (IFF_UP if up else 0), IFF_UP
+    attrs = b""
     if mtu is not None:
-        spec["mtu"] = mtu
+        attrs += attr_u32(IFLA_MTU, mtu)
     if master is not None:
-        spec["master"] = master
+        attrs += attr_u32(IFLA_MASTER, master)
     if mac is not None:
-        spec["address"] = mac
-    if spec:
-        nl.call(f"change link #{index}", "link", "set", index=index, **spec)
+        attrs += attr(IFLA_ADDRESS, _mac_bytes(mac))
+    if change or attrs:
+        body = ifinfomsg(index=index, flags=flags, change=change) + attrs
+        _change(nl, f"change link #{index}", RTM_SETLINK, body)
 
 
 def set_promisc(nl: Rtnl, index: int, on: bool) -> None:
-    flags = IFF_PROMISC if on else 0
-    nl.call(
-        f"set promiscuous mode of link #{index}",
-        "link",
-        "set",
-        index=index,
-        flags=flags,
-        change=IFF_PROMISC,
-    )
+    body = ifinfomsg(index=index, flags=IFF_PROMISC if on else 0, change=IFF_PROMISC)
+    _change(nl, f"set promiscuous mode of link #{index}", RTM_SETLINK, body)
 
 
 def set_bridge_port(
     nl: Rtnl, index: int, *, hairpin: bool | None = None, isolated: bool | None = None
 ) -> None:
     """Port flags of a device attached to a bridge: hairpin (IFLA_BRPORT_MODE), isolated."""
-    spec: dict[str, Any] = {}
+    flags = []
     if hairpin is not None:
-        spec["mode"] = int(hairpin)
+        flags.append(attr_u8(IFLA_BRPORT_MODE, int(hairpin)))
     if isolated is not None:
-        spec["isolated"] = int(isolated)
-    if spec:
-        nl.call(f"set bridge port flags of link #{index}", "brport", "set", index=index, **spec)
+        flags.append(attr_u8(IFLA_BRPORT_ISOLATED, int(isolated)))
+    if flags:
+        # The bridge reads IFLA_PROTINFO as port attributes only with NLA_F_NESTED set
+        # (without it, as the old RSTP port-state byte).
+        body = ifinfomsg(family=AF_BRIDGE, index=index) + nested(IFLA_PROTINFO, *flags, flag=True)
+        _change(nl, f"set bridge port flags of link #{index}", RTM_SETLINK, body)
 
 
 def add_port_vlan(nl: Rtnl, index: int, vid: int, *, pvid: bool, untagged: bool) -> None:
@@ -214,4 +292,10 @@ def delete_port_vlan(nl: Rtnl, index: int, vid: int) -> None:
 
 def delete_link(nl: Rtnl, index: int) -> None:
     """Delete a device; one already gone raises LinkNotFound."""
-    nl.call(f"delete link #{index}", "link", "del", index=index)
+    _change(nl, f"delete link #{index}", RTM_DELLINK, ifinfomsg(index=index))
+
+
+def delete_link_named(nl: Rtnl, name: str) -> None:
+    """Delete the device called `name` in one request; one already gone raises LinkNotFound."""
+    with raw_errors(f"delete link {name!r}", missing=_MISSING):
+        nl.nl.request(RTM_DELLINK, ifinfomsg() + attr_str(IFLA_IFNAME, name))

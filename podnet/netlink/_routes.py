@@ -1,18 +1,41 @@
-"""Routes of a namespace."""
+"""Routes of a namespace (through the handle's own socket, see _nlmsg)."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
 from dataclasses import dataclass
-from typing import Any
 
-from podnet.netlink._rtnl import Rtnl
+from podnet.netlink._nlmsg import (
+    NLM_F_CREATE,
+    NLM_F_EXCL,
+    RTM_GETROUTE,
+    RTM_NEWROUTE,
+    RTMSG,
+    attr,
+    attr_u32,
+    nested,
+    parse_attrs,
+    rtmsg,
+    u32,
+)
+from podnet.netlink._rtnl import Rtnl, raw_errors
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+RT_TABLE_COMPAT = 252
 RT_TABLE_MAIN = 254
+RTPROT_STATIC = 4  # what pyroute2 and `ip route add` put on routes added by hand
+RTN_UNICAST = 1
+RTA_DST = 1
+RTA_OIF = 4
+RTA_GATEWAY = 5
+RTA_PRIORITY = 6
+RTA_METRICS = 8
+RTA_TABLE = 15
+RTAX_MTU = 2
+RTAX_ADVMSS = 8
 
 
 @dataclass(frozen=True)
@@ -25,26 +48,30 @@ class RouteEntry:
     scope: int
 
 
-def _entry_from(msg: Any) -> RouteEntry:
-    family = int(msg["family"])
-    prefix = int(msg["dst_len"])
-    dst_text = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
-    gateway = msg.get_attr("RTA_GATEWAY")
-    table = msg.get_attr("RTA_TABLE")
+def _entry_from(payload: bytes) -> RouteEntry:
+    family, dst_len, _, _, header_table, _, scope, _, _ = RTMSG.unpack_from(payload)
+    attrs = parse_attrs(payload, RTMSG.size)
+    if RTA_DST in attrs:
+        dst_text = socket.inet_ntop(family, attrs[RTA_DST])
+    else:
+        dst_text = "0.0.0.0" if family == socket.AF_INET else "::"
+    gateway = attrs.get(RTA_GATEWAY)
     return RouteEntry(
-        dst=ipaddress.ip_network(f"{dst_text}/{prefix}", strict=False),
-        gateway=ipaddress.ip_address(gateway) if gateway else None,
-        oif=int(msg.get_attr("RTA_OIF") or 0),
-        table=int(table if table is not None else msg["table"]),
-        priority=int(msg.get_attr("RTA_PRIORITY") or 0),
-        scope=int(msg["scope"]),
+        dst=ipaddress.ip_network(f"{dst_text}/{dst_len}", strict=False),
+        gateway=ipaddress.ip_address(socket.inet_ntop(family, gateway)) if gateway else None,
+        oif=u32(attrs[RTA_OIF]) if RTA_OIF in attrs else 0,
+        table=u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else header_table,
+        priority=u32(attrs[RTA_PRIORITY]) if RTA_PRIORITY in attrs else 0,
+        scope=scope,
     )
 
 
 def list_routes(nl: Rtnl, *, version: int, table: int | None = RT_TABLE_MAIN) -> list[RouteEntry]:
     """Unicast routes of one IP version, in one table (None: all tables)."""
     family = socket.AF_INET if version == 4 else socket.AF_INET6
-    routes = [_entry_from(m) for m in nl.dump("list routes", "route", family=family)]
+    with raw_errors("list routes", missing=()):
+        payloads = nl.nl.dump(RTM_GETROUTE, rtmsg(family=family))
+    routes = [_entry_from(p) for p in payloads if p[0] == family]
     return [r for r in routes if table is None or r.table == table]
 
 
@@ -61,21 +88,31 @@ def add_route(
     advmss: int = 0,
 ) -> None:
     """Add a route; one already present raises NetlinkError(EEXIST)."""
-    spec: dict[str, Any] = {"dst": str(dst), "oif": oif}
+    family = socket.AF_INET if dst.version == 4 else socket.AF_INET6
+    table = RT_TABLE_MAIN if table is None else table
+    body = rtmsg(
+        family=family,
+        dst_len=dst.prefixlen,
+        table=table if table < 256 else RT_TABLE_COMPAT,
+        protocol=RTPROT_STATIC,
+        scope=scope or 0,
+        kind=RTN_UNICAST,
+    )
+    body += attr_u32(RTA_TABLE, table)
+    if dst.prefixlen:
+        body += attr(RTA_DST, dst.network_address.packed)
+    body += attr_u32(RTA_OIF, oif)
     if gateway is not None:
-        spec["gateway"] = str(gateway)
+        body += attr(RTA_GATEWAY, gateway.packed)
     if priority:
-        spec["priority"] = priority
-    if table is not None:
-        spec["table"] = table
-    if scope is not None:
-        spec["scope"] = scope
-    metrics = {}
+        body += attr_u32(RTA_PRIORITY, priority)
+    metrics = []
     if mtu:
-        metrics["mtu"] = mtu
+        metrics.append(attr_u32(RTAX_MTU, mtu))
     if advmss:
-        metrics["advmss"] = advmss
+        metrics.append(attr_u32(RTAX_ADVMSS, advmss))
     if metrics:
-        spec["metrics"] = metrics
+        body += nested(RTA_METRICS, *metrics)
     via = f" via {gateway}" if gateway is not None else ""
-    nl.call(f"add route {dst}{via}", "route", "add", **spec)
+    with raw_errors(f"add route {dst}{via}"):
+        nl.nl.request(RTM_NEWROUTE, body, NLM_F_CREATE | NLM_F_EXCL)

@@ -1,15 +1,20 @@
 """An rtnetlink handle bound to one network namespace, the errors it raises, and the link
 lookups every caller needs.
 
-The socket for another namespace is created by a thread that entered it (`run_in_netns`)
-and handed to pyroute2 by file descriptor: a socket stays in the namespace it was born
-in, so the handle can then be used from any thread, and pyroute2 never forks its
-per-namespace helper (which crashes grpc clients in the same process). pyroute2 is
-imported on the first handle, never at module import, because it costs ~120 ms.
+The sockets for another namespace are created by a thread that entered it
+(`run_in_netns`): a socket stays in the namespace it was born in, so the handle can then
+be used from any thread, and pyroute2 never forks its per-namespace helper (which
+crashes grpc clients in the same process).
+
+A handle holds two sockets. The pod path (links, addresses, routes of ADD and DEL) uses
+the first through `podnet.netlink._nlmsg`, without pyroute2. The second is handed to
+pyroute2 only when something asks for `.ipr` (VLANs, neighbours, vxlan, ...): pyroute2
+costs ~120 ms to import, which a plugin running in-process should not pay for nothing.
 
 pyroute2's NetlinkError never leaves this package: `netlink_errors` turns it into
 `NetlinkError` (an OSError with the kernel's errno), or `LinkNotFound` for a missing
-device, at the boundary of every request.
+device, at the boundary of every request; `raw_errors` does the same for the first
+socket's refusals.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from podnet.netlink._netns import run_in_netns
+from podnet.netlink._nlmsg import NetlinkRequestError, NetlinkSocket
 
 # Set on every message of a dump that raced with a change of the table it reads.
 NLM_F_DUMP_INTR = 0x10
@@ -60,6 +67,19 @@ def netlink_errors(what: str) -> Iterator[None]:
 rtnl_errors = netlink_errors
 
 
+@contextmanager
+def raw_errors(what: str, *, missing: tuple[int, ...] = (errno.ENODEV,)) -> Iterator[None]:
+    """Refusals on the handle's own socket as podnet's errors; errnos in `missing`
+    mean the device is not there (LinkNotFound)."""
+    try:
+        yield
+    except NetlinkRequestError as exc:
+        code = exc.errno or errno.EIO
+        if code in missing:
+            raise LinkNotFound(errno.ENODEV, f"{what}: {os.strerror(errno.ENODEV)}") from None
+        raise NetlinkError(code, f"{what}: {os.strerror(code)}") from None
+
+
 @dataclass(frozen=True)
 class LinkInfo:
     index: int
@@ -88,32 +108,72 @@ def _route_socket() -> socket.socket:
     return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
 
 
-class Rtnl:
-    """A route-netlink socket in one namespace. Use as a context manager, or `close()`.
-    `netns` is the namespace's path; "" or None for the caller's own."""
+def _socket_pair() -> tuple[socket.socket, socket.socket]:
+    """(ours, bound; pyroute2's spare, which it binds itself)."""
+    ours = _route_socket()
+    try:
+        ours.bind((0, 0))
+        return ours, _route_socket()
+    except BaseException:
+        ours.close()
+        raise
 
-    def __init__(self, ipr: Any, netns: str | None) -> None:
-        self.ipr = ipr
+
+class Rtnl:
+    """Route-netlink sockets in one namespace. Use as a context manager, or `close()`.
+    `netns` is the namespace's path; "" or None for the caller's own.
+
+    `Rtnl(ipr, netns)` wraps an existing pyroute2 object (tests use fakes); handles from
+    `open()` have their own socket (`nl`) and build `ipr` on first use."""
+
+    def __init__(
+        self,
+        ipr: Any = None,
+        netns: str | None = None,
+        *,
+        sock: socket.socket | None = None,
+        spare: socket.socket | None = None,
+    ) -> None:
+        self._ipr = ipr
         self.netns = netns
+        self._nl = NetlinkSocket(sock) if sock is not None else None
+        self._spare = spare
 
     @classmethod
     def open(cls, netns: str | None = None) -> Rtnl:
         """A handle for the namespace at path `netns`, or the caller's own when empty.
         A missing namespace raises NetnsError (ENOENT)."""
-        sock = run_in_netns(netns, _route_socket) if netns else _route_socket()
-        from pyroute2 import IPRoute
+        sock, spare = run_in_netns(netns, _socket_pair) if netns else _socket_pair()
+        return cls(None, netns, sock=sock, spare=spare)
 
-        try:
+    @property
+    def nl(self) -> NetlinkSocket:
+        if self._nl is None:
+            raise NetlinkError(errno.EBADF, "this handle has no socket of its own")
+        return self._nl
+
+    @property
+    def ipr(self) -> Any:
+        """pyroute2's IPRoute on the spare socket, made (and pyroute2 imported) on first use."""
+        if self._ipr is None:
+            if self._spare is None:
+                raise NetlinkError(errno.EBADF, "this handle is closed")
+            from pyroute2 import IPRoute
+
             # groups=0: no multicast subscriptions, so no events queue up behind replies.
-            ipr = IPRoute(fileno=sock.fileno(), groups=0)
-        except BaseException:
-            sock.close()
-            raise
-        sock.detach()  # pyroute2 owns the descriptor now and closes it
-        return cls(ipr, netns)
+            self._ipr = IPRoute(fileno=self._spare.fileno(), groups=0)
+            self._spare.detach()  # pyroute2 owns the descriptor now and closes it
+            self._spare = None
+        return self._ipr
 
     def close(self) -> None:
-        self.ipr.close()
+        if self._nl is not None:
+            self._nl.close()
+        if self._spare is not None:
+            self._spare.close()
+            self._spare = None
+        if self._ipr is not None:
+            self._ipr.close()
 
     def __enter__(self) -> Rtnl:
         return self
@@ -195,3 +255,30 @@ class Rtnl:
 def open_rtnl(netns: str = "") -> Rtnl:
     """A handle for the namespace at path `netns`, or for the caller's own when empty."""
     return Rtnl.open(netns)
+
+
+class _ThreadHandle:
+    """The handle a thread keeps for its own namespace; closed when the thread ends."""
+
+    def __init__(self, namespace: tuple[int, int], rtnl: Rtnl) -> None:
+        self.namespace = namespace
+        self.rtnl = rtnl
+
+    def __del__(self) -> None:
+        self.rtnl.close()
+
+
+_own = threading.local()
+
+
+def own_rtnl() -> Rtnl:
+    """The calling thread's handle for the namespace it is in, opened on its first use and
+    kept for the thread's life: the agent's worker threads serve every pod through the
+    same warm socket instead of opening one per request. The caller must not close it.
+    A thread that is now in another namespace than when it opened one gets a new one."""
+    info = os.stat("/proc/thread-self/ns/net")
+    namespace = (info.st_dev, info.st_ino)
+    held: _ThreadHandle | None = getattr(_own, "handle", None)
+    if held is None or held.namespace != namespace:
+        _own.handle = held = _ThreadHandle(namespace, Rtnl.open())
+    return held.rtnl

@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import errno
 import os
+import threading
 import uuid
 
 import pytest
 
 from podnet.netlink import (
     NetnsError,
+    _netns,
     create_netns,
     delete_netns,
     is_netns,
     read_sysctl,
+    run_in_netns,
     write_sysctl,
 )
 
@@ -38,3 +42,65 @@ def test_create_enter_delete(tmp_path) -> None:
 def test_enter_missing_netns(tmp_path) -> None:
     with pytest.raises(NetnsError):
         read_sysctl(str(tmp_path / "nope"), "net.ipv4.ip_forward")
+
+
+def own_namespace() -> int:
+    return os.stat("/proc/thread-self/ns/net").st_ino
+
+
+def test_run_in_netns_uses_the_calling_thread_and_always_comes_back(tmp_path) -> None:
+    path = str(tmp_path / f"pn-{uuid.uuid4().hex[:8]}")
+    create_netns(path)
+    home = own_namespace()
+    try:
+        inside = run_in_netns(path, lambda: (threading.get_ident(), own_namespace()))
+        assert inside == (threading.get_ident(), os.stat(path).st_ino)
+        assert own_namespace() == home
+
+        def fail() -> None:
+            raise RuntimeError("boom")
+
+        with pytest.raises(RuntimeError):
+            run_in_netns(path, fail)
+        assert own_namespace() == home
+        # nested: each level goes back to where it came from
+        assert run_in_netns(path, lambda: run_in_netns(path, own_namespace)) != home
+        assert own_namespace() == home
+    finally:
+        delete_netns(path)
+
+
+def test_a_thread_that_cannot_go_back_refuses_further_namespaces(tmp_path, monkeypatch) -> None:
+    path = str(tmp_path / f"pn-{uuid.uuid4().hex[:8]}")
+    create_netns(path)
+    real_setns = _netns._setns
+    calls: list[str] = []
+
+    def refuse_the_way_back(fd: int, what: str) -> None:
+        calls.append(what)
+        if "back" in what:
+            raise NetnsError(errno.ENOMEM, what)
+        real_setns(fd, what)
+
+    monkeypatch.setattr(_netns, "_setns", refuse_the_way_back)
+    outcome: list[str] = []
+
+    def stranded_thread() -> None:
+        # a thread of its own: it stays in the namespace, and dies with the test
+        try:
+            run_in_netns(path, lambda: None)
+        except NetnsError as exc:
+            outcome.append(f"first: {exc.errno}")
+        try:
+            run_in_netns(path, lambda: None)
+        except NetnsError as exc:
+            outcome.append(f"then: {exc.errno} {'stranded' in str(exc)}")
+
+    try:
+        thread = threading.Thread(target=stranded_thread)
+        thread.start()
+        thread.join()
+    finally:
+        delete_netns(path)
+    assert outcome == [f"first: {errno.ENOMEM}", f"then: {errno.EPERM} True"]
+    assert len(calls) == 2, "the second call did not even try"

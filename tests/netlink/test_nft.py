@@ -1,12 +1,15 @@
-"""nft batches and listings inside a throwaway namespace."""
+"""nft batches and listings inside a throwaway namespace, through libnftables and
+through the `nft` command (used where the library cannot be loaded)."""
 
 from __future__ import annotations
 
 import errno
+import threading
+from collections.abc import Iterator
 
 import pytest
 
-from podnet.netlink import NftError, nft_apply, nft_list, run_in_netns
+from podnet.netlink import NftError, _nft, nft_apply, nft_list, run_in_netns
 
 pytestmark = pytest.mark.root
 
@@ -14,7 +17,16 @@ TABLE = {"family": "inet", "name": "podnet-test"}
 SET = {"family": "inet", "table": "podnet-test", "name": "s"}
 
 
-def test_apply_list_and_errors(netns_pair: tuple[str, str]) -> None:
+@pytest.fixture(params=["libnftables", "process"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "process":
+        monkeypatch.setattr(_nft, "libnftables", lambda: None)
+    else:
+        assert _nft.libnftables() is not None, "the nftables package installs the library"
+    yield request.param
+
+
+def test_apply_list_and_errors(netns_pair: tuple[str, str], backend: str) -> None:
     node, _ = netns_pair
 
     def scenario() -> None:
@@ -44,3 +56,30 @@ def test_apply_list_and_errors(netns_pair: tuple[str, str]) -> None:
     assert (
         run_in_netns(node, lambda: nft_list({"tables": None}))[0]["table"]["name"] == "podnet-test"
     )
+
+
+def test_a_thread_keeps_one_library_context_for_its_namespace(
+    netns_pair: tuple[str, str],
+) -> None:
+    node, pod = netns_pair
+    library = _nft.libnftables()
+    assert library is not None
+
+    def context() -> int:
+        library.run(b'{"nftables": [{"list": {"tables": null}}]}', "list")
+        return int(library._contexts.context.pointer)
+
+    def scenario() -> None:
+        first = context()
+        assert context() == first, "reused by the next batch"
+        nft_apply([{"add": {"table": TABLE}}])
+        # in the pod's namespace the thread gets a context there: no table of ours
+        assert run_in_netns(pod, lambda: nft_list({"tables": None})) == []
+        assert nft_list({"tables": None})[0]["table"]["name"] == "podnet-test"
+        seen: list[int] = []
+        other = threading.Thread(target=lambda: seen.append(run_in_netns(node, context)))
+        other.start()
+        other.join()
+        assert seen and seen[0] != library._contexts.context.pointer
+
+    run_in_netns(node, scenario)

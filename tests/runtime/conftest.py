@@ -93,7 +93,7 @@ class Node:
         return PodRuntime(self.paths, exec_=ProcessExec(timeout=timeout), warn=warn)
 
     def call(self, func: Callable[[], T]) -> T:
-        """Run `func` in a thread inside the node's namespace (plugins inherit it)."""
+        """Run `func` inside the node's namespace (plugins it starts inherit it)."""
         return run_in_netns(self.netns, func)
 
     def write_conflist(
