@@ -15,11 +15,15 @@ def atomic_write(
     mode: int = 0o644,
     dir_mode: int = 0o755,
     temp_prefix: str = TEMP_PREFIX,
+    durable: bool = True,
 ) -> None:
     """Write `data` to `path` through a temp file in the same directory, fsync, rename.
 
     A process killed in between leaves the temp file (`temp_prefix` + random) behind;
-    callers that must find it again later name it with a prefix of their own."""
+    callers that must find it again later name it with a prefix of their own.
+    Without `durable`, no fsync: readers still see the old file or the new one, never a
+    part, but after a power loss the file may be empty. Only for files whose readers
+    cope with that, where the fsync would cost every pod a disk flush."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=dir_mode, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix, dir=directory)
@@ -28,7 +32,8 @@ def atomic_write(
             handle.write(data)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.rename(tmp, path)
     except BaseException:
         try:

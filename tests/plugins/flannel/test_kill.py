@@ -7,7 +7,7 @@ adding the masquerade element. Whatever the point, the DEL that follows must lea
 reservation, veth, masquerade element or scratch file behind.
 
 The random kills found temp files left behind (flannel's scratch config written but not
-yet renamed into place; host-local's reservation or round-robin hint likewise); the
+yet renamed into place; host-local's reservation likewise); the
 regression tests below kill at exactly those points, with strace injecting SIGKILL at
 the syscall that would have completed the write.
 """
@@ -145,10 +145,10 @@ def test_kill_during_add_then_del_leaves_nothing(
 
 # (syscall, its occurrence in an ADD, what its path argument names): strace kills the
 # plugin as it enters that call, so the temp file it would have renamed or linked stays.
+# (host-local's round-robin hint is written in place, as the reference does: no temp file.)
 KILL_POINTS = {
     "flannel-scratch-rename": ("rename", 1, "/flannel/.tmp-{cid}~"),
     "host-local-reservation-link": ("link", 1, "/networks/cbr0/.tmp-"),
-    "host-local-hint-rename": ("rename", 2, "/networks/cbr0/last_reserved_ip.0"),
 }
 
 

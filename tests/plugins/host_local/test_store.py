@@ -64,3 +64,30 @@ def test_unreadable_hints_and_foreign_names_are_ignored(tmp_path):
     assert store.last_reserved(0) is None
     assert store.last_reserved(1) is None
     assert store.reservations() == []
+
+
+def test_reservation_content_is_written_before_the_lock(tmp_path):
+    store = DiskStore(str(tmp_path), "net1")
+    with store.content_file(A) as content:
+        with open(content, "rb") as handle:
+            assert handle.read() == b"pod-a\r\neth0"
+        with store.locked():
+            assert store.reserve(ip("10.1.2.5"), A, 0, content_file=content)
+            assert store.reserve(ip("fd00::5"), A, 1, content_file=content)  # dual stack
+            assert not store.reserve(ip("10.1.2.5"), A, 0, content_file=content)
+    assert reservations(tmp_path / "net1") == {
+        "10.1.2.5": b"pod-a\r\neth0",
+        "fd00::5": b"pod-a\r\neth0",
+    }
+    assert not [n for n in os.listdir(tmp_path / "net1") if n.startswith(".tmp-")]
+
+
+def test_a_content_file_taken_for_debris_still_reserves(tmp_path):
+    """GC removes temp files under the lock; an ADD waiting for it writes the slow way."""
+    store = DiskStore(str(tmp_path), "net1")
+    with store.content_file(A) as content:
+        with store.locked():
+            assert store.remove_debris() == [os.path.basename(content)]
+            assert store.reserve(ip("10.1.2.7"), A, 0, content_file=content)
+    assert reservations(tmp_path / "net1") == {"10.1.2.7": b"pod-a\r\neth0"}
+    assert store.last_reserved(0) == ip("10.1.2.7")

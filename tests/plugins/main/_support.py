@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,19 @@ def node_veths(node: str) -> list[str]:
 
     with open_rtnl(node) as nl:
         return sorted(link.name for link in list_links(nl) if link.kind == "veth")
+
+
+def node_veths_once_settled(node: str, attempts: int = 100) -> list[str]:
+    """The node's veths once the kernel has finished destroying namespaces deleted just
+    before: it does that in the background (cleanup_net), taking their veths' peers in
+    the node with them. Not a timing assertion: it waits up to 10 s for what must come."""
+    veths = node_veths(node)
+    for _ in range(attempts):
+        if not veths:
+            break
+        time.sleep(0.1)
+        veths = node_veths(node)
+    return veths
 
 
 def reservations(data_dir: Path, network: str = "cbr0") -> list[str]:

@@ -17,6 +17,7 @@ from tests.plugins.main._support import (
     in_netns,
     masq_elements,
     node_veths,
+    node_veths_once_settled,
     ping,
     pod_address,
     reservations,
@@ -199,7 +200,7 @@ def test_del_after_pod_netns_deleted_frees_everything(
     assert outcome.ok, outcome.out
     assert reservations(cni.data_dir) == []
     assert masq_elements(cni.node) == {}
-    assert node_veths(cni.node) == []
+    assert node_veths_once_settled(cni.node) == []
 
 
 def test_ipam_failure_leaves_no_veth(cni: Cni, pod_netns: Callable[[], str]) -> None:

@@ -36,14 +36,16 @@ def add(request: Request) -> Result:
         result.dns = read_resolv_conf(conf.resolv_conf)
     attachment = Attachment(request.container_id, request.ifname)
     store = DiskStore(conf.data_dir, conf.network)
-    with store.locked():
+    with store.content_file(attachment) as content, store.locked():
         existing = store.reservations()
         taken = {r.address for r in existing}
         reserved: list[Reservation] = []
         try:
             for index, rangeset in enumerate(conf.range_sets):
                 try:
-                    ip = _allocate(store, conf, index, rangeset, attachment, existing, taken)
+                    ip = _allocate(
+                        store, conf, index, rangeset, attachment, existing, taken, content
+                    )
                 except CNIError as exc:
                     msg = f"failed to allocate for range {index}: {exc.msg}"
                     raise CNIError(msg, exc.details, code=exc.code) from None
@@ -66,12 +68,15 @@ def _allocate(
     attachment: Attachment,
     existing: list[Reservation],
     taken: set[IPAddress],
+    content: str,
 ) -> IPConfig:
     requested = conf.requested[index]
     if requested is not None:
         owner = rangeset.range_for(requested)
         assert owner is not None  # the config assigned it to this set
-        if requested in taken or not store.reserve(requested, attachment, index):
+        if requested in taken or not store.reserve(
+            requested, attachment, index, content_file=content
+        ):
             raise CNIError(
                 f"requested IP address {requested} is not available in range set {rangeset}"
             )
@@ -86,7 +91,7 @@ def _allocate(
     for candidate in candidates(rangeset, store.last_reserved(index)):
         if candidate.address in taken:
             continue
-        if store.reserve(candidate.address, attachment, index):
+        if store.reserve(candidate.address, attachment, index, content_file=content):
             taken.add(candidate.address)
             return _ip_config(candidate.address, candidate.prefixlen, candidate.gateway)
     raise CNIError(f"no IP addresses available in range set: {rangeset}")

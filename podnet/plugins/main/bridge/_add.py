@@ -23,6 +23,7 @@ from podnet.netlink import (
     find_link,
     get_link,
     open_rtnl,
+    own_rtnl,
     set_link,
 )
 from podnet.plugins._delegate import delegate
@@ -78,9 +79,8 @@ def _delete_pod_link(pod: Rtnl, ifname: str) -> None:
 def add(request: Request) -> Result:
     config = parse_config(request)
     validate_for_add(config)
-    with as_cni_errors(), ExitStack() as handles:
-        node = handles.enter_context(open_rtnl())
-        pod = handles.enter_context(open_pod_netns(request.netns))
+    with as_cni_errors(), open_pod_netns(request.netns) as pod:
+        node = own_rtnl()  # the thread's warm handle: in the agent, reused by every pod
         with ExitStack() as undo:
             result = _add(request, config, node, pod, undo)
             undo.pop_all()  # success: keep everything
@@ -103,7 +103,13 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
         _set_gateways(node, bridge, config, gateways, result)
 
     host, container = create_pair(
-        node, pod, request.ifname, mtu=config.mtu, mac=config.mac, inner_label=request.netns
+        node,
+        pod,
+        request.ifname,
+        mtu=config.mtu,
+        mac=config.mac,
+        inner_label=request.netns,
+        master=bridge.index,
     )
     undo.callback(_undo("veth", lambda: _delete_pod_link(pod, request.ifname)))
     attach(node, host, bridge, config, vlan=config.vlan)
@@ -124,11 +130,14 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
     elif not config.disable_container_interface:
         set_link(pod, container.index, up=True)
 
-    if not config.disable_container_interface:
+    # The bridge's MAC may have changed when the first port joined; read both again
+    # (waiting for the port reads the node end).
+    if config.disable_container_interface:
+        host = get_link(node, host.name)
+    else:
         host = wait_port_up(node, host)
-    # The bridge's MAC may have changed when the first port joined; read both again.
     result.interfaces[0].mac = get_link(node, bridge.name).mac
-    result.interfaces[1].mac = get_link(node, host.name).mac
+    result.interfaces[1].mac = host.mac
     if not config.dns.is_empty():
         result.dns = config.dns  # the config's DNS wins over IPAM's
     return result

@@ -23,6 +23,7 @@ from podnet.netlink import (
     add_address,
     create_bridge,
     delete_address,
+    find_link,
     get_link,
     list_addresses,
     list_links,
@@ -39,33 +40,44 @@ def ensure_bridge(nl: Rtnl, config: BridgeConfig) -> Link:
     """The bridge, created if missing, up, with the configured MTU and promiscuity."""
     name = config.bridge
     try:
-        try:
-            create_bridge(nl, name, mtu=config.mtu, vlan_filtering=config.vlan != 0)
-        except NetlinkError as exc:
-            if exc.errno == errno.EOPNOTSUPP and config.vlan:
-                raise CNIError(
-                    f"could not add {name!r} with VLAN filtering: {exc.strerror}",
-                    "vlan needs a kernel built with CONFIG_BRIDGE_VLAN_FILTERING",
-                ) from exc
-            if exc.errno != errno.EEXIST:  # another pod's ADD may have created it just now
-                raise CNIError(f"could not add {name!r}: {exc.strerror}") from exc
-        bridge = get_link(nl, name)
+        bridge = find_link(nl, name)  # on every pod but a node's first, all there is to do
+        if bridge is None:
+            bridge = _create(nl, config)
         if bridge.kind != "bridge":
             raise CNIError(f'"{name}" already exists but is not a bridge')
+        changed = False
         if config.promisc and not bridge.promisc:
             set_promisc(nl, bridge.index, True)
+            changed = True
         if config.mtu and bridge.mtu != config.mtu:
             log(f"bridge {name}: MTU {bridge.mtu} -> {config.mtu}")
             set_link(nl, bridge.index, mtu=config.mtu)
+            changed = True
         # the plugin owns the routes of this device, not router advertisements
         set_sysctls({f"net/ipv6/conf/{name}/accept_ra": "0"}, best_effort=True)
         if not bridge.admin_up:
             set_link(nl, bridge.index, up=True)
-        return get_link(nl, name)
+            changed = True
+        return get_link(nl, name) if changed else bridge
     except CNIError as exc:
         raise CNIError(f"failed to create bridge {name!r}: {exc.msg}", exc.details) from exc
     except NetlinkError as exc:
         raise CNIError(f"failed to create bridge {name!r}: {exc.strerror}") from exc
+
+
+def _create(nl: Rtnl, config: BridgeConfig) -> Link:
+    name = config.bridge
+    try:
+        create_bridge(nl, name, mtu=config.mtu, vlan_filtering=config.vlan != 0)
+    except NetlinkError as exc:
+        if exc.errno == errno.EOPNOTSUPP and config.vlan:
+            raise CNIError(
+                f"could not add {name!r} with VLAN filtering: {exc.strerror}",
+                "vlan needs a kernel built with CONFIG_BRIDGE_VLAN_FILTERING",
+            ) from exc
+        if exc.errno != errno.EEXIST:  # another pod's ADD may have created it just now
+            raise CNIError(f"could not add {name!r}: {exc.strerror}") from exc
+    return get_link(nl, name)
 
 
 def attached_pods(nl: Rtnl, bridge: Link) -> list[str]:

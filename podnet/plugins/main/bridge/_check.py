@@ -5,7 +5,7 @@ routes as prevResult has them, and the masquerade elements when ipMasq is on."""
 from __future__ import annotations
 
 from podnet.cni import CNIError, Interface, Request, Result
-from podnet.netlink import Link, NftError, Rtnl, find_link, get_link_by_index, open_rtnl
+from podnet.netlink import Link, NftError, Rtnl, find_link, get_link_by_index, own_rtnl
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._add import open_pod_netns
@@ -82,7 +82,8 @@ def _check_host_veth(node: Rtnl, result: Result, bridge: Link, container: Link) 
 
 def check(request: Request) -> None:
     config = parse_config(request)
-    with as_cni_errors(), open_pod_netns(request.netns) as pod, open_rtnl() as node:
+    with as_cni_errors(), open_pod_netns(request.netns) as pod:
+        node = own_rtnl()
         if config.layer3:
             delegate("CHECK", config.ipam_type, request.config, request)
         result = _prev_result(request)

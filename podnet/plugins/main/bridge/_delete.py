@@ -19,8 +19,7 @@ from podnet.netlink import (
     NetlinkError,
     NetnsError,
     NftError,
-    delete_link,
-    find_link,
+    delete_link_named,
     open_rtnl,
 )
 from podnet.plugins._delegate import delegate
@@ -33,15 +32,13 @@ _GONE = (errno.ENOENT, errno.EINVAL)
 def _delete_pod_link(netns: str, ifname: str) -> None:
     try:
         with open_rtnl(netns) as pod:
-            link = find_link(pod, ifname)
-            if link is not None:
-                delete_link(pod, link.index)
+            delete_link_named(pod, ifname)
     except NetnsError as exc:
         if exc.errno not in _GONE:
             raise CNIError(f"failed to open netns {netns!r}: {exc.strerror}") from exc
         log(f"bridge DEL: netns {netns} is gone ({exc.strerror})")
     except LinkNotFound:
-        pass  # deleted between the lookup and the delete
+        pass  # already gone
     except NetlinkError as exc:
         raise CNIError(f"failed to delete {ifname!r}: {exc.strerror}") from exc
 

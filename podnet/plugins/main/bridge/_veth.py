@@ -1,5 +1,6 @@
-"""The veth pair of a pod: created directly inside the pod's namespace with its peer
-born in the node's (no move, no rename), then the node end attached to the bridge."""
+"""The veth pair of a pod: created in the node's namespace with its peer born in the
+pod's (no move, no rename), the node end up and attached to the bridge in that same
+request; then the port flags."""
 
 from __future__ import annotations
 
@@ -36,14 +37,31 @@ def random_veth_name() -> str:
 
 
 def create_pair(
-    node: Rtnl, inner: Rtnl, ifname: str, *, mtu: int, mac: str, inner_label: str
+    node: Rtnl,
+    inner: Rtnl,
+    ifname: str,
+    *,
+    mtu: int,
+    mac: str,
+    inner_label: str,
+    master: int = 0,
 ) -> tuple[Link, Link]:
     """A veth called `ifname` in the namespace of `inner` (the pod's), its peer under a
-    random name in the node's; returns (node end, inner end), the node end up."""
+    random name in the node's, up and, with `master`, attached to that bridge; returns
+    (node end, inner end)."""
     for _ in range(_NAME_ATTEMPTS):
         host_name = random_veth_name()
         try:
-            create_veth(inner, ifname, peer_name=host_name, peer_netns=OWN_NETNS, mtu=mtu, mac=mac)
+            create_veth(
+                node,
+                host_name,
+                peer_name=ifname,
+                peer_netns=inner.netns or OWN_NETNS,
+                mtu=mtu,
+                peer_mac=mac,
+                up=True,
+                master=master,
+            )
         except NetlinkError as exc:
             if exc.errno != errno.EEXIST:
                 raise CNIError(f"failed to make veth pair: {exc.strerror}") from exc
@@ -52,17 +70,17 @@ def create_pair(
                     f'container veth name "{ifname}" already exists in {inner_label}'
                 ) from exc
             continue  # the random node-side name was taken: draw another
-        host = get_link(node, host_name)
-        set_link(node, host.index, up=True)
         set_sysctls({f"net/ipv6/conf/{host_name}/accept_ra": "0"}, best_effort=True)
         return get_link(node, host_name), get_link(inner, ifname)
     raise CNIError("failed to find a unique veth name")
 
 
 def attach(node: Rtnl, host: Link, bridge: Link, config: BridgeConfig, *, vlan: int) -> None:
-    """Make `host` a port of `bridge` with the configured port flags and VLAN."""
+    """Make `host` a port of `bridge` (unless it was born one) with the configured port
+    flags and VLAN."""
     try:
-        set_link(node, host.index, master=bridge.index)
+        if host.master != bridge.index:
+            set_link(node, host.index, master=bridge.index)
     except NetlinkError as exc:
         raise CNIError(
             f"failed to connect {host.name!r} to bridge {bridge.name}: {exc.strerror}"
@@ -100,7 +118,8 @@ def wait_port_up(node: Rtnl, host: Link) -> Link:
     """The node end once it is operationally up (both ends up, carrier on)."""
     link = host
     for pause in _PORT_UP_WAITS:
-        time.sleep(pause)
+        if pause:
+            time.sleep(pause)
         link = get_link(node, host.name)
         if link.oper_state == "UP":
             return link

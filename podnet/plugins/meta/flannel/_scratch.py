@@ -6,6 +6,10 @@ The temp file of that write is named `.tmp-<containerID>~<random>` ('~' cannot o
 a container ID): a plugin killed between writing and renaming leaves it behind, and the
 container's DEL, which the runtime sends after a failed ADD, finds it by that name and
 removes it. Nothing else may remove temp files: another container's ADD may be writing.
+
+Not fsync'd (upstream's newest plugin is, because its DEL fails forever on the empty file
+a power loss can leave): `load` reads an empty or broken file as no saved config, and DEL
+then rebuilds the delegate from subnet.env. A flush per pod would buy nothing more.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class ScratchDir:
                 mode=0o600,
                 dir_mode=0o700,
                 temp_prefix=self._temp_prefix(container_id),
+                durable=False,
             )
         except OSError as exc:
             raise IOFailure(f"saving {self.path(container_id)}: {exc.strerror}") from None
