@@ -4,11 +4,12 @@ The fast path hands the request to the node agent, which is already warm (pyrout
 imported, sockets open) and runs the whole chain in-process; this process then only
 pays for the interpreter start. When no agent listens, the plugin runs here instead:
 slower, never wrong. Imports of the rest of podnet happen only on that slow path.
+
+Every import on the fast path is one the interpreter has built in (`posix`, `sys`,
+`_socket`): with `-I -S` nothing else is loaded before the answer is printed.
 """
 
-from __future__ import annotations
-
-import os
+import posix
 import sys
 
 from podnet._wire import WireError, connect, exchange
@@ -19,10 +20,27 @@ _AGENT_LOST = (
     b'{"cniVersion": "1.1.0", "code": 11, "msg": "the podnet agent accepted the request '
     b'but did not answer", "details": "%s"}\n'
 )
+_FORWARDED = (b"CNI_", b"PODNET_")
+
+
+def _forwarded_environ() -> dict[str, str]:
+    """CNI_* and PODNET_* variables, and PATH (delegates and nft are looked up in it)."""
+    environ = {
+        key.decode(errors="surrogateescape"): value.decode(errors="surrogateescape")
+        for key, value in posix.environ.items()
+        if key.startswith(_FORWARDED)
+    }
+    environ["PATH"] = posix.environ.get(b"PATH", b"").decode(errors="surrogateescape")
+    return environ
+
+
+def _write_all(data: bytes) -> None:
+    while data:
+        data = data[posix.write(1, data) :]
 
 
 def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> None:
-    command = os.environ.get("CNI_COMMAND", "")
+    command = posix.environ.get(b"CNI_COMMAND", b"").decode(errors="surrogateescape")
     stdin = sys.stdin.buffer.read() if command and command != "VERSION" else b""
     note = ""
     if agent_socket and command:
@@ -32,15 +50,13 @@ def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> No
             reason = exc.strerror or str(exc)
             note = f"agent at {agent_socket} unreachable ({reason}); {plugin_type} runs in-process"
         else:
-            environ = {k: v for k, v in os.environ.items() if k.startswith(("CNI_", "PODNET_"))}
-            environ["PATH"] = os.environ.get("PATH", "")
             try:
-                code, out = exchange(sock, plugin_type, environ, stdin)
+                code, out = exchange(sock, plugin_type, _forwarded_environ(), stdin)
             except (OSError, WireError) as exc:
                 code, out = 1, _AGENT_LOST % str(exc).replace('"', "'").encode()
-            sys.stdout.buffer.write(out)
-            sys.stdout.buffer.flush()
-            sys.exit(code)
+            _write_all(out)
+            # Nothing is left to flush or clean up: skip the interpreter's teardown.
+            posix._exit(code)
     from podnet.cni import log
     from podnet.plugins._exe import main as run_in_process
 

@@ -1,20 +1,17 @@
 """The wire between a thin CNI executable and the node agent.
 
 This module is imported on every pod ADD/DEL by the executables in the CNI bin dir, so it
-uses only what the interpreter has already loaded (os, socket, struct) and nothing from
-the rest of podnet.
+imports nothing but the interpreter's built-in `_socket` (the `socket` module alone pulls
+in enum, selectors and collections: ~8 ms of CPU per pod) and no `__future__`.
 
 Request:  b"PNC1" | u32 len | plugin type | u32 len | environ (NUL-separated K=V) | u32 len | stdin
 Response: u32 exit code | u32 len | stdout
+(u32: unsigned, big-endian)
 """
 
-from __future__ import annotations
-
-import socket
-import struct
+import _socket
 
 MAGIC = b"PNC1"
-_U32 = struct.Struct("!I")
 MAX_FIELD = 16 * 1024 * 1024
 
 
@@ -22,16 +19,20 @@ class WireError(Exception):
     """The other side closed early or sent something that is not this protocol."""
 
 
+def _u32(value: int) -> bytes:
+    return value.to_bytes(4, "big")
+
+
 def _field(data: bytes) -> bytes:
-    return _U32.pack(len(data)) + data
+    return _u32(len(data)) + data
 
 
 def encode_request(plugin_type: str, environ: dict[str, str], stdin: bytes) -> bytes:
-    env = b"\0".join(f"{k}={v}".encode() for k, v in environ.items())
+    env = b"\0".join(f"{k}={v}".encode(errors="surrogateescape") for k, v in environ.items())
     return MAGIC + _field(plugin_type.encode()) + _field(env) + _field(stdin)
 
 
-def _recv_exact(sock: socket.socket, size: int) -> bytes:
+def _recv_exact(sock: _socket.socket, size: int) -> bytes:
     chunks = []
     while size:
         chunk = sock.recv(min(size, 1 << 20))
@@ -42,14 +43,18 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _recv_field(sock: socket.socket) -> bytes:
-    (size,) = _U32.unpack(_recv_exact(sock, 4))
+def _recv_u32(sock: _socket.socket) -> int:
+    return int.from_bytes(_recv_exact(sock, 4), "big")
+
+
+def _recv_field(sock: _socket.socket) -> bytes:
+    size = _recv_u32(sock)
     if size > MAX_FIELD:
         raise WireError(f"field of {size} bytes is too large")
     return _recv_exact(sock, size)
 
 
-def read_request(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+def read_request(sock: _socket.socket) -> tuple[str, dict[str, str], bytes]:
     if _recv_exact(sock, 4) != MAGIC:
         raise WireError("not a podnet CNI request")
     plugin_type = _recv_field(sock).decode()
@@ -61,13 +66,13 @@ def read_request(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
     return plugin_type, environ, _recv_field(sock)
 
 
-def write_response(sock: socket.socket, code: int, stdout: bytes) -> None:
-    sock.sendall(_U32.pack(code) + _field(stdout))
+def write_response(sock: _socket.socket, code: int, stdout: bytes) -> None:
+    sock.sendall(_u32(code) + _field(stdout))
 
 
-def connect(socket_path: str, timeout: float) -> socket.socket:
+def connect(socket_path: str, timeout: float) -> _socket.socket:
     """A connection to the agent; OSError means no agent is listening there."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
         sock.connect(socket_path)
@@ -78,11 +83,13 @@ def connect(socket_path: str, timeout: float) -> socket.socket:
 
 
 def exchange(
-    sock: socket.socket, plugin_type: str, environ: dict[str, str], stdin: bytes
+    sock: _socket.socket, plugin_type: str, environ: dict[str, str], stdin: bytes
 ) -> tuple[int, bytes]:
-    """Send one request on a connected socket; returns (exit code, stdout)."""
-    with sock:
+    """Send one request on a connected socket and close it; returns (exit code, stdout)."""
+    try:
         sock.sendall(encode_request(plugin_type, environ, stdin))
-        sock.shutdown(socket.SHUT_WR)
-        (code,) = _U32.unpack(_recv_exact(sock, 4))
+        sock.shutdown(_socket.SHUT_WR)
+        code = _recv_u32(sock)
         return code, _recv_field(sock)
+    finally:
+        sock.close()

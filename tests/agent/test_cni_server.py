@@ -130,3 +130,36 @@ def test_garbage_on_the_socket_does_not_hurt(server: CNIServer, tmp_path: Path) 
         assert answer == b""
     exe = write_exe(tmp_path, "agent-test", server.socket_path)
     assert run(exe, "ADD", CONF).returncode == 0
+
+
+def test_requests_are_served_by_the_same_few_workers(tmp_path: Path) -> None:
+    """No thread per request: a handful of long-lived workers serve them all."""
+    SEEN.clear()
+    srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, workers=2)
+    srv.start()
+    try:
+        exe = write_exe(tmp_path, "agent-test", srv.socket_path)
+        for index in range(6):
+            assert run(exe, "ADD", CONF, cid=f"c{index}").returncode == 0
+    finally:
+        srv.stop()
+    assert len(SEEN) == 6
+    assert len({ident for _, ident in SEEN}) <= 2
+
+
+def test_a_late_request_is_replaced_by_a_fresh_worker(tmp_path: Path) -> None:
+    """With one worker stuck past its timeout, the next pod is still served."""
+    SEEN.clear()
+    RELEASE.clear()
+    srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, workers=1, request_timeout=0.5)
+    srv.start()
+    try:
+        exe = write_exe(tmp_path, "agent-test", srv.socket_path)
+        late = run(exe, "ADD", {**CONF, "hang": True}, cid="stuck")
+        assert json.loads(late.stdout)["code"] == 11
+        assert run(exe, "ADD", CONF, cid="next").returncode == 0
+        assert [cid for cid, _ in SEEN] == ["stuck", "next"]
+    finally:
+        RELEASE.set()
+        srv.stop()
+    assert srv.served == 1, "the late answer was dropped, not sent twice"
