@@ -17,7 +17,7 @@ from podnet.cni._errors import (
     UnknownContainer,
     UnsupportedField,
 )
-from podnet.cni._files import atomic_write
+from podnet.cni._files import atomic_write, create_temp
 from podnet.cni._invoke import decode_result, exec_plugin, find_in_path, plugin_error
 from podnet.cni._log import log
 from podnet.cni._plugin import Plugin
@@ -69,6 +69,7 @@ __all__ = [
     "atomic_write",
     "call",
     "config_version",
+    "create_temp",
     "decode_config",
     "decode_result",
     "dispatch",

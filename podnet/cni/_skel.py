@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -72,6 +71,8 @@ def dispatch(plugin: Plugin, environ: Mapping[str, str], stdin: bytes) -> tuple[
         )
         return 1, _encode(exc.to_json(error_version))
     except Exception as exc:  # any bug becomes code 999 with one line, never a traceback
+        import traceback
+
         log(f"{plugin.name}: unexpected error\n{traceback.format_exc()}")
         internal = InternalError(f"{type(exc).__name__}: {exc}".splitlines()[0])
         return 1, _encode(internal.to_json(error_version))

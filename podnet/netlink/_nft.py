@@ -23,8 +23,6 @@ import ctypes
 import errno
 import json
 import os
-import shutil
-import subprocess
 import threading
 from typing import Any
 
@@ -136,6 +134,8 @@ def libnftables() -> Libnftables | None:
 
 
 def _nft_path() -> str:
+    import shutil
+
     found = shutil.which("nft")
     if found:
         return found
@@ -143,6 +143,8 @@ def _nft_path() -> str:
 
 
 def _run_process(document: bytes, what: str) -> bytes:
+    import subprocess  # only where libnftables is missing
+
     try:
         proc = subprocess.run(
             [_nft_path(), "-j", "-f", "-"],

@@ -33,12 +33,11 @@ import fcntl
 import functools
 import ipaddress
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from podnet.cni import IOFailure
+from podnet.cni import IOFailure, create_temp
 from podnet.ipam import IPAddress, canonical_ip
 
 LAST_RESERVED_PREFIX = "last_reserved_ip."
@@ -204,7 +203,7 @@ class DiskStore:
 
 
 def _write_temp(directory: str, data: bytes) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+    fd, tmp = create_temp(directory, prefix=TEMP_PREFIX)
     try:
         os.write(fd, data)
         os.fsync(fd)

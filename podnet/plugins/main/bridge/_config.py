@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,4 +137,6 @@ def owner_tag(container_id: str, ifname: str) -> str:
     tag = f"{container_id}/{ifname}"
     if len(tag) <= _MAX_TAG:
         return tag
+    import hashlib  # rarely needed, and ~4 ms to import (OpenSSL)
+
     return "sha256:" + hashlib.sha256(tag.encode()).hexdigest()
