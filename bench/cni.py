@@ -1,13 +1,24 @@
 """Pod ADD/DEL latency and throughput, podnet side by side with the reference plugins.
 
+Implementations, all fed the same delegate config (the one flannel renders from
+subnet.env) and the same pods:
+  reference bridge->host-local           /usr/lib/cni, one Go process per plugin
+  podnet bridge->host-local (agent)      thin executable -> warm agent (the same chain)
+  podnet flannel->...->host-local (agent)  the whole kube-flannel chain through the agent
+  podnet flannel->...->host-local (in-process)  agent stopped: the executable's fallback
+
 Every run gets a fresh node namespace (so its first ADD creates cni0, as on a new node)
 and N fresh pod namespaces. This process enters the node namespace itself, so each
 plugin is exec'd exactly as a runtime would exec it, with no nsenter in the timed path.
-Implementations are interleaved (A B C A B C ...) so machine noise hits all of them.
+Implementations are interleaved (A B C D, then B C D A, ...) so machine noise hits all of
+them; compare ratios within one run. CPU per pod is user+sys of every plugin process,
+plus the agent's own CPU (from /proc/<pid>/stat) for the agent rows.
 
-    .venv/bin/python -m bench.cni [--pods 200] [--concurrency 1 4 8] [--reps 3]
+    .venv/bin/python -m bench.cni [--pods 200] [--concurrency 1 4 8] [--reps 3] [--masq both]
+    .venv/bin/python -m bench.cni --report bench/results/cni.json   # chart + table again
 
-Results: bench/results/cni.json (+ cni.png when matplotlib is available).
+Results: bench/results/cni.json, bench/results/cni.png (matplotlib: the `bench` extra),
+and a markdown table on stdout for the README.
 """
 
 from __future__ import annotations
@@ -17,6 +28,7 @@ import concurrent.futures
 import ctypes
 import json
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -33,21 +45,31 @@ from podnet.netlink import create_netns, delete_netns
 REFERENCE_BIN = "/usr/lib/cni"
 RESULTS = Path(__file__).parent / "results"
 CLONE_NEWNET = 0x40000000
+REFERENCE = "reference bridge->host-local"
+
+# The issue's targets, as ratios podnet / reference in the same run.
+TARGETS = {
+    "ADD p50 (no masq)": ("add", "p50_ms", False, "<=", 1.0),
+    "DEL p50 (no masq)": ("del", "p50_ms", False, "<=", 1.0),
+    "ADD pods/s at c4 (no masq)": ("add", "pods_per_s", False, ">=", 1.0),
+    "ADD p50 with ipMasq": ("add", "p50_ms", True, "<=", 0.6),
+}
 
 
 @dataclass
 class Impl:
     name: str
+    short: str
     chain: str  # "bridge" feeds bridge -> host-local directly; "flannel" goes through flannel
     reference: bool = False
     agent: bool = False
 
 
 IMPLS = [
-    Impl("reference bridge->host-local", "bridge", reference=True),
-    Impl("podnet bridge->host-local", "bridge"),
-    Impl("podnet flannel->bridge->host-local (agent)", "flannel", agent=True),
-    Impl("podnet flannel->bridge->host-local (in-process)", "flannel"),
+    Impl(REFERENCE, "reference", "bridge", reference=True),
+    Impl("podnet bridge->host-local (agent)", "podnet bridge", "bridge", agent=True),
+    Impl("podnet flannel->bridge->host-local (agent)", "podnet flannel", "flannel", agent=True),
+    Impl("podnet flannel->bridge->host-local (in-process)", "in-process", "flannel"),
 ]
 
 
@@ -60,20 +82,21 @@ class Phase:
 
     def summary(self, pods: int) -> dict[str, Any]:
         lat = sorted(self.latencies_ms)
-
-        def pct(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 2) if lat else 0.0
-
         return {
-            "p50_ms": pct(0.5),
-            "p90_ms": pct(0.9),
-            "p99_ms": pct(0.99),
+            "p50_ms": percentile(lat, 0.5),
+            "p90_ms": percentile(lat, 0.9),
+            "p99_ms": percentile(lat, 0.99),
             "max_ms": round(max(lat), 2) if lat else 0.0,
             "pods_per_s": round(pods / self.wall_s, 1) if self.wall_s else 0.0,
             "cpu_ms_per_pod": round(self.cpu_ms / pods, 2),
             "errors": len(self.errors),
             "first_error": self.errors[0] if self.errors else "",
+            "latencies_ms": [round(v, 2) for v in self.latencies_ms],
         }
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 2) if ordered else 0.0
 
 
 def setns_fd(fd: int) -> None:
@@ -130,6 +153,7 @@ def flannel_conf(work: str, masq: bool, version: str) -> dict[str, Any]:
 
 
 def proc_cpu_ms(pid: int) -> float:
+    """user+sys of every thread of a process, from /proc/<pid>/stat."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime + stime
     return ticks * 1000.0 / os.sysconf("SC_CLK_TCK")
@@ -182,11 +206,20 @@ def run_phase(
 
 
 def start_agent(socket_path: str, log: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "podnet.cli.main", "agent", "serve-cni", "--socket", socket_path],
-        stdout=subprocess.DEVNULL,
-        stderr=open(log, "ab"),  # noqa: SIM115 - lives as long as the agent
-    )
+    with open(log, "ab") as stderr:  # the agent keeps its own copy
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "podnet.cli.main",
+                "agent",
+                "serve-cni",
+                "--socket",
+                socket_path,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 20
     while not os.path.exists(socket_path):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -195,16 +228,25 @@ def start_agent(socket_path: str, log: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def install(bin_dir: str, socket_path: str = "") -> None:
+    args = [sys.executable, "-m", "podnet.cli.main", "install-cni", "--bin-dir", bin_dir]
+    if socket_path:
+        args += ["--agent-socket", socket_path]
+    subprocess.run(args, check=True, capture_output=True)
+
+
 def one_run(
     impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str, podnet_bin: str
 ) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="pn-bench-")
     tag = uuid.uuid4().hex[:6]
     node = create_netns(f"/run/netns/pn-bench-{tag}-node")
-    pods = [create_netns(f"/run/netns/pn-bench-{tag}-p{i}") for i in range(pods_n)]
+    pods: list[str] = []
     agent = None
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    load_start = os.getloadavg()[0]
     try:
+        pods.extend(create_netns(f"/run/netns/pn-bench-{tag}-p{i}") for i in range(pods_n))
         setns(node)
         bin_dir = podnet_bin
         env = {
@@ -214,20 +256,7 @@ def one_run(
         if impl.agent:
             socket_path = os.path.join(work, "agent.sock")
             bin_dir = os.path.join(work, "bin")
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "podnet.cli.main",
-                    "install-cni",
-                    "--bin-dir",
-                    bin_dir,
-                    "--agent-socket",
-                    socket_path,
-                ],
-                check=True,
-                capture_output=True,
-            )
+            install(bin_dir, socket_path)
             agent = start_agent(socket_path, os.path.join(work, "agent.log"))
         if impl.chain == "bridge":
             conf = bridge_conf(os.path.join(work, "ipam"), masq, version)
@@ -242,10 +271,9 @@ def one_run(
         add, results = run_phase("ADD", exe, conf, pods, env, concurrency, agent_pid)
         ips = {ip["address"] for r in results for ip in r.get("ips", [])}
         dele, _ = run_phase("DEL", exe, conf, pods, env, concurrency, agent_pid)
+        ipam_dir = os.path.join(work, "ipam", "cbr0")
         leftover = (
-            [f for f in os.listdir(os.path.join(work, "ipam", "cbr0")) if f[0].isdigit()]
-            if os.path.isdir(os.path.join(work, "ipam", "cbr0"))
-            else []
+            [f for f in os.listdir(ipam_dir) if f[0].isdigit()] if os.path.isdir(ipam_dir) else []
         )
         return {
             "impl": impl.name,
@@ -254,6 +282,7 @@ def one_run(
             "pods": pods_n,
             "distinct_ips": len(ips),
             "leftover_reservations": len(leftover),
+            "loadavg_1min": [load_start, os.getloadavg()[0]],
             "add": add.summary(pods_n),
             "del": dele.summary(pods_n),
         }
@@ -268,51 +297,72 @@ def one_run(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--pods", type=int, default=200)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--masq", choices=["off", "on", "both"], default="both")
     parser.add_argument("--cni-version", default="1.0.0")
     parser.add_argument("--only", nargs="*", default=None, help="implementation name substrings")
     parser.add_argument("--out", default=str(RESULTS / "cni.json"))
-    args = parser.parse_args()
+    parser.add_argument("--report", metavar="JSON", help="only redo chart and table from JSON")
+    args = parser.parse_args(argv)
+    if args.report:
+        report = json.loads(Path(args.report).read_text())
+        write_outputs(report, Path(args.report), write_json=False)
+        return 0
     if os.geteuid() != 0:
         print("bench.cni: needs root (it creates network namespaces)", file=sys.stderr)
         return 1
     impls = [i for i in IMPLS if not args.only or any(s in i.name for s in args.only)]
     podnet_bin = tempfile.mkdtemp(prefix="pn-bench-bin-")
-    subprocess.run(
-        [sys.executable, "-m", "podnet.cli.main", "install-cni", "--bin-dir", podnet_bin],
-        check=True,
-        capture_output=True,
-    )
+    install(podnet_bin)
     masqs = {"off": [False], "on": [True], "both": [False, True]}[args.masq]
     runs = []
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    load_start = os.getloadavg()
     try:
         for rep in range(args.reps):
             for masq in masqs:
                 for conc in args.concurrency:
-                    for impl in impls:
+                    # rotate the order every rep: no implementation always goes first
+                    shift = rep % len(impls)
+                    for impl in impls[shift:] + impls[:shift]:
                         run = one_run(impl, args.pods, conc, masq, args.cni_version, podnet_bin)
                         run["rep"] = rep
                         runs.append(run)
-                        print(json.dumps(run), flush=True)
+                        print(json.dumps(brief(run)), flush=True)
     finally:
         shutil.rmtree(podnet_bin, ignore_errors=True)
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpus": os.cpu_count(), "loadavg_at_end": os.getloadavg()},
+        "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "python": platform.python_version(),
+            "loadavg_at_start": load_start,
+            "loadavg_at_end": os.getloadavg(),
+        },
         "pods": args.pods,
+        "reps": args.reps,
         "cni_version": args.cni_version,
-        "runs": runs,
         "summary": summarize(runs),
+        "runs": runs,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {args.out}")
+    report["targets"] = targets(report["summary"])
+    write_outputs(report, Path(args.out), write_json=True)
     return 0
+
+
+def brief(run: dict[str, Any]) -> dict[str, Any]:
+    """A run without its per-pod latencies, for the progress log."""
+    out = dict(run)
+    for phase in ("add", "del"):
+        out[phase] = {k: v for k, v in run[phase].items() if k != "latencies_ms"}
+    return out
 
 
 def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -323,25 +373,205 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for (impl, conc, masq), items in groups.items():
         row: dict[str, Any] = {"impl": impl, "concurrency": conc, "ipMasq": masq}
+        row["runs"] = len(items)
+        row["errors"] = sum(i["add"]["errors"] + i["del"]["errors"] for i in items)
+        row["loadavg_1min"] = round(statistics.median(i["loadavg_1min"][0] for i in items), 2)
         for phase in ("add", "del"):
             for key in ("p50_ms", "p90_ms", "p99_ms", "pods_per_s", "cpu_ms_per_pod"):
-                row[f"{phase}_{key}"] = statistics.median(i[phase][key] for i in items)
+                row[f"{phase}_{key}"] = round(statistics.median(i[phase][key] for i in items), 2)
         rows.append(row)
     for row in rows:
-        ref = next(
-            (
-                r
-                for r in rows
-                if r["impl"].startswith("reference")
-                and r["concurrency"] == row["concurrency"]
-                and r["ipMasq"] == row["ipMasq"]
-            ),
-            None,
-        )
-        if ref:
-            for key in ("add_p50_ms", "del_p50_ms", "add_pods_per_s"):
-                row[f"ratio_{key}"] = round(row[key] / ref[key], 2) if ref[key] else None
+        ref = reference_row(rows, row["concurrency"], row["ipMasq"])
+        if ref is None:
+            continue
+        for phase in ("add", "del"):
+            for key in ("p50_ms", "p99_ms", "pods_per_s", "cpu_ms_per_pod"):
+                name = f"{phase}_{key}"
+                row[f"ratio_{name}"] = round(row[name] / ref[name], 2) if ref[name] else None
     return rows
+
+
+def reference_row(rows: list[dict[str, Any]], conc: int, masq: bool) -> dict[str, Any] | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r["impl"] == REFERENCE and r["concurrency"] == conc and r["ipMasq"] == masq
+        ),
+        None,
+    )
+
+
+def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each target for each podnet implementation through the agent: the ratio, and
+    whether it is met, at every concurrency measured (pods/s only at 4)."""
+    out = []
+    for row in rows:
+        if row["impl"] == REFERENCE or "(agent)" not in row["impl"]:
+            continue
+        for name, (phase, key, masq, op, bound) in TARGETS.items():
+            if row["ipMasq"] != masq or ("c4" in name and row["concurrency"] != 4):
+                continue
+            ratio = row.get(f"ratio_{phase}_{key}")
+            if ratio is None:
+                continue
+            met = ratio <= bound if op == "<=" else ratio >= bound
+            out.append(
+                {
+                    "target": f"{name} {op} {bound}",
+                    "impl": row["impl"],
+                    "concurrency": row["concurrency"],
+                    "ratio": ratio,
+                    "met": met,
+                }
+            )
+    return out
+
+
+def write_outputs(report: dict[str, Any], out: Path, *, write_json: bool) -> None:
+    if write_json:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=1) + "\n")
+        print(f"wrote {out}")
+    try:
+        chart = draw_chart(report, out.with_suffix(".png"))
+        print(f"wrote {chart}")
+    except ImportError:
+        print("no chart: matplotlib is missing (pip install -e '.[bench]')", file=sys.stderr)
+    print(markdown_table(report))
+
+
+def markdown_table(report: dict[str, Any]) -> str:
+    """The README table: medians over reps, ratio to the reference in brackets."""
+    short = {i.name: i.short for i in IMPLS}
+    lines = [
+        f"Measured {report['date']}, {report['pods']} pods per run, median of "
+        f"{report['reps']} interleaved reps, {report['machine']['cpus']} CPUs, 1-min load "
+        f"{report['machine']['loadavg_at_start'][0]:.1f} at start (other work on the machine); "
+        "(x) = ratio to the reference in the same run.",
+        "",
+        "| masq | conc | implementation | ADD p50 ms | ADD p99 ms | ADD pods/s | ADD CPU ms/pod "
+        "| DEL p50 ms | DEL p99 ms | DEL pods/s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def cell(row: dict[str, Any], key: str) -> str:
+        ratio = row.get(f"ratio_{key}")
+        text = f"{row[key]:g}"
+        return f"{text} ({ratio:.2f})" if ratio is not None and row["impl"] != REFERENCE else text
+
+    order = {i.name: n for n, i in enumerate(IMPLS)}
+    rows = sorted(
+        report["summary"], key=lambda r: (r["ipMasq"], r["concurrency"], order.get(r["impl"], 9))
+    )
+    for row in rows:
+        lines.append(
+            f"| {'on' if row['ipMasq'] else 'off'} | {row['concurrency']} "
+            f"| {short.get(row['impl'], row['impl'])} | {cell(row, 'add_p50_ms')} "
+            f"| {cell(row, 'add_p99_ms')} | {cell(row, 'add_pods_per_s')} "
+            f"| {cell(row, 'add_cpu_ms_per_pod')} | {cell(row, 'del_p50_ms')} "
+            f"| {cell(row, 'del_p99_ms')} | {cell(row, 'del_pods_per_s')} |"
+        )
+    lines.append("")
+    lines.append("| target (podnet / reference) | implementation | conc | ratio | met |")
+    lines.append("|---|---|---|---|---|")
+    for target in report.get("targets", []):
+        met = "yes" if target["met"] else "no"
+        lines.append(
+            f"| {target['target']} | {short.get(target['impl'], target['impl'])} "
+            f"| {target['concurrency']} | {target['ratio']:.2f} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def draw_chart(report: dict[str, Any], path: Path) -> Path:
+    """Latency distributions (box plots of every pod of every rep) and throughput, per
+    implementation, for ADD and DEL, without and with ipMasq."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    impls = [i for i in IMPLS if any(r["impl"] == i.name for r in report["runs"])]
+    concs = sorted({r["concurrency"] for r in report["runs"]})
+    masqs = sorted({r["ipMasq"] for r in report["runs"]})
+    colors = ["#555555", "#1f77b4", "#2ca02c", "#d62728"]
+    fig, axes = plt.subplots(len(masqs), 3, figsize=(18, 5.2 * len(masqs)), squeeze=False)
+    width = 0.8 / len(impls)
+    for row_index, masq in enumerate(masqs):
+        for col, phase in enumerate(("add", "del")):
+            ax = axes[row_index][col]
+            for k, impl in enumerate(impls):
+                data = []
+                for conc in concs:
+                    lat: list[float] = []
+                    for run in report["runs"]:
+                        if (run["impl"], run["concurrency"], run["ipMasq"]) == (
+                            impl.name,
+                            conc,
+                            masq,
+                        ):
+                            lat.extend(run[phase]["latencies_ms"])
+                    data.append(lat or [0.0])
+                positions = [c + (k - (len(impls) - 1) / 2) * width for c in range(len(concs))]
+                parts = ax.boxplot(
+                    data,
+                    positions=positions,
+                    widths=width * 0.9,
+                    whis=(1, 99),
+                    showfliers=False,
+                    patch_artist=True,
+                )
+                for box in parts["boxes"]:
+                    box.set_facecolor(colors[k % len(colors)])
+                    box.set_alpha(0.7)
+                ax.plot([], [], color=colors[k % len(colors)], linewidth=8, label=impl.short)
+            ax.set_xticks(range(len(concs)), [f"concurrency {c}" for c in concs])
+            ax.set_yscale("log")
+            ax.yaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.yaxis.set_major_formatter(ticker.ScalarFormatter())
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+            ax.set_ylabel("ms per pod (box: p25-p75, whiskers: p1-p99)")
+            ax.set_title(f"{phase.upper()} latency, ipMasq {'on' if masq else 'off'}")
+            ax.grid(axis="y", alpha=0.3)
+            ax.legend(fontsize=8)
+        ax = axes[row_index][2]
+        for k, impl in enumerate(impls):
+            for j, phase in enumerate(("add", "del")):
+                values = []
+                for conc in concs:
+                    row = next(
+                        (
+                            r
+                            for r in report["summary"]
+                            if (r["impl"], r["concurrency"], r["ipMasq"]) == (impl.name, conc, masq)
+                        ),
+                        None,
+                    )
+                    values.append(row[f"{phase}_pods_per_s"] if row else 0.0)
+                offset = (k - (len(impls) - 1) / 2) * width + (j - 0.5) * width * 0.45
+                ax.bar(
+                    [c + offset for c in range(len(concs))],
+                    values,
+                    width * 0.45,
+                    color=colors[k % len(colors)],
+                    alpha=0.9 if j == 0 else 0.45,
+                    label=f"{impl.short} {phase.upper()}",
+                )
+        ax.set_xticks(range(len(concs)), [f"concurrency {c}" for c in concs])
+        ax.set_ylabel("pods per second (median of reps)")
+        ax.set_title(f"Throughput, ipMasq {'on' if masq else 'off'} (solid ADD, pale DEL)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle(
+        f"podnet vs reference CNI plugins, {report['pods']} pods per run, {report['date']} "
+        f"({report['machine']['cpus']} CPUs, load {report['machine']['loadavg_at_start'][0]:.1f})"
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 if __name__ == "__main__":

@@ -28,8 +28,9 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
     /usr/bin/python3 -m venv .venv
 fi
-if ! .venv/bin/python -c "import podnet, pyroute2, pytest, hypothesis" 2>/dev/null \
+if ! .venv/bin/python -c "import podnet, pyroute2, pytest, hypothesis, importlib.util as u
+assert u.find_spec('matplotlib')" 2>/dev/null \
     || [[ pyproject.toml -nt .venv/.installed ]]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
     touch .venv/.installed
 fi
