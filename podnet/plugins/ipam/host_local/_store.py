@@ -53,8 +53,9 @@ class Attachment:
     container_id: str
     ifname: str
 
-    @property
+    @functools.cached_property
     def content(self) -> str:
+        # cached: ADD and DEL compare it with every reservation of the network
         return self.container_id.strip() + LINE_BREAK + self.ifname
 
 
@@ -102,24 +103,28 @@ class DiskStore:
 
     def reservations(self) -> list[Reservation]:
         """Every reservation in the directory (names that are not addresses are skipped)."""
-        found = []
         try:
-            names = os.listdir(self.directory)
+            directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             return []
         except OSError as exc:
             raise IOFailure(f"reading {self.directory}: {exc.strerror}") from None
-        for name in names:
-            address = _address_of(name)
-            if address is None:
-                continue
-            try:
-                content = _read_small(os.path.join(self.directory, name))
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            except OSError as exc:
-                raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
-            found.append(Reservation(address, name, content.decode(errors="replace").strip()))
+        found = []
+        try:
+            for name in os.listdir(directory):
+                address = _address_of(name)
+                if address is None:
+                    continue
+                try:
+                    content = _read_small(name, directory)
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+                except OSError as exc:
+                    raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
+                owner = content.decode(errors="replace").strip()
+                found.append(Reservation(address, name, owner))
+        finally:
+            os.close(directory)
         return found
 
     @contextmanager
@@ -249,10 +254,10 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     return True
 
 
-def _read_small(path: str) -> bytes:
-    """The first 4 KiB of a file, without a Python file object: ADD reads every
-    reservation of the network, and this is a third of the cost of open()."""
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+def _read_small(name: str, directory: int) -> bytes:
+    """The first 4 KiB of a file in an open directory, without a Python file object: ADD
+    and DEL read every reservation of the network, and this is a third of open()'s cost."""
+    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
     try:
         return os.read(fd, 4096)
     finally:
