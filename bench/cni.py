@@ -78,6 +78,7 @@ class Phase:
     latencies_ms: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_ms: float = 0.0
+    agent_cpu_ms: float = 0.0
     errors: list[str] = field(default_factory=list)
 
     def summary(self, pods: int) -> dict[str, Any]:
@@ -89,6 +90,7 @@ class Phase:
             "max_ms": round(max(lat), 2) if lat else 0.0,
             "pods_per_s": round(pods / self.wall_s, 1) if self.wall_s else 0.0,
             "cpu_ms_per_pod": round(self.cpu_ms / pods, 2),
+            "agent_cpu_ms_per_pod": round(self.agent_cpu_ms / pods, 2),
             "errors": len(self.errors),
             "first_error": self.errors[0] if self.errors else "",
             "latencies_ms": [round(v, 2) for v in self.latencies_ms],
@@ -196,12 +198,14 @@ def run_phase(
         elif command == "ADD":
             results.append(json.loads(proc.stdout))
 
-    cpu0 = children_cpu_ms() + (proc_cpu_ms(agent_pid) if agent_pid else 0.0)
+    agent0 = proc_cpu_ms(agent_pid) if agent_pid else 0.0
+    cpu0 = children_cpu_ms()
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(len(pods))))
     phase.wall_s = time.perf_counter() - start
-    phase.cpu_ms = children_cpu_ms() + (proc_cpu_ms(agent_pid) if agent_pid else 0.0) - cpu0
+    phase.agent_cpu_ms = (proc_cpu_ms(agent_pid) if agent_pid else 0.0) - agent0
+    phase.cpu_ms = children_cpu_ms() - cpu0 + phase.agent_cpu_ms
     return phase, results
 
 
