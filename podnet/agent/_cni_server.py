@@ -16,6 +16,7 @@ agent's `Gate` shared, so its garbage collector can run alone (see podnet.agent.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import json
@@ -128,9 +129,13 @@ class CNIServer:
         self.served = 0
 
     def warm(self) -> None:
-        """Import every plugin (and so pyroute2) now, not on the first pod."""
+        """Import every plugin now, not on the first pod. Then move everything imported
+        out of the garbage collector's sight (gc.freeze): its full collections would
+        otherwise walk those objects again and again, stalling the pods in flight."""
         for plugin_type in PLUGIN_MODULES:
             self._resolve(plugin_type)
+        gc.collect()
+        gc.freeze()
 
     def start(self) -> None:
         os.makedirs(os.path.dirname(self.socket_path) or ".", mode=0o755, exist_ok=True)
