@@ -30,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -320,13 +321,15 @@ def main(argv: list[str] | None = None) -> int:
         print("bench.cni: needs root (it creates network namespaces)", file=sys.stderr)
         return 1
     impls = [i for i in IMPLS if not args.only or any(s in i.name for s in args.only)]
-    podnet_bin = tempfile.mkdtemp(prefix="pn-bench-bin-")
-    install(podnet_bin)
     masqs = {"off": [False], "on": [True], "both": [False, True]}[args.masq]
     runs = []
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load_start = os.getloadavg()
+    # kill/TERM: unwind through the finally blocks, which delete the namespaces
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    podnet_bin = tempfile.mkdtemp(prefix="pn-bench-bin-")
     try:
+        install(podnet_bin)
         for rep in range(args.reps):
             for masq in masqs:
                 for conc in args.concurrency:
@@ -339,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                         print(json.dumps(brief(run)), flush=True)
     finally:
         shutil.rmtree(podnet_bin, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "started": started,
