@@ -94,7 +94,7 @@ class Phase:
             "agent_cpu_ms_per_pod": round(self.agent_cpu_ms / pods, 2),
             "errors": len(self.errors),
             "first_error": self.errors[0] if self.errors else "",
-            "latencies_ms": [round(v, 2) for v in self.latencies_ms],
+            "latencies_ms": [round(v, 1) for v in self.latencies_ms],
         }
 
 
@@ -439,7 +439,7 @@ def targets(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_outputs(report: dict[str, Any], out: Path, *, write_json: bool) -> None:
     if write_json:
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=1) + "\n")
+        out.write_text(to_json(report))
         print(f"wrote {out}")
     try:
         chart = draw_chart(report, out.with_suffix(".png"))
@@ -449,13 +449,23 @@ def write_outputs(report: dict[str, Any], out: Path, *, write_json: bool) -> Non
     print(markdown_table(report))
 
 
+def to_json(report: dict[str, Any]) -> str:
+    """Indented, except one line per run: the per-pod latencies would otherwise take a
+    line each."""
+    head = {k: v for k, v in report.items() if k != "runs"}
+    runs = ",\n  ".join(json.dumps(run) for run in report.get("runs", []))
+    text = json.dumps(head, indent=1)
+    return text[: text.rindex("}")].rstrip() + f',\n "runs": [\n  {runs}\n ]\n}}\n'
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """The README table: medians over reps, ratio to the reference in brackets."""
     short = {i.name: i.short for i in IMPLS}
     lines = [
         f"Measured {report['date']}, {report['pods']} pods per run, median of "
-        f"{report['reps']} interleaved reps, {report['machine']['cpus']} CPUs, 1-min load "
-        f"{report['machine']['loadavg_at_start'][0]:.1f} at start (other work on the machine); "
+        f"{report['reps']} interleaved reps, {report['machine']['cpus']} CPUs shared with other "
+        f"work (1-min load {report['machine']['loadavg_at_start'][0]:.1f} at start, "
+        f"{report['machine'].get('loadavg_at_end', [0.0])[0]:.1f} at end); "
         "(x) = ratio to the reference in the same run.",
         "",
         "| masq | conc | implementation | ADD p50 ms | ADD p99 ms | ADD pods/s | ADD CPU ms/pod "
@@ -574,7 +584,9 @@ def draw_chart(report: dict[str, Any], path: Path) -> Path:
         ax.legend(fontsize=7, ncol=2)
     fig.suptitle(
         f"podnet vs reference CNI plugins, {report['pods']} pods per run, {report['date']} "
-        f"({report['machine']['cpus']} CPUs, load {report['machine']['loadavg_at_start'][0]:.1f})"
+        f"({report['machine']['cpus']} shared CPUs, 1-min load "
+        f"{report['machine']['loadavg_at_start'][0]:.1f} -> "
+        f"{report['machine'].get('loadavg_at_end', [0.0])[0]:.1f})"
     )
     fig.tight_layout()
     fig.savefig(path, dpi=90)
