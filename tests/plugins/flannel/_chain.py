@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podnet.netlink import get_link, list_addresses, list_links, list_routes, open_rtnl
-from tests.plugins.main._support import Cni, masq_elements, node_veths
+from podnet.netlink import list_links, open_rtnl
+from tests.plugins.main._support import (
+    Cni,
+    masq_elements,
+    node_veths,
+)
 
 NETWORK = "cbr0"
 GATEWAY = "10.244.1.1"
@@ -121,18 +125,3 @@ def pod_links(pod: str) -> list[str]:
     """The pod's interfaces other than lo."""
     with open_rtnl(pod) as nl:
         return sorted(link.name for link in list_links(nl) if link.name != "lo")
-
-
-def bridge_state(node: str, name: str = "cni0") -> tuple[list[str], int]:
-    with open_rtnl(node) as nl:
-        bridge = get_link(nl, name)
-        addresses = [str(a.address) for a in list_addresses(nl, bridge.index, version=4)]
-        return addresses, bridge.mtu
-
-
-def default_gateway(pod: str) -> str | None:
-    with open_rtnl(pod) as nl:
-        for route in list_routes(nl, version=4):
-            if route.dst.prefixlen == 0:
-                return str(route.gateway)
-    return None

@@ -15,10 +15,15 @@ from tests.plugins.flannel._chain import (
     GATEWAY,
     NOTHING_LEFT,
     ChainNode,
+)
+from tests.plugins.main._support import (
+    Cni,
     bridge_state,
     default_gateway,
+    ping,
+    pod_address,
+    with_prev,
 )
-from tests.plugins.main._support import Cni, ping, pod_address, with_prev
 
 pytestmark = pytest.mark.root
 

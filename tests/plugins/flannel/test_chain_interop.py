@@ -21,8 +21,15 @@ from typing import Any
 import pytest
 
 from podnet.plugins._install import install_executables
-from tests.plugins.flannel._chain import GATEWAY, NETWORK, NOTHING_LEFT, ChainNode, bridge_state
-from tests.plugins.main._support import REFERENCE_DIR, Cni, ping, pod_address, with_prev
+from tests.plugins.flannel._chain import GATEWAY, NETWORK, NOTHING_LEFT, ChainNode
+from tests.plugins.main._support import (
+    REFERENCE_DIR,
+    Cni,
+    bridge_state,
+    ping,
+    pod_address,
+    with_prev,
+)
 
 REFERENCE_BRIDGE = os.path.join(REFERENCE_DIR, "bridge")
 VERSION = "1.0.0"

@@ -16,8 +16,8 @@ import pytest
 
 from podnet.netlink import delete_netns, is_netns
 from podnet.plugins._install import default_conflist
-from tests.plugins.flannel._chain import GATEWAY, NOTHING_LEFT, ChainNode, bridge_state
-from tests.plugins.main._support import ping
+from tests.plugins.flannel._chain import GATEWAY, NOTHING_LEFT, ChainNode
+from tests.plugins.main._support import bridge_state, ping
 
 pytestmark = pytest.mark.root
 

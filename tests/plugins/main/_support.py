@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podnet.netlink import get_link, list_addresses, list_routes, open_rtnl
+
 REFERENCE_DIR = "/usr/lib/cni"
 
 # Adapter around the reference host-local for 1.1.0 configs (see conftest.py).
@@ -213,3 +215,20 @@ def masq_elements(node: str, network: str = "cbr0") -> dict[str, str]:
 
 def pod_address(result: dict[str, Any]) -> str:
     return str(result["ips"][0]["address"]).split("/")[0]
+
+
+def bridge_state(node: str, name: str = "cni0") -> tuple[list[str], int]:
+    """The bridge's IPv4 addresses and its MTU, in the node namespace."""
+    with open_rtnl(node) as nl:
+        bridge = get_link(nl, name)
+        addresses = [str(a.address) for a in list_addresses(nl, bridge.index, version=4)]
+        return addresses, bridge.mtu
+
+
+def default_gateway(pod: str) -> str | None:
+    """The gateway of the pod's IPv4 default route, if it has one."""
+    with open_rtnl(pod) as nl:
+        for route in list_routes(nl, version=4):
+            if route.dst.prefixlen == 0:
+                return str(route.gateway)
+    return None

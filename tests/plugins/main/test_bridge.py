@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from podnet.netlink import delete_netns, get_link, list_addresses, list_routes, open_rtnl
+from podnet.netlink import delete_netns, get_link, list_addresses, open_rtnl
 from tests.plugins.main._support import (
     Cni,
     bridge_conf,
+    bridge_state,
+    default_gateway,
     in_netns,
     masq_elements,
     node_veths,
@@ -27,21 +29,6 @@ from tests.plugins.main._support import (
 pytestmark = pytest.mark.root
 
 GATEWAY = "10.244.1.1"
-
-
-def bridge_state(node: str, name: str = "cni0") -> tuple[list[str], int]:
-    with open_rtnl(node) as nl:
-        bridge = get_link(nl, name)
-        addresses = [str(a.address) for a in list_addresses(nl, bridge.index, version=4)]
-        return addresses, bridge.mtu
-
-
-def default_gateway(pod: str) -> str | None:
-    with open_rtnl(pod) as nl:
-        for route in list_routes(nl, version=4):
-            if route.dst.prefixlen == 0:
-                return str(route.gateway)
-    return None
 
 
 def add_pods(
