@@ -28,7 +28,15 @@ from collections.abc import Callable
 
 from podnet._wire import WireError, read_request, write_response
 from podnet.agent._gate import Gate
-from podnet.cni import CNIError, Plugin, TryAgainLater, dispatch, log
+from podnet.cni import (
+    CNIError,
+    Plugin,
+    TryAgainLater,
+    collect_after_answer,
+    dispatch,
+    log,
+    run_after_answer,
+)
 from podnet.plugins import PLUGIN_MODULES, load_plugin
 
 DEFAULT_SOCKET = "/run/podnet/cni.sock"
@@ -199,16 +207,19 @@ class CNIServer:
         what = f"{plugin_type} {environ.get('CNI_COMMAND')} {environ.get('CNI_CONTAINERID', '')}"
         reply = _Reply(conn, plugin_type, what)
         self._watchdog.watch(reply, time.monotonic() + self._timeout)
-        try:
-            code, out = self._run(plugin_type, environ, stdin)
-        except BaseException as exc:  # dispatch never raises; this is the last guard
-            log(f"agent: {what} failed: {exc!r}")
-            code, out = _error(CNIError(f"the agent failed: {type(exc).__name__}"))
+        with collect_after_answer() as later:
+            try:
+                code, out = self._run(plugin_type, environ, stdin)
+            except BaseException as exc:  # dispatch never raises; this is the last guard
+                log(f"agent: {what} failed: {exc!r}")
+                code, out = _error(CNIError(f"the agent failed: {type(exc).__name__}"))
         if reply.send(code, out):
             with self._count_lock:
                 self.served += 1
         else:
             log(f"agent: {what} finished after its {self._timeout:g}s timeout; answer dropped")
+        # What the plugin left for after the answer (a veth to destroy): off the pod's path.
+        run_after_answer(later)
         return reply
 
     def _run(self, plugin_type: str, environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:

@@ -1,6 +1,7 @@
 """The CNI protocol (spec 1.1.0): errors with their codes, versions, results and their
 conversion, request parsing and validation, the skel, and invoking other plugins."""
 
+from podnet.cni._after import after_answer, can_defer, collect_after_answer, run_after_answer
 from podnet.cni._errors import (
     CODE_INTERNAL,
     CNIError,
@@ -42,6 +43,10 @@ from podnet.cni._version import (
 )
 
 __all__ = [
+    "after_answer",
+    "can_defer",
+    "collect_after_answer",
+    "run_after_answer",
     "ALL_VERSIONS",
     "CODE_INTERNAL",
     "CURRENT_VERSION",

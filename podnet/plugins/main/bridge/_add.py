@@ -42,6 +42,7 @@ from podnet.plugins.main.bridge._config import (
 from podnet.plugins.main.bridge._errors import as_cni_errors
 from podnet.plugins.main.bridge._gateway import IPInterface, apply_gateways
 from podnet.plugins.main.bridge._pod import configure
+from podnet.plugins.main.bridge._teardown import wait_for_teardown
 from podnet.plugins.main.bridge._veth import (
     attach,
     create_pair,
@@ -79,6 +80,7 @@ def _delete_pod_link(pod: Rtnl, ifname: str) -> None:
 def add(request: Request) -> Result:
     config = parse_config(request)
     validate_for_add(config)
+    wait_for_teardown(request.netns, request.ifname)  # a DEL of this pod just before
     with as_cni_errors(), open_pod_netns(request.netns) as pod:
         node = own_rtnl()  # the thread's warm handle: in the agent, reused by every pod
         with ExitStack() as undo:

@@ -12,6 +12,7 @@ from podnet.plugins.main.bridge._add import open_pod_netns
 from podnet.plugins.main.bridge._config import BridgeConfig, owner_tag, parse_config
 from podnet.plugins.main.bridge._errors import as_cni_errors
 from podnet.plugins.main.bridge._pod import verify
+from podnet.plugins.main.bridge._teardown import wait_for_teardown
 
 
 def _prev_result(request: Request) -> Result:
@@ -82,6 +83,7 @@ def _check_host_veth(node: Rtnl, result: Result, bridge: Link, container: Link) 
 
 def check(request: Request) -> None:
     config = parse_config(request)
+    wait_for_teardown(request.netns, request.ifname)
     with as_cni_errors(), open_pod_netns(request.netns) as pod:
         node = own_rtnl()
         if config.layer3:

@@ -1,49 +1,30 @@
 """bridge DEL and GC.
 
 DEL is idempotent and best effort: every step runs even when an earlier one failed, and
-the first failure is reported at the end. The pod's interface is deleted on a thread of
-its own while the address and the masquerade are released: the steps are independent.
-A namespace or interface that is already gone is success: the address is still released
-(IPAM DEL) and the masquerade elements still removed, since they are found by their
-owner and not through the pod's interface. A path that is no longer a namespace (the
-runtime unmounted it but left the file) counts as gone too; the reference fails there
-and leaks the address.
+the first failure is reported at the end. A namespace or interface that is already gone
+is success: the address is still released (IPAM DEL) and the masquerade elements still
+removed, since they are found by their owner and not through the pod's interface. A path
+that is no longer a namespace (the runtime unmounted it but left the file) counts as gone
+too; the reference fails there and leaks the address. In an executable, the pod's
+interface is destroyed on a thread of its own while the address and the masquerade are
+released; in the agent, after the answer (see _teardown).
 """
 
 from __future__ import annotations
 
-import errno
 import threading
 from typing import Any
 
-from podnet.cni import CNIError, Request, log
-from podnet.netlink import (
-    LinkNotFound,
-    NetlinkError,
-    NetnsError,
-    NftError,
-    delete_link_named,
-    open_rtnl,
-)
+from podnet.cni import CNIError, Request, can_defer, log
+from podnet.netlink import NetlinkError, NetnsError, NftError
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._config import owner_tag, parse_config
-
-_GONE = (errno.ENOENT, errno.EINVAL)
-
-
-def _delete_pod_link(netns: str, ifname: str) -> None:
-    try:
-        with open_rtnl(netns) as pod:
-            delete_link_named(pod, ifname)
-    except NetnsError as exc:
-        if exc.errno not in _GONE:
-            raise CNIError(f"failed to open netns {netns!r}: {exc.strerror}") from exc
-        log(f"bridge DEL: netns {netns} is gone ({exc.strerror})")
-    except LinkNotFound:
-        pass  # already gone
-    except NetlinkError as exc:
-        raise CNIError(f"failed to delete {ifname!r}: {exc.strerror}") from exc
+from podnet.plugins.main.bridge._teardown import (
+    cut_off_then_destroy,
+    destroy_now,
+    wait_for_teardown,
+)
 
 
 def delete(request: Request) -> None:
@@ -63,13 +44,17 @@ def delete(request: Request) -> None:
         except Exception as exc:  # a bug on the other thread must still reach the runtime
             into.append(CNIError(f"{type(exc).__name__}: {exc}"))
 
-    # Destroying a veth takes the kernel 10-20 ms, nearly all of it waiting for RCU grace
-    # periods: the address and the masquerade are released meanwhile, on this thread.
     remover = None
     if request.netns:
+        wait_for_teardown(request.netns, request.ifname)
+    if request.netns and can_defer():
+        attempt(link_errors, cut_off_then_destroy, request.netns, request.ifname)
+    elif request.netns:
+        # Destroying a veth takes the kernel 10-20 ms, nearly all of it waiting for RCU
+        # grace periods: the address and the masquerade are released meanwhile.
         remover = threading.Thread(
             target=attempt,
-            args=(link_errors, _delete_pod_link, request.netns, request.ifname),
+            args=(link_errors, destroy_now, request.netns, request.ifname),
             name="bridge-del-veth",
         )
         remover.start()
