@@ -52,7 +52,7 @@ from podnet.netlink._netns import (
     run_in_netns,
     write_sysctl,
 )
-from podnet.netlink._nft import NftError, nft_apply, nft_list
+from podnet.netlink._nft import NftError, nft_apply, nft_get_element, nft_list
 from podnet.netlink._routes import RouteEntry, add_route, list_routes
 from podnet.netlink._rtnl import (
     LinkInfo,
@@ -136,6 +136,7 @@ __all__ = [
     "neigh_replace",
     "netns_path",
     "nft_apply",
+    "nft_get_element",
     "nft_list",
     "open_rtnl",
     "own_rtnl",

@@ -142,12 +142,12 @@ def _nft_path() -> str:
     return next((p for p in _NFT_FALLBACKS if os.access(p, os.X_OK)), "nft")
 
 
-def _run_process(document: bytes, what: str) -> bytes:
+def _run_process(document: bytes, what: str, *, json_input: bool = True) -> bytes:
     import subprocess  # only where libnftables is missing
 
     try:
         proc = subprocess.run(
-            [_nft_path(), "-j", "-f", "-"],
+            [_nft_path(), *(["-j"] if json_input else []), "-f", "-"],
             input=document,
             capture_output=True,
             timeout=_TIMEOUT,
@@ -163,10 +163,10 @@ def _run_process(document: bytes, what: str) -> bytes:
     return proc.stdout
 
 
-def _run(document: bytes, what: str) -> bytes:
+def _run(document: bytes, what: str, *, json_input: bool = True) -> bytes:
     lib = libnftables()
     if lib is None:
-        return _run_process(document, what)
+        return _run_process(document, what, json_input=json_input)
     return lib.run(document, what)
 
 
@@ -186,3 +186,13 @@ def nft_list(what_to_list: dict[str, Any], *, what: str = "nft list") -> list[di
     except ValueError as exc:
         raise NftError(errno.EIO, f"{what}: unreadable nft output: {exc}") from None
     return [item for item in items if "metainfo" not in item]
+
+
+def nft_get_element(family: str, table: str, set_name: str, value: str, *, what: str) -> str:
+    """One element of a set in nft's text form (with its comment, if any): a lookup of
+    one key, where listing the set would print every element. The JSON syntax has no
+    `get`, and the text syntax takes names only as bare words (podnet's are:
+    letters, digits, "-", "_", "."). A missing table, set or element raises
+    NftError(ENOENT)."""
+    command = f"get element {family} {table} {set_name} {{ {value} }}\n"
+    return _run(command.encode(), what, json_input=False).decode(errors="replace")

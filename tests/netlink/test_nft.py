@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from podnet.netlink import NftError, _nft, nft_apply, nft_list, run_in_netns
+from podnet.netlink import NftError, _nft, nft_apply, nft_get_element, nft_list, run_in_netns
 
 pytestmark = pytest.mark.root
 
@@ -81,5 +81,36 @@ def test_a_thread_keeps_one_library_context_for_its_namespace(
         other.start()
         other.join()
         assert seen and seen[0] != library._contexts.context.pointer
+
+    run_in_netns(node, scenario)
+
+
+def test_get_one_element_with_its_comment(netns_pair: tuple[str, str], backend: str) -> None:
+    node, _ = netns_pair
+
+    def scenario() -> None:
+        nft_apply(
+            [
+                {"add": {"table": TABLE}},
+                {"add": {"set": {**SET, "type": "ipv4_addr"}}},
+                {
+                    "add": {
+                        "element": {
+                            **SET,
+                            "elem": [{"elem": {"val": "10.0.0.1", "comment": "a/eth0"}}],
+                        }
+                    }
+                },
+                {"add": {"element": {**SET, "elem": ["10.0.0.2"]}}},
+            ]
+        )
+        assert 'comment "a/eth0"' in nft_get_element(
+            "inet", "podnet-test", "s", "10.0.0.1", what="get"
+        )
+        assert "comment" not in nft_get_element("inet", "podnet-test", "s", "10.0.0.2", what="get")
+        for table, value in (("podnet-test", "10.0.0.9"), ("podnet-absent", "10.0.0.1")):
+            with pytest.raises(NftError) as info:
+                nft_get_element("inet", table, "s", value, what="get")
+            assert info.value.errno == errno.ENOENT
 
     run_in_netns(node, scenario)

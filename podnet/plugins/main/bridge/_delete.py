@@ -15,7 +15,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from podnet.cni import CNIError, Request, can_defer, log
+from podnet.cni import CNIError, Request, Result, can_defer, log
+from podnet.ipam import IPAddress
 from podnet.netlink import NetlinkError, NetnsError, NftError
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
@@ -60,10 +61,13 @@ def delete(request: Request) -> None:
         remover.start()
     try:
         if config.layer3:
-            attempt(errors, delegate, "DEL", config.ipam_type, request.config, request)
             if config.ip_masq:
+                # Before IPAM lets go of the addresses: until then no other pod can own
+                # their elements, so none is removed that a new pod just took over.
                 owner = owner_tag(request.container_id, request.ifname)
-                attempt(errors, _masq.remove_pod, config.network, owner)
+                addresses = _prev_addresses(request.config)
+                attempt(errors, _masq.remove_pod, config.network, owner, addresses)
+            attempt(errors, delegate, "DEL", config.ipam_type, request.config, request)
     finally:
         if remover is not None:
             remover.join()
@@ -76,6 +80,18 @@ def delete(request: Request) -> None:
                 first.msg, f"{first.details}; also: {rest}".lstrip("; "), code=first.code
             )
         raise first
+
+
+def _prev_addresses(config: dict[str, Any]) -> list[IPAddress] | None:
+    """The pod's addresses from prevResult (runtimes send it to DEL from 0.4.0 on); None
+    without one, or with one that cannot be read: then the masquerade table is searched."""
+    prev = config.get("prevResult")
+    if not isinstance(prev, dict):
+        return None
+    try:
+        return [ip.address.ip for ip in Result.from_json(prev).ips]
+    except (CNIError, ValueError, TypeError, KeyError):
+        return None
 
 
 def _valid_owners(config: dict[str, Any]) -> set[str]:

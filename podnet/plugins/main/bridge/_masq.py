@@ -17,16 +17,25 @@ same single `nft` transaction that (idempotently) declares the table. Each eleme
 carries its owner ("<containerID>/<ifname>") as a comment, so DEL finds the pod's
 elements even when the pod's interface and addresses are already gone, and GC can drop
 the elements of attachments the runtime no longer knows.
+
+Per pod, only the elements change: the table, sets, chain and rules are declared by the
+first pod a process sets up in a namespace, and again every _REDECLARE_SECONDS (which
+also puts back rules someone flushed) or whenever an element finds the table missing.
+DEL looks up the pod's own addresses (prevResult) one key at a time; listing the table
+(every element, as JSON) is for DEL without prevResult, CHECK and GC.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-from collections.abc import Callable
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from podnet.netlink import NftError, nft_apply, nft_list
+from podnet.netlink import NftError, nft_apply, nft_get_element, nft_list
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -39,6 +48,11 @@ _PER_VERSION = {
     6: ("ip6", "ipv6_addr", "ff00::", 8),
 }
 _DELETE_ATTEMPTS = 3
+_REDECLARE_SECONDS = 30.0
+
+# (namespace device, inode, table) -> when this process last declared the table there.
+_declared: dict[tuple[int, int, str], float] = {}
+_declared_lock = threading.Lock()
 
 
 def table_name(network: str) -> str:
@@ -119,10 +133,44 @@ def _element(table: str, set_name: str, elem: list[Any]) -> dict[str, Any]:
     return {"element": {"family": _FAMILY, "table": table, "name": set_name, "elem": elem}}
 
 
+def _namespace_key(table: str) -> tuple[int, int, str]:
+    info = os.stat("/proc/thread-self/ns/net")
+    return info.st_dev, info.st_ino, table
+
+
+def _declared_recently(key: tuple[int, int, str]) -> bool:
+    with _declared_lock:
+        when = _declared.get(key)
+    return when is not None and time.monotonic() - when < _REDECLARE_SECONDS
+
+
+def _note_declared(key: tuple[int, int, str], declared: bool) -> None:
+    with _declared_lock:
+        if declared:
+            _declared[key] = time.monotonic()
+        else:
+            _declared.pop(key, None)
+
+
 def add_pod(network: str, owner: str, addresses: list[IPInterface]) -> None:
     """Masquerade traffic of `addresses` leaving their subnet (one nft transaction)."""
     table = table_name(network)
-    commands = _declare(table)
+    key = _namespace_key(table)
+    what = f"set up masquerade for {owner}"
+    if _declared_recently(key):
+        try:
+            nft_apply(_pod_elements(table, owner, addresses), what=what)
+            return
+        except NftError as exc:
+            if exc.errno != errno.ENOENT:
+                raise
+            _note_declared(key, False)  # the table went away: declare it again
+    nft_apply(_declare(table) + _pod_elements(table, owner, addresses), what=what)
+    _note_declared(key, True)
+
+
+def _pod_elements(table: str, owner: str, addresses: list[IPInterface]) -> list[dict[str, Any]]:
+    commands: list[dict[str, Any]] = []
     for address in addresses:
         ip = str(address.ip)
         subnet = {
@@ -138,7 +186,7 @@ def add_pod(network: str, owner: str, addresses: list[IPInterface]) -> None:
         commands.append({"add": _element(table, pods, [ip])})
         commands.append({"delete": _element(table, pods, [ip])})
         commands.append({"add": _element(table, pods, [{"elem": {"val": ip, "comment": owner}}])})
-    nft_apply(commands, what=f"set up masquerade for {owner}")
+    return commands
 
 
 def _elements(network: str) -> list[tuple[int, IPAddress, str]]:
@@ -187,9 +235,33 @@ def _remove_where(network: str, unwanted: Callable[[str], bool]) -> list[IPAddre
     return []
 
 
-def remove_pod(network: str, owner: str) -> list[IPAddress]:
-    """Drop the elements `owner` holds; returns the addresses removed."""
-    return _remove_where(network, lambda tag: tag == owner)
+def remove_pod(
+    network: str, owner: str, addresses: Iterable[IPAddress] | None = None
+) -> list[IPAddress]:
+    """Drop the elements `owner` holds; returns the addresses removed. With `addresses`
+    (the pod's, from prevResult) only those keys are looked up, not the whole table;
+    an element there that another owner holds now is left alone."""
+    if addresses is None:
+        return _remove_where(network, lambda tag: tag == owner)
+    table = table_name(network)
+    doomed = [ip for ip in addresses if _owner_of(table, ip) == owner]
+    commands = [{"delete": _element(table, _pods_set(ip.version), [str(ip)])} for ip in doomed]
+    nft_apply(commands, what=f"remove masquerade of {owner}")
+    return doomed
+
+
+def _owner_of(table: str, ip: IPAddress) -> str | None:
+    """The comment of the element for `ip`; None when there is none."""
+    try:
+        text = nft_get_element(
+            _FAMILY, table, _pods_set(ip.version), str(ip), what="look up masquerade element"
+        )
+    except NftError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise
+    _, found, rest = text.partition(' comment "')
+    return rest.partition('"')[0] if found else ""
 
 
 def remove_all_but(network: str, keep: set[str]) -> list[IPAddress]:
