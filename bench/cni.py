@@ -11,7 +11,8 @@ Every run gets a fresh node namespace (so its first ADD creates cni0, as on a ne
 and N fresh pod namespaces. This process enters the node namespace itself, so each
 plugin is exec'd exactly as a runtime would exec it, with no nsenter in the timed path.
 Implementations are interleaved (A B C D, then B C D A, ...) so machine noise hits all of
-them; compare ratios within one run. CPU per pod is user+sys of every plugin process,
+them; compare ratios within one run. DEL carries each pod's ADD result as prevResult, as
+libcni sends it from 0.4.0 on. CPU per pod is user+sys of every plugin process,
 plus the agent's own CPU (from /proc/<pid>/stat) for the agent rows.
 
     .venv/bin/python -m bench.cni [--pods 200] [--concurrency 1 4 8] [--reps 3] [--masq both]
@@ -175,12 +176,22 @@ def run_phase(
     env_base: dict[str, str],
     concurrency: int,
     agent_pid: int | None,
-) -> tuple[Phase, list[dict[str, Any]]]:
-    stdin = json.dumps(conf).encode()
+    prev_results: dict[int, dict[str, Any]] | None = None,
+) -> tuple[Phase, dict[int, dict[str, Any]]]:
+    """Run `command` for every pod; returns the phase and ADD's results by pod. With
+    `prev_results`, each pod's config carries its result as prevResult, as libcni sends
+    DEL from 0.4.0 on (the reference's bridge ignores it; podnet's masquerade uses it)."""
+    plain = json.dumps(conf).encode()
     phase = Phase()
-    results: list[dict[str, Any]] = []
+    results: dict[int, dict[str, Any]] = {}
+
+    def config_for(i: int) -> bytes:
+        if prev_results is None or i not in prev_results:
+            return plain
+        return json.dumps({**conf, "prevResult": prev_results[i]}).encode()
 
     def one(i: int) -> None:
+        stdin = config_for(i)
         env = dict(env_base)
         env.update(
             CNI_COMMAND=command,
@@ -197,7 +208,7 @@ def run_phase(
                 proc.stdout.decode(errors="replace")[:300] or proc.stderr.decode()[:300]
             )
         elif command == "ADD":
-            results.append(json.loads(proc.stdout))
+            results[i] = json.loads(proc.stdout)
 
     agent0 = proc_cpu_ms(agent_pid) if agent_pid else 0.0
     cpu0 = children_cpu_ms()
@@ -274,8 +285,9 @@ def one_run(
             env["CNI_PATH"] = bin_dir
         agent_pid = agent.pid if agent else None
         add, results = run_phase("ADD", exe, conf, pods, env, concurrency, agent_pid)
-        ips = {ip["address"] for r in results for ip in r.get("ips", [])}
-        dele, _ = run_phase("DEL", exe, conf, pods, env, concurrency, agent_pid)
+        ips = {ip["address"] for r in results.values() for ip in r.get("ips", [])}
+        prev = None if version in ("0.3.0", "0.3.1") else results
+        dele, _ = run_phase("DEL", exe, conf, pods, env, concurrency, agent_pid, prev)
         ipam_dir = os.path.join(work, "ipam", "cbr0")
         leftover = (
             [f for f in os.listdir(ipam_dir) if f[0].isdigit()] if os.path.isdir(ipam_dir) else []

@@ -26,21 +26,25 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     yield request.param
 
 
+def make_set(elements: dict[str, str]) -> None:
+    """The test table with set `s` holding these addresses (value: comment, or "")."""
+    elems = [
+        {"elem": {"val": ip, "comment": note}} if note else ip for ip, note in elements.items()
+    ]
+    nft_apply(
+        [
+            {"add": {"table": TABLE}},
+            {"add": {"set": {**SET, "type": "ipv4_addr"}}},
+            {"add": {"element": {**SET, "elem": elems}}},
+        ]
+    )
+
+
 def test_apply_list_and_errors(netns_pair: tuple[str, str], backend: str) -> None:
     node, _ = netns_pair
 
     def scenario() -> None:
-        nft_apply(
-            [
-                {"add": {"table": TABLE}},
-                {"add": {"set": {**SET, "type": "ipv4_addr"}}},
-                {
-                    "add": {
-                        "element": {**SET, "elem": [{"elem": {"val": "10.0.0.1", "comment": "a"}}]}
-                    }
-                },
-            ]
-        )
+        make_set({"10.0.0.1": "a"})
         items = nft_list({"table": TABLE})
         sets = [i["set"] for i in items if "set" in i]
         assert sets[0]["elem"] == [{"elem": {"val": "10.0.0.1", "comment": "a"}}]
@@ -89,21 +93,7 @@ def test_get_one_element_with_its_comment(netns_pair: tuple[str, str], backend: 
     node, _ = netns_pair
 
     def scenario() -> None:
-        nft_apply(
-            [
-                {"add": {"table": TABLE}},
-                {"add": {"set": {**SET, "type": "ipv4_addr"}}},
-                {
-                    "add": {
-                        "element": {
-                            **SET,
-                            "elem": [{"elem": {"val": "10.0.0.1", "comment": "a/eth0"}}],
-                        }
-                    }
-                },
-                {"add": {"element": {**SET, "elem": ["10.0.0.2"]}}},
-            ]
-        )
+        make_set({"10.0.0.1": "a/eth0", "10.0.0.2": ""})
         assert 'comment "a/eth0"' in nft_get_element(
             "inet", "podnet-test", "s", "10.0.0.1", what="get"
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +14,7 @@ from typing import TypeVar
 
 import pytest
 
+from bench.cni import start_agent
 from podnet.cni import collect_after_answer, dispatch, run_after_answer
 from podnet.netlink import find_link, get_link_by_index, open_rtnl, run_in_netns
 from podnet.plugins import load_plugin
@@ -120,33 +120,13 @@ def agent_cni(
     socket_path = str(tmp_path / "agent.sock")
     root = tmp_path / "agent-cni"
     install_executables(str(root / "bin"), agent_socket=socket_path)
-    log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115 - closed below
-    agent = subprocess.Popen(
-        [
-            "nsenter",
-            f"--net={node_netns}",
-            sys.executable,
-            "-m",
-            "podnet.cli.main",
-            "agent",
-            "serve-cni",
-            "--socket",
-            socket_path,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
+    # started from a thread inside the node: the agent is born in that namespace
+    agent = run_in_netns(node_netns, lambda: start_agent(socket_path, str(tmp_path / "agent.log")))
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(socket_path):
-            assert agent.poll() is None, (tmp_path / "agent.log").read_text()
-            assert time.monotonic() < deadline, "the agent did not start"
-            time.sleep(0.05)
         yield Cni(root=root, node=node_netns, data_dir=tmp_path / "ipam"), agent
     finally:
         agent.terminate()
         agent.wait(10)
-        log.close()
 
 
 def test_del_then_add_of_one_pod_through_the_agent(
