@@ -20,6 +20,7 @@ twice. Every rule has a counter and a comment, so `masq_counters` can tell which
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Network
@@ -124,3 +125,15 @@ def masq_counters(netns: str | None) -> dict[str, int]:
             if "counter" in expr:
                 counts[rule["comment"]] = int(expr["counter"]["packets"])
     return counts
+
+
+def ensure_ruleset(netns: str | None, ruleset: str) -> bool:
+    """Apply `ruleset` again when a rule of it is missing from the kernel (someone flushed
+    a chain or deleted the table), as flannel re-checks its iptables rules; returns True
+    when it had to. Rules are recognised by their comments, so a table left whole keeps
+    its counters."""
+    wanted = set(re.findall(r'comment "([^"]+)"', ruleset))
+    if wanted <= set(masq_counters(netns)):
+        return False
+    apply_ruleset(netns, ruleset)
+    return True

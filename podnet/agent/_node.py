@@ -23,7 +23,12 @@ from podnet.agent._backend import Backend, LocalNode, public_address
 from podnet.agent._config import NetworkConfig
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
 from podnet.agent._lease import Lease
-from podnet.agent._masq import apply_ruleset, render_ruleset
+from podnet.agent._masq import (
+    MasqueradeError,
+    apply_ruleset,
+    ensure_ruleset,
+    render_ruleset,
+)
 from podnet.agent._reconcile import Outcome, Reconciler
 from podnet.agent._registry import setup_backend
 from podnet.agent._subnet_env import write_subnet_env
@@ -77,10 +82,7 @@ class NodeNetwork:
                 public_address(rtnl, settings.underlay),
             )
             backend = setup_backend(rtnl, config, local)
-            apply_ruleset(
-                settings.netns,
-                render_ruleset(config.network, settings.subnet, masquerade=settings.ip_masq),
-            )
+            apply_ruleset(settings.netns, _ruleset(settings, config))
             write_subnet_env(
                 settings.subnet_file,
                 config,
@@ -117,7 +119,13 @@ class NodeNetwork:
 
     def reconcile(self) -> Outcome:
         """Repair the kernel against the known leases; a backend device someone deleted is
-        created again first (same name and MAC, so the other nodes' entries stay valid)."""
+        created again first (same name and MAC, so the other nodes' entries stay valid),
+        and masquerade and forward rules someone removed are put back."""
+        try:
+            if ensure_ruleset(self.settings.netns, _ruleset(self.settings, self.config)):
+                log.warning("masquerade or forward rules were missing; applied them again")
+        except MasqueradeError as exc:  # the routes are still worth repairing
+            log.warning("cannot check the masquerade rules: %s", exc)
         device = self.backend.owned_device
         if device is not None and self.rtnl.link_by_index(device) is None:
             log.warning("backend device #%d disappeared; creating it again", device)
@@ -138,3 +146,8 @@ class NodeNetwork:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _ruleset(settings: NodeSettings, config: NetworkConfig) -> str:
+    assert config.network is not None  # checked by NodeNetwork.start
+    return render_ruleset(config.network, settings.subnet, masquerade=settings.ip_masq)

@@ -148,8 +148,11 @@ def test_reconcile_re_adds_what_was_deleted_and_leaves_foreign_routes(cluster) -
         check=True,
     )
     subprocess.run([*run, "route", "add", "10.244.98.0/24", "via", "192.0.2.98"], check=True)
+    nft = ["nsenter", f"--net={netns}", "nft"]
+    subprocess.run([*nft, "flush", "chain", "ip", "podnet-agent", "postrouting"], check=True)
 
     outcome = n1.reconcile()
+    assert len(masq_counters(netns)) == 8, "the flushed masquerade rules are back"
     assert outcome.errors == []
     assert [str(r.dst) for r in outcome.plan.replace_routes] == ["10.244.2.0/24"]
     assert [str(n.ip) for n in outcome.plan.replace_neighbours] == ["10.244.3.0"]

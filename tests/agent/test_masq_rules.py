@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 import uuid
 from ipaddress import IPv4Network
 
@@ -8,6 +9,7 @@ import pytest
 from podnet.agent import (
     MasqueradeError,
     apply_ruleset,
+    ensure_ruleset,
     masq_counters,
     remove_ruleset,
     render_ruleset,
@@ -61,5 +63,25 @@ def test_applied_atomically_replaced_and_removed(tmp_path) -> None:
         remove_ruleset(path)
         remove_ruleset(path)
         assert masq_counters(path) == {}
+    finally:
+        delete_netns(path)
+
+
+@pytest.mark.root
+def test_ensure_puts_back_missing_rules_and_leaves_a_whole_table(tmp_path) -> None:
+    path = str(tmp_path / f"pn-{uuid.uuid4().hex[:8]}")
+    create_netns(path)
+    nft = ["nsenter", f"--net={path}", "nft"]
+    try:
+        ruleset = render_ruleset(NET, POD)
+        assert ensure_ruleset(path, ruleset) is True  # no table yet
+        assert ensure_ruleset(path, ruleset) is False  # whole: left alone
+        subprocess.run([*nft, "flush", "chain", "ip", "podnet-agent", "postrouting"], check=True)
+        assert set(masq_counters(path)) == {"forward from cluster", "forward to cluster"}
+        assert ensure_ruleset(path, ruleset) is True
+        assert len(masq_counters(path)) == 8
+        subprocess.run([*nft, "delete", "table", "ip", "podnet-agent"], check=True)
+        assert ensure_ruleset(path, ruleset) is True
+        assert len(masq_counters(path)) == 8
     finally:
         delete_netns(path)
