@@ -84,38 +84,45 @@ def destroy_now(netns: str, ifname: str) -> None:
 
 
 def cut_off_then_destroy(netns: str, ifname: str) -> None:
-    """Take the pod's interface down now and destroy it after the answer."""
+    """Take the pod's interface down now and destroy it after the answer. Pending from
+    the start, so a request for the same interface never sees it half done."""
     pod = _open_pod(netns)
     if pod is None:
         return
-    try:
-        link = find_link(pod, ifname)
-        if link is None:
-            pod.close()
-            return
-        set_link(pod, link.index, up=False)
-    except NetlinkError as exc:
-        pod.close()
-        raise CNIError(f"failed to take {ifname!r} down: {exc.strerror}") from exc
     key = _key(netns, ifname)
     done = threading.Event()
     if key is not None:
         with _pending_lock:
             _pending[key] = done
 
+    def finish() -> None:
+        pod.close()
+        if key is not None:
+            with _pending_lock:
+                if _pending.get(key) is done:
+                    del _pending[key]
+        done.set()
+
+    try:
+        link = find_link(pod, ifname)
+        if link is not None:
+            set_link(pod, link.index, up=False)
+    except NetlinkError as exc:
+        finish()
+        raise CNIError(f"failed to take {ifname!r} down: {exc.strerror}") from exc
+    if link is None:
+        finish()  # already gone
+        return
+    index = link.index
+
     def destroy() -> None:
         try:
-            delete_link(pod, link.index)
+            delete_link(pod, index)
         except LinkNotFound:
             pass
         except NetlinkError as exc:
             log(f"bridge DEL: failed to delete {ifname!r} in {netns} after answering: {exc}")
         finally:
-            pod.close()
-            if key is not None:
-                with _pending_lock:
-                    if _pending.get(key) is done:
-                        del _pending[key]
-            done.set()
+            finish()
 
     after_answer(destroy)
