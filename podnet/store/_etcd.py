@@ -37,7 +37,7 @@ from podnet.store._errors import (
     StoreUnavailable,
     map_exceptions,
 )
-from podnet.store._watch import ThreadedWatch
+from podnet.store._watch import OpenWatches, ThreadedWatch
 
 HTTPX_ERRORS: ExceptionMap = {
     httpx.HTTPError: StoreError,
@@ -148,7 +148,7 @@ class EtcdStore:
         self._watch_client = httpx.Client(
             verify=verify, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT, read=None)
         )
-        self._watches: list[ThreadedWatch] = []
+        self._watches = OpenWatches()
 
     # -- transport ---------------------------------------------------------------------
     def _endpoint_order(self) -> list[int]:
@@ -308,15 +308,10 @@ class EtcdStore:
             from_revision = _int(head.get("header", {}).get("revision")) + 1
         start = from_revision
         watch = ThreadedWatch(lambda w: self._pump(w, prefix, start), name=f"etcd-watch {prefix}")
-        with self._lock:
-            self._watches = [w for w in self._watches if not w.stopped] + [watch]
-        return watch
+        return self._watches.track(watch)
 
     def close(self) -> None:
-        with self._lock:
-            watches, self._watches = self._watches, []
-        for watch in watches:
-            watch.close()
+        self._watches.close_all()
         self._client.close()
         self._watch_client.close()
 

@@ -34,7 +34,7 @@ from podnet.store._errors import (
     StoreUnavailable,
     map_exceptions,
 )
-from podnet.store._watch import ThreadedWatch
+from podnet.store._watch import OpenWatches, ThreadedWatch
 
 SQLITE_ERRORS: ExceptionMap = {
     sqlite3.Error: StoreError,
@@ -117,7 +117,7 @@ class SqliteStore:
             os.makedirs(directory, exist_ok=True)
         self._conn = _connect(path)
         self._lock = threading.RLock()
-        self._watches: list[ThreadedWatch] = []
+        self._watches = OpenWatches()
         with map_exceptions(SQLITE_ERRORS, f"sqlite {path}"):
             # Switching to WAL needs a moment of exclusive access; busy_timeout covers it.
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -249,15 +249,10 @@ class SqliteStore:
                 compact_revision=compact,
             )
         watch = ThreadedWatch(lambda w: self._pump(w, prefix, start), name=f"sqlite-watch {prefix}")
-        with self._lock:
-            self._watches = [w for w in self._watches if not w.stopped] + [watch]
-        return watch
+        return self._watches.track(watch)
 
     def close(self) -> None:
-        with self._lock:
-            watches, self._watches = self._watches, []
-        for watch in watches:
-            watch.close()
+        self._watches.close_all()
         with self._lock:
             self._conn.close()
 

@@ -123,3 +123,22 @@ class ThreadedWatch:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class OpenWatches:
+    """The watches a store has handed out, so that closing the store stops their pumps."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: list[ThreadedWatch] = []
+
+    def track(self, watch: ThreadedWatch) -> ThreadedWatch:
+        with self._lock:
+            self._watches = [w for w in self._watches if not w.stopped] + [watch]
+        return watch
+
+    def close_all(self) -> None:
+        with self._lock:
+            watches, self._watches = self._watches, []
+        for watch in watches:
+            watch.close()
