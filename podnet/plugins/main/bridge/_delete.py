@@ -45,9 +45,8 @@ def delete(request: Request) -> None:
         except Exception as exc:  # a bug on the other thread must still reach the runtime
             into.append(CNIError(f"{type(exc).__name__}: {exc}"))
 
+    wait_for_teardown(request.netns, request.ifname)
     remover = None
-    if request.netns:
-        wait_for_teardown(request.netns, request.ifname)
     if request.netns and can_defer():
         attempt(link_errors, cut_off_then_destroy, request.netns, request.ifname)
     elif request.netns:
