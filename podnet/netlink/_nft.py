@@ -29,12 +29,25 @@ from typing import Any
 # Plugins may run with an empty PATH (`env -i`, some runtimes): look in sbin too.
 _NFT_FALLBACKS = ("/usr/sbin/nft", "/sbin/nft")
 _TIMEOUT = 30.0
+# EINTR from nft means a netlink dump (the cache it fills before a command, or a `get`)
+# saw the ruleset change under it (NLM_F_DUMP_INTR): nothing was committed, so the
+# command is run again. Each attempt is ~0.1 ms; pods churning in the same namespace
+# make it happen about once in a few hundred lookups.
+_INTERRUPTED_ATTEMPTS = 20
 _LIBRARY = "libnftables.so.1"
 NFT_CTX_OUTPUT_JSON = 1 << 4  # JSON output; with it, input is read as JSON too (1.0.x)
 
 _ERRNO_BY_TEXT = {
     os.strerror(code): code
-    for code in (errno.ENOENT, errno.EEXIST, errno.EBUSY, errno.EPERM, errno.EINVAL, errno.ENOSPC)
+    for code in (
+        errno.ENOENT,
+        errno.EEXIST,
+        errno.EBUSY,
+        errno.EPERM,
+        errno.EINVAL,
+        errno.ENOSPC,
+        errno.EINTR,
+    )
 }
 
 
@@ -163,11 +176,21 @@ def _run_process(document: bytes, what: str, *, json_input: bool = True) -> byte
     return proc.stdout
 
 
-def _run(document: bytes, what: str, *, json_input: bool = True) -> bytes:
+def _run_once(document: bytes, what: str, *, json_input: bool) -> bytes:
     lib = libnftables()
     if lib is None:
         return _run_process(document, what, json_input=json_input)
     return lib.run(document, what)
+
+
+def _run(document: bytes, what: str, *, json_input: bool = True) -> bytes:
+    for _ in range(_INTERRUPTED_ATTEMPTS - 1):
+        try:
+            return _run_once(document, what, json_input=json_input)
+        except NftError as exc:
+            if exc.errno != errno.EINTR:
+                raise
+    return _run_once(document, what, json_input=json_input)
 
 
 def nft_apply(commands: list[dict[str, Any]], *, what: str = "nft") -> None:

@@ -4,6 +4,7 @@ through the `nft` command (used where the library cannot be loaded)."""
 from __future__ import annotations
 
 import errno
+import subprocess
 import threading
 from collections.abc import Iterator
 
@@ -104,3 +105,33 @@ def test_get_one_element_with_its_comment(netns_pair: tuple[str, str], backend: 
             assert info.value.errno == errno.ENOENT
 
     run_in_netns(node, scenario)
+
+
+def test_reads_survive_a_ruleset_changing_under_them(
+    netns_pair: tuple[str, str], backend: str
+) -> None:
+    """Pods churning in the namespace change the set while a lookup dumps it; nft then
+    fails with "Interrupted system call" (about once in a few hundred lookups here, as
+    seen in CI). The lookup is run again instead of failing a pod's DEL."""
+    node, _ = netns_pair
+    run_in_netns(node, lambda: make_set({f"10.0.0.{i}": f"pod{i}" for i in range(1, 201)}))
+    churn = "add element inet podnet-test s { 10.1.0.1 }\n"
+    churn += "delete element inet podnet-test s { 10.1.0.1 }\n"
+    loop = f"while true; do printf '{churn}' | nft -f -; done"
+    writers = [subprocess.Popen(["nsenter", f"--net={node}", "sh", "-c", loop]) for _ in range(2)]
+    lookups = 3000 if backend == "libnftables" else 300
+    try:
+
+        def lookup_many() -> None:
+            for i in range(lookups):
+                ip = f"10.0.0.{i % 200 + 1}"
+                text = nft_get_element("inet", "podnet-test", "s", ip, what="get")
+                assert f'comment "pod{i % 200 + 1}"' in text
+                if i % 50 == 0:
+                    assert len(nft_list({"table": TABLE})) == 2
+
+        run_in_netns(node, lookup_many)
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
