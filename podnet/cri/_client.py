@@ -249,14 +249,3 @@ class CRIClient:
             )
             for item in response.items
         ]
-
-
-__all__: list[str] = [
-    "CRIClient",
-    "CRIError",
-    "Condition",
-    "PodMetadata",
-    "RuntimeVersion",
-    "Sandbox",
-    "SandboxStatus",
-]

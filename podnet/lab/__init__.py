@@ -2,19 +2,10 @@
 
 A node is a network namespace on an underlay switch namespace (`build`, `teardown`); its
 container runtime can be a real containerd started inside it (`Containerd`), driven over
-CRI v1 the way kubelet drives it (`CRIClient`), with a locally built sandbox image
+CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built sandbox image
 (`write_sandbox_image`).
 """
 
-from podnet.cri import (
-    Condition,
-    CRIClient,
-    CRIError,
-    PodMetadata,
-    RuntimeVersion,
-    Sandbox,
-    SandboxStatus,
-)
 from podnet.lab._containerd import (
     Containerd,
     ContainerdError,
@@ -48,17 +39,10 @@ __all__ = [
     "SANDBOX_IMAGE",
     "SWITCH",
     "UNDERLAY_NETWORK",
-    "CRIClient",
-    "CRIError",
-    "Condition",
     "Containerd",
     "ContainerdError",
     "ImageError",
     "LabNode",
-    "PodMetadata",
-    "RuntimeVersion",
-    "Sandbox",
-    "SandboxStatus",
     "TopologyError",
     "Underlay",
     "Spawn",

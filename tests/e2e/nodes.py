@@ -20,13 +20,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.lab import (
-    Containerd,
-    CRIClient,
-    PodMetadata,
-    default_snapshotter,
-    missing_prerequisites,
-)
+from podnet.cri import CRIClient, PodMetadata
+from podnet.lab import Containerd, default_snapshotter, missing_prerequisites
 from podnet.lab._image import DEFAULT_BUSYBOX, is_static_elf
 from podnet.netlink import create_netns, delete_netns, write_sysctl
 from podnet.plugins import PLUGIN_MODULES

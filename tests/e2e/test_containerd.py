@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from podnet.lab import CRIError, mounts_under, shim_pids
+from podnet.cri import CRIError
+from podnet.lab import mounts_under, shim_pids
 from podnet.netlink import delete_netns
 from tests.e2e.nodes import ip, ping, wait_until
 
