@@ -40,7 +40,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.agent._gate import Gate
-from podnet.cni import CURRENT_VERSION, CNIError, dispatch, find_in_path, plugin_error
+from podnet.cni import (
+    CURRENT_VERSION,
+    CNIError,
+    dispatch,
+    find_in_path,
+    plugin_environ,
+    plugin_error,
+)
 from podnet.plugins import load_plugin
 from podnet.plugins._delegate import podnet_type_of
 from podnet.plugins.ipam.host_local import DEFAULT_DATA_DIR as HOST_LOCAL_DATA_DIR
@@ -84,9 +91,7 @@ class InProcessExec:
         plugin_type = podnet_type_of(executable)
         if plugin_type is None:
             return self._process.exec_plugin(executable, cni_env, stdin)
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-        environ.update(cni_env)
-        code, out = dispatch(load_plugin(plugin_type), environ, stdin)
+        code, out = dispatch(load_plugin(plugin_type), plugin_environ(cni_env), stdin)
         if code != 0:
             raise plugin_error(out, b"")
         return out

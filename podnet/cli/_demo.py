@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.cni import CNIError, decode_result, exec_plugin
+from podnet.cni import CNIError, decode_result, exec_plugin, plugin_environ
 from podnet.plugins._install import install_executables
 
 NETWORK = "cbr0"
@@ -186,15 +186,14 @@ def _demo(workdir: str, count: int, style: _Style) -> None:
 
 
 def _env(command: str, bin_dir: str, container_id: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    env.update(CNI_COMMAND=command, CNI_PATH=bin_dir)
+    cni_env = {"CNI_COMMAND": command, "CNI_PATH": bin_dir}
     if container_id:
-        env.update(
+        cni_env.update(
             CNI_CONTAINERID=container_id,
             CNI_IFNAME="eth0",
             CNI_NETNS=f"/var/run/netns/cni-{container_id}",  # host-local never opens it
         )
-    return env
+    return plugin_environ(cni_env)
 
 
 def _pod_table(pods: list[Pod], style: _Style) -> None:

@@ -19,7 +19,13 @@ from podnet.cni._errors import (
     UnsupportedField,
 )
 from podnet.cni._files import atomic_write, create_temp
-from podnet.cni._invoke import decode_result, exec_plugin, find_in_path, plugin_error
+from podnet.cni._invoke import (
+    decode_result,
+    exec_plugin,
+    find_in_path,
+    plugin_environ,
+    plugin_error,
+)
 from podnet.cni._log import log
 from podnet.cni._plugin import Plugin
 from podnet.cni._request import (
@@ -84,6 +90,7 @@ __all__ = [
     "negotiate",
     "parse_cni_args",
     "parse_version",
+    "plugin_environ",
     "plugin_error",
     "plugin_main",
     "request_from_env",

@@ -20,6 +20,14 @@ DEFAULT_TIMEOUT = 60.0
 _TEXT_BUSY_RETRIES = 5
 
 
+def plugin_environ(cni_env: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a plugin call: this process's, without its own CNI_* variables
+    (they must never leak into a call; libcni drops them the same way), then `cni_env`."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
+    environ.update(cni_env)
+    return environ
+
+
 def find_in_path(plugin_type: str, paths: Sequence[str]) -> str:
     """The executable for `plugin_type` in the first directory of `paths` that has it."""
     if not plugin_type:

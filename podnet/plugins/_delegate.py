@@ -7,7 +7,6 @@ interpreter start. Anything else (a reference Go binary, say) is exec'd.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from podnet.cni import (
@@ -17,6 +16,7 @@ from podnet.cni import (
     decode_result,
     exec_plugin,
     find_in_path,
+    plugin_environ,
 )
 from podnet.plugins import PLUGIN_MODULES, load_plugin
 
@@ -50,9 +50,7 @@ def delegate(
             # Hand the result over as the delegate's output would be: in the config's version.
             result = Result.from_json(result.to_json(sub_request.cni_version))
         return result
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-    environ.update(sub_request.environ())
-    stdout = exec_plugin(executable, environ, sub_request.stdin)
+    stdout = exec_plugin(executable, plugin_environ(sub_request.environ()), sub_request.stdin)
     if command != "ADD":
         return None
     obj = decode_result(stdout)

@@ -4,7 +4,6 @@ hand in a fake; `ProcessExec` runs the real executables, each with a timeout."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
@@ -14,6 +13,7 @@ from podnet.cni import (
     DecodingFailure,
     exec_plugin,
     find_in_path,
+    plugin_environ,
 )
 from podnet.runtime._types import RuntimeConf
 
@@ -41,11 +41,7 @@ class ProcessExec:
         return find_in_path(plugin_type, paths)
 
     def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
-        # The runtime's own CNI_* variables must never leak into a call (libcni dedups
-        # them the same way: the call's values win).
-        environ = {k: v for k, v in os.environ.items() if not k.startswith("CNI_")}
-        environ.update(cni_env)
-        return exec_plugin(executable, environ, stdin, timeout=self.timeout)
+        return exec_plugin(executable, plugin_environ(cni_env), stdin, timeout=self.timeout)
 
 
 def cni_env(command: str, rt: RuntimeConf | None, paths: Sequence[str]) -> dict[str, str]:
