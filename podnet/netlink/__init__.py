@@ -43,10 +43,12 @@ from podnet.netlink._neigh import (
 )
 from podnet.netlink._netns import (
     DEFAULT_NETNS_DIR,
+    OWN_NETNS,
     NetnsError,
     create_netns,
     delete_netns,
     is_netns,
+    netns_id,
     netns_path,
     read_sysctl,
     run_in_netns,
@@ -96,6 +98,7 @@ __all__ = [
     "NetlinkError",
     "NetnsError",
     "NftError",
+    "OWN_NETNS",
     "RouteEntry",
     "RouteLookup",
     "Rtnl",
@@ -134,6 +137,7 @@ __all__ = [
     "lookup_route",
     "neigh_delete",
     "neigh_replace",
+    "netns_id",
     "netns_path",
     "nft_apply",
     "nft_get_element",

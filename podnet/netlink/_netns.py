@@ -27,6 +27,8 @@ CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
 MNT_DETACH = 2
 DEFAULT_NETNS_DIR = "/var/run/netns"
+# The namespace of the calling thread (setns moves one thread, not the process).
+OWN_NETNS = "/proc/thread-self/ns/net"
 
 T = TypeVar("T")
 
@@ -41,6 +43,14 @@ def _check(ret: int, what: str) -> None:
     if ret != 0:
         err = ctypes.get_errno()
         raise NetnsError(err, f"{what}: {os.strerror(err)}")
+
+
+def netns_id(path: str = OWN_NETNS) -> tuple[int, int]:
+    """A namespace's identity, the (device, inode) of its file: two paths (a bind mount
+    under /var/run/netns, /proc/PID/ns/net) can name one namespace. Default: the calling
+    thread's. OSError when nothing is at `path`."""
+    info = os.stat(path)
+    return info.st_dev, info.st_ino
 
 
 def netns_path(name_or_path: str, netns_dir: str = DEFAULT_NETNS_DIR) -> str:
@@ -87,7 +97,7 @@ def run_in_netns(path: str, func: Callable[[], T]) -> T:
     except FileNotFoundError:
         raise NetnsError(errno.ENOENT, f"network namespace {path} does not exist") from None
     try:
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        own = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
         try:
             _setns(target, f"setns {path}")
             try:

@@ -26,6 +26,8 @@ import os
 import threading
 from typing import Any
 
+from podnet.netlink._netns import netns_id
+
 # Plugins may run with an empty PATH (`env -i`, some runtimes): look in sbin too.
 _NFT_FALLBACKS = ("/usr/sbin/nft", "/sbin/nft")
 _TIMEOUT = 30.0
@@ -93,8 +95,7 @@ class Libnftables:
         """The calling thread's context, for the namespace the thread is in now. A thread
         keeps one: moving to another namespace frees the old context (and its socket,
         which would keep that namespace alive)."""
-        info = os.stat("/proc/thread-self/ns/net")
-        key = (info.st_dev, info.st_ino)
+        key = netns_id()
         held: _Context | None = getattr(self._contexts, "context", None)
         if held is None or held.netns != key:
             self._contexts.context = None

@@ -29,11 +29,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from podnet.netlink._netns import run_in_netns
-from podnet.netlink._nlmsg import NetlinkRequestError, NetlinkSocket
+from podnet.netlink._netns import netns_id, run_in_netns
+from podnet.netlink._nlmsg import NLM_F_DUMP_INTR, NetlinkRequestError, NetlinkSocket
 
-# Set on every message of a dump that raced with a change of the table it reads.
-NLM_F_DUMP_INTR = 0x10
 _DUMP_ATTEMPTS = 10
 
 
@@ -276,8 +274,7 @@ def own_rtnl() -> Rtnl:
     kept for the thread's life: the agent's worker threads serve every pod through the
     same warm socket instead of opening one per request. The caller must not close it.
     A thread that is now in another namespace than when it opened one gets a new one."""
-    info = os.stat("/proc/thread-self/ns/net")
-    namespace = (info.st_dev, info.st_ino)
+    namespace = netns_id()
     held: _ThreadHandle | None = getattr(_own, "handle", None)
     if held is None or held.namespace != namespace:
         _own.handle = held = _ThreadHandle(namespace, Rtnl.open())

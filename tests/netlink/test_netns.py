@@ -13,6 +13,7 @@ from podnet.netlink import (
     create_netns,
     delete_netns,
     is_netns,
+    netns_id,
     read_sysctl,
     run_in_netns,
     write_sysctl,
@@ -42,6 +43,21 @@ def test_create_enter_delete(tmp_path) -> None:
 def test_enter_missing_netns(tmp_path) -> None:
     with pytest.raises(NetnsError):
         read_sysctl(str(tmp_path / "nope"), "net.ipv4.ip_forward")
+
+
+def test_a_namespace_is_known_by_identity_not_by_path(tmp_path) -> None:
+    path = str(tmp_path / f"pn-{uuid.uuid4().hex[:8]}")
+    create_netns(path)
+    try:
+        inside = run_in_netns(path, netns_id)  # the thread's own, while it is in there
+        assert inside == netns_id(path) != netns_id()
+        assert netns_id() == netns_id(
+            f"/proc/{os.getpid()}/task/{threading.get_native_id()}/ns/net"
+        )
+    finally:
+        delete_netns(path)
+    with pytest.raises(FileNotFoundError):
+        netns_id(path)
 
 
 def own_namespace() -> int:

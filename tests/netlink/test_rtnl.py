@@ -29,7 +29,8 @@ from podnet.netlink import (
     run_in_netns,
     set_link,
 )
-from podnet.netlink._rtnl import NLM_F_DUMP_INTR, netlink_errors
+from podnet.netlink._nlmsg import NLM_F_DUMP_INTR
+from podnet.netlink._rtnl import netlink_errors
 
 
 def message(flags: int) -> dict[str, Any]:

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from podnet.netlink import NftError, nft_apply, nft_get_element, nft_list
+from podnet.netlink import NftError, netns_id, nft_apply, nft_get_element, nft_list
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -134,8 +133,7 @@ def _element(table: str, set_name: str, elem: list[Any]) -> dict[str, Any]:
 
 
 def _namespace_key(table: str) -> tuple[int, int, str]:
-    info = os.stat("/proc/thread-self/ns/net")
-    return info.st_dev, info.st_ino, table
+    return (*netns_id(), table)
 
 
 def _declared_recently(key: tuple[int, int, str]) -> bool:

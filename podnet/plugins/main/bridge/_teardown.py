@@ -12,7 +12,6 @@ executable the veth is destroyed before the answer, as the reference does.
 from __future__ import annotations
 
 import errno
-import os
 import threading
 
 from podnet.cni import CNIError, after_answer, log
@@ -24,6 +23,7 @@ from podnet.netlink import (
     delete_link,
     delete_link_named,
     find_link,
+    netns_id,
     open_rtnl,
     set_link,
 )
@@ -39,10 +39,9 @@ _pending_lock = threading.Lock()
 def _key(netns: str, ifname: str) -> tuple[int, int, str] | None:
     """The namespace by identity, not by path: two paths can name one namespace."""
     try:
-        info = os.stat(netns)
+        return (*netns_id(netns), ifname)
     except OSError:
         return None  # no namespace there: nothing of it can be pending
-    return info.st_dev, info.st_ino, ifname
 
 
 def wait_for_teardown(netns: str, ifname: str) -> None:

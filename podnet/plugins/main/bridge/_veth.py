@@ -10,6 +10,7 @@ import time
 
 from podnet.cni import CNIError
 from podnet.netlink import (
+    OWN_NETNS,
     Link,
     NetlinkError,
     Rtnl,
@@ -25,8 +26,6 @@ from podnet.netlink import (
 )
 from podnet.plugins.main.bridge._config import BridgeConfig
 
-# The namespace of the calling thread: the node's, where the plugin runs.
-OWN_NETNS = "/proc/thread-self/ns/net"
 _NAME_ATTEMPTS = 10
 # How long to wait for the node end to come up, as the reference: 0, 50, 500, 1000, 1000 ms.
 _PORT_UP_WAITS = (0.0, 0.05, 0.5, 1.0, 1.0)
@@ -56,7 +55,7 @@ def create_pair(
                 node,
                 host_name,
                 peer_name=ifname,
-                peer_netns=inner.netns or OWN_NETNS,
+                peer_netns=inner.netns or OWN_NETNS,  # a handle without a path: this thread's
                 mtu=mtu,
                 peer_mac=mac,
                 up=True,
