@@ -39,6 +39,7 @@ from podnet.lab._containerd import (
     missing_prerequisites,
 )
 from podnet.lab._cri_pods import PodError, list_pods, remove_pod, run_pod
+from podnet.lab._host import reap
 from podnet.lab._topology import (
     CONTROL_PLANE,
     NODE_UNDERLAY_IF,
@@ -265,9 +266,15 @@ class Lab:
         return self._our_pid(os.path.join(self.dir, "pids", f"{what}.pid")) is not None
 
     def stop_processes(self, timeout: float = 5.0) -> list[str]:
+        return self._stop_daemons(self._pid_files(), timeout)
+
+    def _stop_daemons(self, pid_files: Sequence[str], timeout: float) -> list[str]:
+        """SIGTERM the lab's daemons of `pid_files`, all at once, and wait for them to go
+        (SIGKILL after `timeout`); their PID files are removed. Returns the names of
+        those that were running."""
         stopped = []
         pids = {}
-        for pid_file in self._pid_files():
+        for pid_file in pid_files:
             pid = self._our_pid(pid_file)
             if pid is not None:
                 pids[pid_file] = pid
@@ -280,8 +287,9 @@ class Lab:
             if self._our_pid(pid_file) is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-            _reap(pid)
+            reap(pid)
             stopped.append(os.path.basename(pid_file)[: -len(".pid")])
+        for pid_file in pid_files:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(pid_file)
         return stopped
@@ -546,19 +554,7 @@ class Lab:
 
     def _stop_process(self, what: str, timeout: float = 10.0) -> None:
         """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`)."""
-        pid_file = os.path.join(self.dir, "pids", f"{what}.pid")
-        pid = self._our_pid(pid_file)
-        if pid is not None:
-            os.kill(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._our_pid(pid_file) is not None and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._our_pid(pid_file) is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(pid_file)
+        self._stop_daemons([os.path.join(self.dir, "pids", f"{what}.pid")], timeout)
 
     def restart_agent(self, name: str) -> None:
         """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
@@ -753,10 +749,3 @@ class Lab:
             for sandbox in sandboxes if sandboxes is not None else self.runtime(node).pods():
                 found.append(LabPod(node, sandbox))
         return found
-
-
-def _reap(pid: int) -> None:
-    """Collect a daemon this process started (no zombie); one started by another process
-    (the lab CLI that ran `up`) is not our child, and init reaps it."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)

@@ -39,6 +39,7 @@ from podnet.cri import CRIClient, CRIError, RuntimeVersion
 from podnet.lab._host import (
     alive,
     kill_and_wait,
+    reap,
     remove_cgroup,
     shim_pids,
     unmount_all_under,
@@ -328,7 +329,7 @@ class Containerd:
                     process.wait()
             return
         if pid is None or not alive(pid):
-            _reap(pid)
+            reap(pid)
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
@@ -337,7 +338,7 @@ class Containerd:
             time.sleep(0.02)
         if alive(pid):
             kill_and_wait([pid])
-        _reap(pid)
+        reap(pid)
 
     def restart(self, sig: int = signal.SIGTERM) -> RuntimeVersion:
         self.stop(sig)
@@ -420,14 +421,6 @@ class Containerd:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _reap(pid: int | None) -> None:
-    """Collect the exit of a daemon this process spawned (no zombie); one started by
-    another process is not our child, and its parent or init collects it."""
-    if pid is not None:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
 
 
 def default_snapshotter() -> str:

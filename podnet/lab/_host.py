@@ -112,6 +112,14 @@ def alive(pid: int) -> bool:
         return False
 
 
+def reap(pid: int | None) -> None:
+    """Collect the exit of a daemon this process spawned (no zombie); one started by
+    another process (the lab CLI that ran `up`) is not our child, and init reaps it."""
+    if pid is not None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
 def kill_and_wait(pids: list[int], *, timeout: float = 5.0) -> None:
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
