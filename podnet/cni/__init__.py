@@ -18,7 +18,7 @@ from podnet.cni._errors import (
     UnknownContainer,
     UnsupportedField,
 )
-from podnet.cni._files import atomic_write, create_temp
+from podnet.cni._files import atomic_write, write_temp
 from podnet.cni._invoke import (
     decode_result,
     exec_plugin,
@@ -80,7 +80,6 @@ __all__ = [
     "atomic_write",
     "call",
     "config_version",
-    "create_temp",
     "decode_config",
     "decode_result",
     "dispatch",
@@ -98,4 +97,5 @@ __all__ = [
     "validate_ifname",
     "validate_network_name",
     "version_info",
+    "write_temp",
 ]

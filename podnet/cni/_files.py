@@ -8,7 +8,9 @@ TEMP_PREFIX = ".tmp-"
 _TEMP_ATTEMPTS = 100
 
 
-def create_temp(directory: str, *, prefix: str = TEMP_PREFIX, mode: int = 0o600) -> tuple[int, str]:
+def _create_temp(
+    directory: str, *, prefix: str = TEMP_PREFIX, mode: int = 0o600
+) -> tuple[int, str]:
     """A new file with a random name in `directory`, opened for writing: (fd, path).
     tempfile.mkstemp does the same, but importing tempfile (random, hashlib, OpenSSL)
     costs a plugin that runs in-process ~7 ms."""
@@ -19,6 +21,33 @@ def create_temp(directory: str, *, prefix: str = TEMP_PREFIX, mode: int = 0o600)
         except FileExistsError:
             continue
     raise FileExistsError(f"no unused temporary name in {directory}")
+
+
+def write_temp(
+    directory: str,
+    data: bytes,
+    *,
+    prefix: str = TEMP_PREFIX,
+    mode: int = 0o600,
+    durable: bool = True,
+) -> str:
+    """A new file with a random name in `directory` holding `data`, with exactly `mode`
+    and fsync'd unless not `durable`; returns its path. Nothing is left if writing fails."""
+    fd, tmp = _create_temp(directory, prefix=prefix, mode=mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchmod(fd, mode)  # whatever the umask
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return tmp
 
 
 def atomic_write(
@@ -39,18 +68,16 @@ def atomic_write(
     cope with that, where the fsync would cost every pod a disk flush."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=dir_mode, exist_ok=True)
-    fd, tmp = create_temp(directory, prefix=temp_prefix)
+    tmp = write_temp(directory, data, prefix=temp_prefix, mode=mode, durable=durable)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            if durable:
-                os.fsync(handle.fileno())
         os.rename(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        _remove_quietly(tmp)
         raise
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from podnet.cni import IOFailure, create_temp
+from podnet.cni import IOFailure, write_temp
 from podnet.ipam import IPAddress, canonical_ip
 
 LAST_RESERVED_PREFIX = "last_reserved_ip."
@@ -133,7 +133,7 @@ class DiskStore:
         disk (fsync'd); removed on exit. Call it before taking the lock."""
         with _io_errors():
             os.makedirs(self.directory, mode=0o755, exist_ok=True)
-            tmp = _write_temp(self.directory, attachment.content.encode())
+            tmp = write_temp(self.directory, attachment.content.encode(), prefix=TEMP_PREFIX)
         try:
             yield tmp
         finally:
@@ -163,7 +163,7 @@ class DiskStore:
                 return _link(content_file, path, data)
             except FileNotFoundError:
                 pass  # GC took it for debris while this ADD waited for the lock
-        tmp = _write_temp(self.directory, data)
+        tmp = write_temp(self.directory, data, prefix=TEMP_PREFIX)
         try:
             return _link(tmp, path, data)
         finally:
@@ -205,19 +205,6 @@ class DiskStore:
                 except FileNotFoundError:
                     pass
         return removed
-
-
-def _write_temp(directory: str, data: bytes) -> str:
-    fd, tmp = create_temp(directory, prefix=TEMP_PREFIX)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        _unlink_quietly(tmp)
-        raise
-    os.close(fd)
-    return tmp
 
 
 def _link(tmp: str, path: str, data: bytes) -> bool:
