@@ -35,7 +35,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -44,7 +44,6 @@ from podnet.cni import (
     CURRENT_VERSION,
     CNIError,
     dispatch,
-    find_in_path,
     plugin_environ,
     plugin_error,
 )
@@ -57,7 +56,6 @@ from podnet.plugins.meta.flannel import ScratchDir
 from podnet.runtime import (
     CNI,
     DEFAULT_CACHE_DIR,
-    DEFAULT_TIMEOUT,
     POD_IFNAME,
     Exec,
     GCAttachment,
@@ -77,20 +75,14 @@ SCRATCH = "saved config"  # flannel: <dataDir>/<containerID>
 CACHED = "cached result"  # the runtime's libcni cache: <cacheDir>/results/<net>-<id>-<if>
 
 
-class InProcessExec:
+class InProcessExec(ProcessExec):
     """The runtime library's Exec for the agent: podnet's own executables run in this
     process, any other plugin (a reference binary) as a process."""
-
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._process = ProcessExec(timeout)
-
-    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str:
-        return find_in_path(plugin_type, paths)
 
     def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
         plugin_type = podnet_type_of(executable)
         if plugin_type is None:
-            return self._process.exec_plugin(executable, cni_env, stdin)
+            return super().exec_plugin(executable, cni_env, stdin)
         code, out = dispatch(load_plugin(plugin_type), plugin_environ(cni_env), stdin)
         if code != 0:
             raise plugin_error(out, b"")
