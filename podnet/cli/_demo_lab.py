@@ -15,8 +15,7 @@ import time
 
 from podnet.cli._lab import ERRORS, endpoints_of, pod_cidrs, print_matrix
 from podnet.cli._table import table
-from podnet.lab._check import matrix
-from podnet.lab._cluster import Lab, LabPod
+from podnet.lab import Lab, LabPod, matrix
 
 DEMO_LAB = "demo"
 POD_KINDS = ("web", "api", "db", "cache")

@@ -12,9 +12,7 @@ from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._table import table
 from podnet.cni import CNIError
-from podnet.lab._check import Endpoint, matrix
-from podnet.lab._cluster import RUNTIMES, Lab, LabError, LabPod
-from podnet.lab._topology import TopologyError
+from podnet.lab import RUNTIMES, Endpoint, Lab, LabError, LabPod, TopologyError, matrix
 from podnet.runtime import PodExists, PodNotFound, SandboxError
 from podnet.store import StoreError
 

@@ -1,11 +1,16 @@
 """podnet.lab: several nodes on one machine, and the real runtime that drives them.
 
+`Lab` is a whole cluster (store, nodeipam, one agent per node, pods) under one state dir;
+`matrix` pings between pods' `Endpoint`s.
+
 A node is a network namespace on an underlay switch namespace (`build`, `teardown`); its
 container runtime can be a real containerd started inside it (`Containerd`), driven over
 CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built sandbox image
 (`write_sandbox_image`).
 """
 
+from podnet.lab._check import Endpoint, matrix
+from podnet.lab._cluster import RUNTIMES, Lab, LabPod
 from podnet.lab._containerd import (
     Containerd,
     ContainerdError,
@@ -13,6 +18,7 @@ from podnet.lab._containerd import (
     default_snapshotter,
     missing_prerequisites,
 )
+from podnet.lab._errors import LabError
 from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
 from podnet.lab._topology import (
@@ -34,6 +40,12 @@ from podnet.lab._topology import (
 )
 
 __all__ = [
+    "RUNTIMES",
+    "Endpoint",
+    "Lab",
+    "LabError",
+    "LabPod",
+    "matrix",
     "FIRST_NODE_HOST",
     "NODE_UNDERLAY_IF",
     "SANDBOX_IMAGE",

@@ -21,9 +21,7 @@ from ipaddress import ip_address, ip_network
 import pytest
 
 from podnet.cri import CRIError
-from podnet.lab._check import Endpoint, matrix
-from podnet.lab._cluster import Lab, LabError, LabPod
-from podnet.lab._topology import lab_namespaces
+from podnet.lab import Endpoint, Lab, LabError, LabPod, lab_namespaces, matrix
 from podnet.netlink import delete_netns, run_in_netns
 from podnet.plugins._install import CONFLIST_NAME
 from podnet.runtime import CNI, DEFAULT_CACHE_DIR, ProcessExec, scan_conf_dir

@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 
 from podnet.agent import ROUTE_PROTO, Lease, lease_from_node
-from podnet.lab._check import Endpoint, matrix
-from podnet.lab._cluster import Lab, LabPod
-from podnet.lab._topology import lab_namespaces
+from podnet.lab import Endpoint, Lab, LabPod, lab_namespaces, matrix
 from podnet.netlink import Rtnl, fdb_entries, permanent_neighbours, routes_with_proto
 from podnet.store import EtcdNotInstalled, LocalEtcd
 

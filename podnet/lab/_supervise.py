@@ -1,0 +1,140 @@
+"""The lab's daemons: started in sessions of their own, recorded by PID file, recognised by
+a marker in their environment, and stopped (SIGTERM, then SIGKILL) by those files alone, so
+that `down` stops exactly what `up` started, also after a crash, and never anything else."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+from podnet.lab._host import reap
+
+LAB_MARKER = "PODNET_LAB"  # in the environment of every process a lab starts
+
+
+def podnet_argv(*args: str) -> list[str]:
+    """The command line of podnet's CLI, run by this interpreter."""
+    return [sys.executable, "-m", "podnet.cli.main", *args]
+
+
+class Supervisor:
+    def __init__(self, lab_dir: str):
+        self.lab_dir = lab_dir
+        self.pids_dir = os.path.join(lab_dir, "pids")
+        self.logs_dir = os.path.join(lab_dir, "logs")
+
+    def plugin_env(self) -> dict[str, str]:
+        """What every plugin the lab's daemons run gets: one log file for the lab."""
+        return {"PODNET_LOG_FILE": os.path.join(self.lab_dir, "cni.log")}
+
+    def pid_file(self, what: str) -> str:
+        return os.path.join(self.pids_dir, f"{what}.pid")
+
+    def log_path(self, what: str) -> str:
+        return os.path.join(self.logs_dir, f"{what}.log")
+
+    def spawn(
+        self, what: str, argv: Sequence[str], log: str, env: dict[str, str] | None = None
+    ) -> int:
+        """Start a daemon of the lab in a session of its own (a Ctrl-C in the terminal
+        is for the CLI only), output appended to `log`, recorded in a PID file. No Popen
+        object: the daemon outlives the command that started it. `env` replaces this
+        process's environment (containerd hands its own to every plugin)."""
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        base = env if env is not None else {**os.environ, **self.plugin_env()}
+        env = {**base, LAB_MARKER: self.lab_dir}
+        pid = os.posix_spawnp(
+            argv[0],
+            list(argv),
+            env,
+            file_actions=[
+                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+                (os.POSIX_SPAWN_DUP2, 1, 2),
+            ],
+            setsid=True,
+        )
+        with open(self.pid_file(what), "w") as handle:
+            handle.write(f"{pid}\n")
+        return pid
+
+    def pid_files(self) -> list[str]:
+        try:
+            names = os.listdir(self.pids_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(os.path.join(self.pids_dir, f) for f in names if f.endswith(".pid"))
+
+    def our_pid(self, pid_file: str) -> int | None:
+        """The PID in `pid_file` if that process is still ours (its environment carries
+        this lab's marker); a recycled PID belongs to someone else, a zombie is dead."""
+        try:
+            with open(pid_file) as handle:
+                pid = int(handle.read().strip())
+        except (OSError, ValueError):
+            return None
+        marker = f"{LAB_MARKER}={self.lab_dir}".encode()
+        for _ in range(50):
+            try:
+                with open(f"/proc/{pid}/stat", "rb") as handle:
+                    state = handle.read().rsplit(b")", 1)[1].split()[0]
+                with open(f"/proc/{pid}/environ", "rb") as handle:
+                    environ = handle.read()
+            except (OSError, IndexError):
+                return None
+            if state == b"Z":
+                return None
+            if environ:
+                return pid if marker in environ.split(b"\0") else None
+            time.sleep(0.005)  # an empty environment: caught in the middle of exec
+        return None
+
+    def alive(self, what: str) -> bool:
+        return self.our_pid(self.pid_file(what)) is not None
+
+    def stop_all(self, timeout: float = 5.0) -> list[str]:
+        return self.stop_pid_files(self.pid_files(), timeout)
+
+    def stop(self, what: str, timeout: float = 10.0) -> None:
+        """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`)."""
+        self.stop_pid_files([self.pid_file(what)], timeout)
+
+    def stop_pid_files(self, pid_files: Sequence[str], timeout: float) -> list[str]:
+        """SIGTERM the lab's daemons of `pid_files`, all at once, and wait for them to go
+        (SIGKILL after `timeout`); their PID files are removed. Returns the names of
+        those that were running."""
+        stopped = []
+        pids = {}
+        for pid_file in pid_files:
+            pid = self.our_pid(pid_file)
+            if pid is not None:
+                pids[pid_file] = pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for pid_file, pid in pids.items():
+            while self.our_pid(pid_file) is not None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self.our_pid(pid_file) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            reap(pid)
+            stopped.append(os.path.basename(pid_file)[: -len(".pid")])
+        for pid_file in pid_files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(pid_file)
+        return stopped
+
+    def last_words(self, what: str) -> str:
+        """The last line a daemon logged, and where the rest is."""
+        path = self.log_path(what)
+        try:
+            with open(path, errors="replace") as handle:
+                lines = [line.strip() for line in handle if line.strip()]
+        except OSError:
+            lines = []
+        return f"{lines[-1] if lines else 'no output'} (log: {path})"
