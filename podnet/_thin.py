@@ -1,4 +1,5 @@
-"""main() of the executables in a CNI bin dir.
+"""main() of the Python thin executables in a CNI bin dir (where no C compiler built the
+launcher), and the in-process fallback of both.
 
 The fast path hands the request to the node agent, which is already warm (pyroute2
 imported, sockets open) and runs the whole chain in-process; this process then only
@@ -57,6 +58,20 @@ def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> No
             _write_all(out)
             # Nothing is left to flush or clean up: skip the interpreter's teardown.
             posix._exit(code)
+    _run_here(plugin_type, note, stdin)
+
+
+def in_process(plugin_type: str, agent_socket: str, reason: str) -> None:
+    """main() of the compiled launcher's fallback (podnet/plugins/launcher.c): it did not
+    reach the agent at `agent_socket` for `reason` ("" when it did not try), and left
+    stdin unread."""
+    note = ""
+    if reason:
+        note = f"agent at {agent_socket} unreachable ({reason}); {plugin_type} runs in-process"
+    _run_here(plugin_type, note, None)
+
+
+def _run_here(plugin_type: str, note: str, stdin: bytes | None) -> None:
     from podnet.cni import log
     from podnet.plugins._exe import main as run_in_process
 

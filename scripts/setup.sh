@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
     iproute2 iputils-ping nftables util-linux python3-venv
+    gcc libc6-dev                 # builds the CNI launcher (podnet/plugins/launcher.c) at install
     strace                        # kills plugins at exact syscalls (tests/plugins/flannel/test_kill.py)
     containernetworking-plugins   # the reference plugins, in /usr/lib/cni
     etcd-server etcd-client       # the distributed store backend

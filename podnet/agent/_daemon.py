@@ -193,7 +193,7 @@ class Agent:
 
     def _install_cni(self) -> None:
         s = self.settings
-        install_executables(s.bin_dir, agent_socket=s.cni_socket)
+        install_executables(s.bin_dir, agent_socket=s.cni_socket, warn=log.warning)
         custom = s.subnet_file != DEFAULT_SUBNET_FILE or s.cni_data_dir != DEFAULT_CNI_DATA_DIR
         conflist = default_conflist(
             s.cni_version,

@@ -19,22 +19,27 @@ from podnet.cni import (
     plugin_environ,
 )
 from podnet.plugins import PLUGIN_MODULES, load_plugin
+from podnet.plugins._launcher import launcher_type_of
 
 MARKER = b"# podnet-cni-executable type="
 
 
 def podnet_type_of(executable: str) -> str | None:
-    """The plugin type a podnet thin executable runs, or None for any other file."""
+    """The plugin type a podnet executable runs (a launcher, by the settings appended to
+    it; a Python thin executable, by its marker line), or None for any other file."""
     try:
         with open(executable, "rb") as handle:
             head = handle.read(512)
     except OSError:
         return None
-    start = head.find(MARKER)
-    if start < 0:
-        return None
-    line = head[start + len(MARKER) :].split(b"\n", 1)[0].strip().decode(errors="replace")
-    return line if line in PLUGIN_MODULES else None
+    if head.startswith(b"\x7fELF"):
+        found = launcher_type_of(executable)
+    else:
+        start = head.find(MARKER)
+        if start < 0:
+            return None
+        found = head[start + len(MARKER) :].split(b"\n", 1)[0].strip().decode(errors="replace")
+    return found if found in PLUGIN_MODULES else None
 
 
 def delegate(

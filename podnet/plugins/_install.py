@@ -7,12 +7,18 @@ import json
 import os
 import sys
 import sysconfig
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from podnet.cni import CURRENT_VERSION, atomic_write
 from podnet.plugins import PLUGIN_MODULES
 from podnet.plugins._delegate import MARKER
+from podnet.plugins._launcher import (
+    LauncherUnavailable,
+    build_launcher,
+    fallback_argv,
+    settings_trailer,
+)
 
 CONFLIST_NAME = "10-flannel.conflist"
 DEFAULT_NETWORK_NAME = "cbr0"
@@ -24,10 +30,14 @@ def _repo_root() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(podnet.__file__)))
 
 
+def _sys_path() -> list[str]:
+    return [_repo_root(), sysconfig.get_paths()["purelib"]]
+
+
 def executable_text(plugin_type: str, agent_socket: str = "") -> str:
     """A thin executable: this interpreter named directly (never a shell shim), isolated
     and without site processing (-IS), with podnet and its dependencies on sys.path."""
-    paths = [_repo_root(), sysconfig.get_paths()["purelib"]]
+    paths = _sys_path()
     return (
         f"#!{sys.executable} -IS\n"
         f"{MARKER.decode()}{plugin_type}\n"
@@ -38,18 +48,46 @@ def executable_text(plugin_type: str, agent_socket: str = "") -> str:
     )
 
 
+def launcher_image(launcher: bytes, plugin_type: str, agent_socket: str = "") -> bytes:
+    """The launcher binary with one plugin's settings appended (see launcher.c)."""
+    argv = fallback_argv(plugin_type, agent_socket, _sys_path())
+    return launcher + settings_trailer(plugin_type, agent_socket, argv)
+
+
+def _warn(message: str) -> None:
+    print(f"podnet install-cni: {message}", file=sys.stderr)
+
+
 def install_executables(
-    bin_dir: str, types: Iterable[str] | None = None, *, agent_socket: str = ""
+    bin_dir: str,
+    types: Iterable[str] | None = None,
+    *,
+    agent_socket: str = "",
+    warn: Callable[[str], None] = _warn,
 ) -> list[str]:
     """Write one executable per plugin type; returns their paths. With `agent_socket`,
-    they hand requests to the node agent listening there (see podnet._thin)."""
-    os.makedirs(bin_dir, mode=0o755, exist_ok=True)
-    written = []
-    for plugin_type in sorted(types if types is not None else PLUGIN_MODULES):
+    they hand requests to the node agent listening there. Each is the compiled launcher
+    (built here, see podnet.plugins._launcher); where it cannot be built, the Python thin
+    executable (podnet._thin) instead, and `warn` is told why, once."""
+    chosen = sorted(types if types is not None else PLUGIN_MODULES)
+    for plugin_type in chosen:
         if plugin_type not in PLUGIN_MODULES:
             raise ValueError(f"unknown plugin type {plugin_type!r}")
+    os.makedirs(bin_dir, mode=0o755, exist_ok=True)
+    launcher: bytes | None = None
+    try:
+        with open(build_launcher(), "rb") as handle:
+            launcher = handle.read()
+    except LauncherUnavailable as exc:
+        warn(f"{exc}; installing the Python thin executables instead (slower per pod)")
+    written = []
+    for plugin_type in chosen:
         path = os.path.join(bin_dir, plugin_type)
-        atomic_write(path, executable_text(plugin_type, agent_socket).encode(), mode=0o755)
+        if launcher is not None:
+            content = launcher_image(launcher, plugin_type, agent_socket)
+        else:
+            content = executable_text(plugin_type, agent_socket).encode()
+        atomic_write(path, content, mode=0o755)
         written.append(path)
     return written
 
@@ -86,5 +124,6 @@ __all__ = [
     "default_conflist",
     "executable_text",
     "install_executables",
+    "launcher_image",
     "write_conflist",
 ]

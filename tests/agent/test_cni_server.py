@@ -1,4 +1,5 @@
-"""Thin executables hand requests to the agent's socket and print what it answers."""
+"""CNI executables hand requests to the agent's socket and print what it answers: the
+compiled launcher and the Python thin executable, each test through both."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 
 from podnet.agent import CNIServer
 from podnet.cni import IPConfig, Plugin, Request, Result
-from podnet.plugins._install import executable_text
+from podnet.plugins._install import executable_text, launcher_image
+from podnet.plugins._launcher import build_launcher
 
 SEEN: list[tuple[str, int]] = []
 RELEASE = threading.Event()
@@ -53,9 +55,18 @@ def server(tmp_path: Path) -> Iterator[CNIServer]:
         srv.stop()
 
 
-def write_exe(tmp_path: Path, plugin_type: str, socket_path: str) -> Path:
+@pytest.fixture(params=["launcher", "thin"])
+def client(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def write_exe(tmp_path: Path, plugin_type: str, socket_path: str, client: str) -> Path:
     exe = tmp_path / plugin_type
-    exe.write_text(executable_text(plugin_type, agent_socket=socket_path))
+    if client == "launcher":
+        with open(build_launcher(), "rb") as handle:
+            exe.write_bytes(launcher_image(handle.read(), plugin_type, socket_path))
+    else:
+        exe.write_text(executable_text(plugin_type, agent_socket=socket_path))
     exe.chmod(0o755)
     return exe
 
@@ -77,8 +88,8 @@ def run(exe: Path, command: str, config: dict[str, object], cid: str = "c1"):
 CONF: dict[str, object] = {"cniVersion": "1.0.0", "name": "net", "type": "agent-test"}
 
 
-def test_requests_run_in_the_agent(server: CNIServer, tmp_path: Path) -> None:
-    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+def test_requests_run_in_the_agent(server: CNIServer, tmp_path: Path, client: str) -> None:
+    exe = write_exe(tmp_path, "agent-test", server.socket_path, client)
     proc = run(exe, "ADD", CONF)
     assert proc.returncode == 0, proc.stdout
     result = json.loads(proc.stdout)
@@ -92,31 +103,33 @@ def test_requests_run_in_the_agent(server: CNIServer, tmp_path: Path) -> None:
     assert server.served == 2
 
 
-def test_errors_come_back_with_their_code(server: CNIServer, tmp_path: Path) -> None:
-    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+def test_errors_come_back_with_their_code(server: CNIServer, tmp_path: Path, client: str) -> None:
+    exe = write_exe(tmp_path, "agent-test", server.socket_path, client)
     proc = run(exe, "ADD", {"cniVersion": "1.0.0", "type": "agent-test"})  # no name
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["code"] == 7
 
 
-def test_unknown_type(server: CNIServer, tmp_path: Path) -> None:
-    exe = write_exe(tmp_path, "no-such-type", server.socket_path)
+def test_unknown_type(server: CNIServer, tmp_path: Path, client: str) -> None:
+    exe = write_exe(tmp_path, "no-such-type", server.socket_path, client)
     proc = run(exe, "ADD", CONF)
     assert proc.returncode == 1
     assert "no plugin of type 'no-such-type'" in json.loads(proc.stdout)["msg"]
 
 
 def test_hanging_request_times_out_and_agent_keeps_serving(
-    server: CNIServer, tmp_path: Path
+    server: CNIServer, tmp_path: Path, client: str
 ) -> None:
-    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    exe = write_exe(tmp_path, "agent-test", server.socket_path, client)
     proc = run(exe, "ADD", {**CONF, "hang": True}, cid="slow")
     assert proc.returncode == 1
     assert json.loads(proc.stdout)["code"] == 11
     assert run(exe, "ADD", CONF, cid="fast").returncode == 0
 
 
-def test_garbage_on_the_socket_does_not_hurt(server: CNIServer, tmp_path: Path) -> None:
+def test_garbage_on_the_socket_does_not_hurt(
+    server: CNIServer, tmp_path: Path, client: str
+) -> None:
     import socket
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
@@ -128,17 +141,17 @@ def test_garbage_on_the_socket_does_not_hurt(server: CNIServer, tmp_path: Path) 
         except ConnectionResetError:  # closed with our bytes unread: also a refusal
             answer = b""
         assert answer == b""
-    exe = write_exe(tmp_path, "agent-test", server.socket_path)
+    exe = write_exe(tmp_path, "agent-test", server.socket_path, client)
     assert run(exe, "ADD", CONF).returncode == 0
 
 
-def test_requests_are_served_by_the_same_few_workers(tmp_path: Path) -> None:
+def test_requests_are_served_by_the_same_few_workers(tmp_path: Path, client: str) -> None:
     """No thread per request: a handful of long-lived workers serve them all."""
     SEEN.clear()
     srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, workers=2)
     srv.start()
     try:
-        exe = write_exe(tmp_path, "agent-test", srv.socket_path)
+        exe = write_exe(tmp_path, "agent-test", srv.socket_path, client)
         for index in range(6):
             assert run(exe, "ADD", CONF, cid=f"c{index}").returncode == 0
     finally:
@@ -147,14 +160,14 @@ def test_requests_are_served_by_the_same_few_workers(tmp_path: Path) -> None:
     assert len({ident for _, ident in SEEN}) <= 2
 
 
-def test_a_late_request_is_replaced_by_a_fresh_worker(tmp_path: Path) -> None:
+def test_a_late_request_is_replaced_by_a_fresh_worker(tmp_path: Path, client: str) -> None:
     """With one worker stuck past its timeout, the next pod is still served."""
     SEEN.clear()
     RELEASE.clear()
     srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, workers=1, request_timeout=0.5)
     srv.start()
     try:
-        exe = write_exe(tmp_path, "agent-test", srv.socket_path)
+        exe = write_exe(tmp_path, "agent-test", srv.socket_path, client)
         late = run(exe, "ADD", {**CONF, "hang": True}, cid="stuck")
         assert json.loads(late.stdout)["code"] == 11
         assert run(exe, "ADD", CONF, cid="next").returncode == 0
