@@ -64,11 +64,13 @@ def install_executables(
     *,
     agent_socket: str = "",
     warn: Callable[[str], None] = _warn,
+    compiled: bool = True,
 ) -> list[str]:
     """Write one executable per plugin type; returns their paths. With `agent_socket`,
     they hand requests to the node agent listening there. Each is the compiled launcher
     (built here, see podnet.plugins._launcher); where it cannot be built, the Python thin
-    executable (podnet._thin) instead, and `warn` is told why, once."""
+    executable (podnet._thin) instead, and `warn` is told why, once. `compiled=False`
+    installs the thin executables without trying (the benchmark compares the two)."""
     chosen = sorted(types if types is not None else PLUGIN_MODULES)
     for plugin_type in chosen:
         if plugin_type not in PLUGIN_MODULES:
@@ -76,8 +78,9 @@ def install_executables(
     os.makedirs(bin_dir, mode=0o755, exist_ok=True)
     launcher: bytes | None = None
     try:
-        with open(build_launcher(), "rb") as handle:
-            launcher = handle.read()
+        if compiled:
+            with open(build_launcher(), "rb") as handle:
+                launcher = handle.read()
     except LauncherUnavailable as exc:
         warn(f"{exc}; installing the Python thin executables instead (slower per pod)")
     written = []

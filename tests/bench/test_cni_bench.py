@@ -24,13 +24,14 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
         assert run["distinct_ips"] == 3 and run["leftover_reservations"] == 0
         assert len(run["add"]["latencies_ms"]) == 3
         assert run["add"]["cpu_ms_per_pod"] > 0
-    agent_rows = [r for r in report["summary"] if "(agent)" in r["impl"]]
-    assert len(agent_rows) == 4 and all("ratio_add_p50_ms" in r for r in agent_rows)
-    assert {t["target"] for t in report["targets"]} == {
-        "ADD p50 (no masq) <= 1.0",
-        "DEL p50 (no masq) <= 1.0",
-        "ADD p50 with ipMasq <= 0.6",
-    }, "pods/s is judged at concurrency 4 only"
+    podnet_rows = [r for r in report["summary"] if r["impl"] != cni.REFERENCE]
+    assert len(podnet_rows) == 6 and all("ratio_add_p50_ms" in r for r in podnet_rows)
+    judged = {(t["target"], t["impl"]) for t in report["targets"]}
+    assert judged == {
+        ("DEL p50 (no masq) <= 0.5", cni.LAUNCHER),
+        ("CPU per ADD (no masq) <= 0.5", cni.LAUNCHER),
+        ("in-process ADD p50 (no masq) <= 3.0", cni.IN_PROCESS),
+    }, "the others are judged at concurrency 1 or 4 only"
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
@@ -53,18 +54,19 @@ def test_summary_ratios_and_targets() -> None:
             "del": phase,
         }
 
-    agent = cni.IMPLS[1].name
+    agent = cni.LAUNCHER
     runs = [run(cni.REFERENCE, 10.0, 100.0), run(cni.REFERENCE, 12.0, 80.0)]
-    runs += [run(agent, 9.0, 110.0), run(agent, 30.0, 50.0), run(agent, 11.0, 90.0)]
+    runs += [run(agent, 5.0, 160.0), run(agent, 30.0, 50.0), run(agent, 6.0, 150.0)]
     rows = cni.summarize(runs)
     mine = next(r for r in rows if r["impl"] == agent)
-    assert (mine["add_p50_ms"], mine["ratio_add_p50_ms"]) == (11.0, 1.0)  # medians: 11 / 11
-    assert mine["ratio_add_pods_per_s"] == round(90.0 / 90.0, 2)
+    assert (mine["add_p50_ms"], mine["ratio_add_p50_ms"]) == (6.0, 0.55)  # medians: 6 / 11
+    assert mine["ratio_add_pods_per_s"] == round(150.0 / 90.0, 2)
     verdicts = {t["target"]: t["met"] for t in cni.targets(rows)}
     assert verdicts == {
-        "ADD p50 (no masq) <= 1.0": True,
-        "DEL p50 (no masq) <= 1.0": True,
-        "ADD pods/s at c4 (no masq) >= 1.0": True,
+        "ADD p50 (no masq) <= 0.6": True,
+        "DEL p50 (no masq) <= 0.5": False,
+        "ADD pods/s at c4 (no masq) >= 1.5": True,
+        "CPU per ADD (no masq) <= 0.5": False,
     }
     table = cni.markdown_table(
         {
@@ -76,4 +78,4 @@ def test_summary_ratios_and_targets() -> None:
             "targets": cni.targets(rows),
         }
     )
-    assert "| off | 4 | podnet bridge | 11 (1.00) |" in table
+    assert "| off | 4 | podnet launcher | 6 (0.55) |" in table
