@@ -13,6 +13,7 @@ from podnet.store._base import (
     prefix_end,
 )
 from podnet.store._errors import (
+    AuthFailed,
     Compacted,
     InvalidStoreURL,
     LeaseNotFound,
@@ -22,7 +23,7 @@ from podnet.store._errors import (
     StoreUnavailable,
     map_exceptions,
 )
-from podnet.store._etcd import HTTPX_ERRORS, EtcdError, EtcdStore, TLSConfig
+from podnet.store._etcd import HTTPX_ERRORS, Credentials, EtcdError, EtcdStore, TLSConfig
 from podnet.store._etcd_server import EtcdNotInstalled, LocalEtcd, TLSFiles
 from podnet.store._events import (
     DEFAULT_NAMESPACE,
@@ -87,7 +88,9 @@ __all__ = [
     "NO_LEASE",
     "SQLITE_ERRORS",
     "STORE_ENV",
+    "AuthFailed",
     "Compacted",
+    "Credentials",
     "EtcdError",
     "EtcdNotInstalled",
     "EtcdStore",

@@ -6,6 +6,7 @@ and chains the original (`raise ... from exc`).
     ├── InvalidStoreURL          the URL names no backend we have, or is malformed
     ├── StoreUnavailable         cannot reach or open the store now; retry later
     │   └── StoreTimeout         the store did not answer in time (busy, no leader)
+    ├── AuthFailed               the store refused our credentials (or wants some)
     ├── LeaseNotFound            the lease expired or was revoked
     ├── Compacted                a watch asked for history the store no longer keeps
     ├── StoreCorrupt             the store answered something we cannot understand
@@ -38,6 +39,10 @@ class StoreUnavailable(StoreError):
 
 class StoreTimeout(StoreUnavailable):
     pass
+
+
+class AuthFailed(StoreError):
+    """Wrong or missing credentials, or a user without permission: retrying cannot help."""
 
 
 class LeaseNotFound(StoreError):

@@ -10,6 +10,22 @@ next one is tried. A request that may have been applied (the connection broke af
 was sent) is retried only if it is a read or otherwise safe to repeat; a write raises
 StoreUnavailable instead, and the caller rereads (CAS makes that safe). A watch resumes
 from the revision after the last event it delivered, on whichever endpoint answers.
+
+A watch asks for progress notifications (an empty message carrying the cluster's
+revision, sent by etcd every `--experimental-watch-progress-notify-interval`): they move
+its resume point forward while its keys are quiet, and they make silence meaningful. A
+stream that says nothing for `watch_read_deadline` is presumed dead (a half-open
+connection, a member that hangs) and resumed elsewhere; on an etcd that keeps the
+10-minute default interval that costs one reconnect per deadline while nothing changes.
+
+Proxies: none, unless one is configured (`proxy=`, `?proxy=` in the URL); HTTP(S)_PROXY
+in the environment is ignored, as a store client that quietly routed through whatever
+proxy the environment names would be a way around TLS pinning and a surprise in a daemon.
+
+Authentication: beside TLS client certificates, a user name and password (etcd's
+`/v3/auth/authenticate`), sent as the token etcd hands back. An expired or stale token
+(etcd's "invalid auth token", "revision of auth store is old") is renewed once and the
+request repeated: etcd refused it before applying anything.
 """
 
 from __future__ import annotations
@@ -21,13 +37,14 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from podnet.store._base import NO_LEASE, EventType, KeyValue, Listing, WatchEvent, prefix_end
 from podnet.store._errors import (
+    AuthFailed,
     Compacted,
     ExceptionMap,
     LeaseNotFound,
@@ -62,7 +79,10 @@ HTTPX_ERRORS: ExceptionMap = {
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 # gRPC status codes the gateway puts in its error bodies.
+_GRPC_PERMISSION_DENIED = 7
+_GRPC_FAILED_PRECONDITION = 9
 _GRPC_OUT_OF_RANGE = 11
+_GRPC_UNAUTHENTICATED = 16
 _GRPC_UNAVAILABLE = 14
 _GRPC_DEADLINE_EXCEEDED = 4
 _RETRYABLE_CODES = {_GRPC_UNAVAILABLE, _GRPC_DEADLINE_EXCEEDED}
@@ -72,6 +92,17 @@ CONNECT_TIMEOUT = 1.0
 # How long a read-only request keeps cycling through the endpoints (covers an election).
 RETRY_DEADLINE = 5.0
 WATCH_BACKOFF_MAX = 1.0
+# No byte on a watch stream for this long: the connection is presumed dead and resumed.
+# Several times the progress interval podnet's own etcds use (LocalEtcd, the lab).
+WATCH_READ_DEADLINE = 20.0
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """An etcd user (etcd's `--user name:password`), for clusters with auth enabled."""
+
+    username: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -133,21 +164,33 @@ class EtcdStore:
         *,
         tls: TLSConfig | None = None,
         timeout: float = REQUEST_TIMEOUT,
+        credentials: Credentials | None = None,
+        proxy: str | None = None,
+        watch_read_deadline: float = WATCH_READ_DEADLINE,
     ) -> None:
         if not endpoints:
             raise StoreError("etcd: no endpoints given")
         self.endpoints = list(endpoints)
         self._preferred = 0
         self._lock = threading.Lock()
+        self._credentials = credentials
+        self._token: str | None = None
+        self._token_lock = threading.Lock()
         verify: ssl.SSLContext | bool = tls.context() if tls else True
-        self._client = httpx.Client(
-            verify=verify,
-            timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-        )
-        self._watch_client = httpx.Client(
-            verify=verify, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT, read=None)
-        )
+        with map_exceptions(HTTPX_ERRORS, "etcd proxy"):
+            self._client = httpx.Client(
+                verify=verify,
+                timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+                proxy=proxy,
+                trust_env=False,
+            )
+            self._watch_client = httpx.Client(
+                verify=verify,
+                timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT, read=watch_read_deadline),
+                proxy=proxy,
+                trust_env=False,
+            )
         self._watches = OpenWatches()
 
     # -- transport ---------------------------------------------------------------------
@@ -162,13 +205,25 @@ class EtcdStore:
             self._preferred = index
 
     def _call(self, path: str, body: dict[str, Any], *, safe_to_retry: bool) -> dict[str, Any]:
+        """POST to the first endpoint that answers, with our token; a rejected token is
+        renewed once (etcd refused the request without applying it)."""
+        headers = self._auth_headers()
+        try:
+            return self._call_any(path, body, headers, safe_to_retry=safe_to_retry)
+        except _TokenRejected:
+            self._forget_token(headers)
+        return self._call_any(path, body, self._auth_headers(), safe_to_retry=safe_to_retry)
+
+    def _call_any(
+        self, path: str, body: dict[str, Any], headers: dict[str, str], *, safe_to_retry: bool
+    ) -> dict[str, Any]:
         """POST to the first endpoint that answers; see the module docstring for retries."""
         deadline = time.monotonic() + RETRY_DEADLINE
         last_error: StoreError | None = None
         while True:
             for index in self._endpoint_order():
                 try:
-                    data = self._post(self.endpoints[index], path, body)
+                    data = self._post(self.endpoints[index], path, body, headers)
                 except StoreUnavailable as exc:
                     last_error = exc
                     sent = not isinstance(exc.__cause__, _NOT_SENT)
@@ -182,10 +237,12 @@ class EtcdStore:
             time.sleep(0.05)
         raise StoreUnavailable(f"etcd: no endpoint answered ({last_error})")
 
-    def _post(self, endpoint: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _post(
+        self, endpoint: str, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> dict[str, Any]:
         try:
             with map_exceptions(HTTPX_ERRORS, f"etcd {endpoint}"):
-                response = self._client.post(endpoint + path, json=body)
+                response = self._client.post(endpoint + path, json=body, headers=headers)
                 # Streaming RPCs (lease keepalive) answer a line per message; we send one.
                 text = response.text.strip().splitlines()
                 data = json.loads(text[0]) if text else {}
@@ -205,6 +262,33 @@ class EtcdStore:
         if not isinstance(result, dict):
             raise StoreCorrupt(f"etcd {endpoint}: unexpected answer {data!r}")
         return result
+
+    # -- authentication ----------------------------------------------------------------
+    def _auth_headers(self) -> dict[str, str]:
+        """The header carrying our token (asked for on first use); none without credentials."""
+        if self._credentials is None:
+            return {}
+        with self._token_lock:
+            if self._token is None:
+                self._token = self._authenticate(self._credentials)
+            return {"Authorization": self._token} if self._token else {}
+
+    def _authenticate(self, credentials: Credentials) -> str:
+        body = {"name": credentials.username, "password": credentials.password}
+        try:
+            data = self._call_any("/v3/auth/authenticate", body, {}, safe_to_retry=True)
+        except _AuthNotEnabled:
+            return ""  # a cluster without auth serves everyone: no token to send
+        token = data.get("token")
+        if not isinstance(token, str) or not token:
+            raise StoreCorrupt(f"etcd: authenticate answered without a token: {data!r}")
+        return token
+
+    def _forget_token(self, headers: dict[str, str]) -> None:
+        """Drop the token a refused request carried, unless another thread renewed it."""
+        with self._token_lock:
+            if self._token and headers.get("Authorization") == self._token:
+                self._token = None
 
     # -- the Store protocol ------------------------------------------------------------
     def get(self, key: str) -> KeyValue | None:
@@ -330,23 +414,39 @@ class EtcdStore:
                 if watch.stopped:
                     return
                 try:
-                    self._stream(watch, self.endpoints[index], cursor)
-                    backoff = 0.05  # the stream worked for a while: reconnect right away
+                    headers = self._auth_headers()
                 except StoreUnavailable:
-                    continue  # that member is gone or going: try the next one
+                    continue
+                try:
+                    self._stream(watch, self.endpoints[index], cursor, headers)
+                    backoff = 0.05  # the stream worked for a while: reconnect right away
+                except _TokenRejected:
+                    self._forget_token(headers)  # expired: the next attempt asks for another
+                except StoreUnavailable:
+                    continue  # that member is gone, going or silent: try the next one
             if watch.sleep(backoff):
                 return
             backoff = min(backoff * 2, WATCH_BACKOFF_MAX)
 
-    def _stream(self, watch: ThreadedWatch, endpoint: str, cursor: _Cursor) -> None:
-        """Follow one watch stream until it breaks, advancing the cursor past every event
-        handed over, so the next stream resumes right after the last one."""
-        request = {**_range_body(cursor.prefix), "start_revision": str(cursor.next_revision)}
+    def _stream(
+        self, watch: ThreadedWatch, endpoint: str, cursor: _Cursor, headers: dict[str, str]
+    ) -> None:
+        """Follow one watch stream until it breaks or falls silent, advancing the cursor
+        past every event handed over and every progress notification, so the next stream
+        resumes right after what this one covered."""
+        request = {
+            **_range_body(cursor.prefix),
+            "start_revision": str(cursor.next_revision),
+            "progress_notify": True,
+        }
         try:
             with (
                 map_exceptions(HTTPX_ERRORS, f"etcd {endpoint} watch"),
                 self._watch_client.stream(
-                    "POST", endpoint + "/v3/watch", json={"create_request": request}
+                    "POST",
+                    endpoint + "/v3/watch",
+                    json={"create_request": request},
+                    headers=headers,
                 ) as response,
             ):
                 watch.set_interrupter(_socket_shutdown(response))
@@ -356,10 +456,15 @@ class EtcdStore:
                     if watch.stopped:
                         break
                     if line.strip():
-                        events = _watch_events(endpoint, json.loads(line), cursor)
+                        message = json.loads(line)
+                        events = _watch_events(endpoint, message, cursor)
                         if events:
                             watch.emit(events)
                             cursor.next_revision = events[-1].revision + 1
+                        else:
+                            cursor.next_revision = max(
+                                cursor.next_revision, _progress_revision(message) + 1
+                            )
         finally:
             watch.set_interrupter(None)
 
@@ -384,7 +489,12 @@ def _watch_events(endpoint: str, message: dict[str, Any], cursor: _Cursor) -> li
                 f"(oldest kept: {compact})",
                 compact_revision=compact - 1,
             )
-        raise StoreUnavailable(f"etcd {endpoint}: watch canceled: {result.get('cancel_reason')}")
+        reason = str(result.get("cancel_reason") or "")
+        text = f"etcd {endpoint}: watch canceled: {reason}"
+        auth_error = _auth_error(text, reason, code=0)
+        if auth_error is not None:
+            raise auth_error
+        raise StoreUnavailable(text)
     events = []
     for event in result.get("events") or []:
         kv = _kv_from_json(event.get("kv") or {})
@@ -392,6 +502,18 @@ def _watch_events(endpoint: str, message: dict[str, Any], cursor: _Cursor) -> li
         value = b"" if kind == "DELETE" else kv.value
         events.append(WatchEvent(kind, kv.key, value, kv.mod_revision))
     return events
+
+
+def _progress_revision(message: dict[str, Any]) -> int:
+    """The revision a progress notification vouches for (every event up to it was sent),
+    or 0 when the message is not one (the `created` answer, a cancellation)."""
+    result = message.get("result")
+    if not isinstance(result, dict) or result.get("created") or result.get("canceled"):
+        return 0
+    if result.get("events"):
+        return 0
+    header = result.get("header")
+    return _int(header.get("revision")) if isinstance(header, dict) else 0
 
 
 def _socket_shutdown(response: httpx.Response) -> Callable[[], None] | None:
@@ -421,6 +543,9 @@ def _raise_for_error(endpoint: str, data: dict[str, Any]) -> None:
     message = str(data.get("message") or data.get("error") or data)
     code = _int(data.get("code"))
     text = f"etcd {endpoint}: {message}"
+    auth_error = _auth_error(text, message, code)
+    if auth_error is not None:
+        raise auth_error
     if "lease not found" in message:
         raise LeaseNotFound(text)
     if code == _GRPC_OUT_OF_RANGE and "compacted" in message:
@@ -430,3 +555,28 @@ def _raise_for_error(endpoint: str, data: dict[str, Any]) -> None:
     if code in _RETRYABLE_CODES:
         raise StoreUnavailable(text)
     raise EtcdError(text)
+
+
+class _TokenRejected(AuthFailed):
+    """Our token expired or went stale: ask for a new one and repeat the request."""
+
+
+class _AuthNotEnabled(StoreError):
+    """Credentials were given to a cluster that has auth disabled."""
+
+
+def _auth_error(text: str, message: str, code: int) -> StoreError | None:
+    """The store error for an authentication refusal in `message`, or None for others."""
+    if code == _GRPC_UNAUTHENTICATED or "invalid auth token" in message:
+        return _TokenRejected(text)
+    if "revision of auth store is old" in message:
+        return _TokenRejected(text)  # the user changed since the token was issued
+    if "authentication is not enabled" in message and code in (0, _GRPC_FAILED_PRECONDITION):
+        return _AuthNotEnabled(text)
+    if "user name is empty" in message:
+        return AuthFailed(f"{text} (the cluster has auth enabled: give a user in the URL)")
+    if "authentication failed" in message:
+        return AuthFailed(text)
+    if code == _GRPC_PERMISSION_DENIED or "permission denied" in message:
+        return AuthFailed(text)
+    return None

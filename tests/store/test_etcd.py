@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -18,10 +19,12 @@ from podnet.store import (
     StoreError,
     StoreUnavailable,
     TLSFiles,
+    Watch,
     WatchEvent,
     open_store,
 )
 from tests.backends import start_etcd
+from tests.store.relay import RecordingListener, SilenceableRelay
 
 
 def write_with_retries(store: EtcdStore, key: str, value: bytes) -> None:
@@ -194,4 +197,92 @@ def test_close_stops_watch_threads(tmp_path: Path) -> None:
         assert all(w.get(0.01) == [] for w in watches)
         assert not any(t.is_alive() for t in threads)
     finally:
+        etcd.stop()
+
+
+def test_proxies_from_the_environment_are_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    etcd = start_etcd(tmp_path)
+    try:
+        with RecordingListener() as proxy:
+            for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
+                monkeypatch.setenv(name, proxy.url)
+            monkeypatch.delenv("NO_PROXY", raising=False)
+            monkeypatch.delenv("no_proxy", raising=False)
+            store = open_store(etcd.url)
+            assert store.create("/p/k", b"v") is not None
+            with store.watch("/p/", from_revision=1) as watch:
+                assert [e.key for e in wait_for_events(watch, 1)] == ["/p/k"]
+            store.close()
+            assert proxy.received == []
+
+            # A proxy named in the URL is used (this one answers nothing: unavailable).
+            configured = open_store(f"{etcd.url}?proxy={proxy.url}")
+            with pytest.raises(StoreUnavailable):
+                configured.get("/p/k")
+            configured.close()
+            assert proxy.received
+            assert proxy.received[0].startswith(f"POST {etcd.endpoints[0]}/v3/kv/range".encode())
+    finally:
+        etcd.stop()
+
+
+def wait_for_events(watch: Watch, count: int, timeout: float = 10) -> list[WatchEvent]:
+    seen: list[WatchEvent] = []
+    deadline = time.monotonic() + timeout
+    while len(seen) < count and time.monotonic() < deadline:
+        seen += watch.get(0.1)
+    return seen
+
+
+def test_a_silent_watch_connection_is_dropped_and_resumed(tmp_path: Path) -> None:
+    """A half-open connection (no FIN, no bytes) is noticed by the read deadline and the
+    watch resumes from its revision on a new connection: nothing missed, nothing twice."""
+    etcd = start_etcd(tmp_path)
+    writer = open_store(etcd.url)
+    try:
+        with ExitStack() as stack:
+            relay = stack.enter_context(SilenceableRelay(int(etcd.endpoints[0].rsplit(":", 1)[1])))
+            watcher = stack.enter_context(EtcdStore([relay.endpoint], watch_read_deadline=1.0))
+            watch = watcher.watch("/s/")
+            writer.create("/s/before", b"1")
+            assert [e.key for e in wait_for_events(watch, 1)] == ["/s/before"]
+            connections = relay.connections
+            relay.silence()
+            writer.create("/s/after", b"2")
+            writer.create("/s/later", b"3")
+            assert [e.key for e in wait_for_events(watch, 2)] == ["/s/after", "/s/later"]
+            assert relay.connections > connections
+            assert watch.get(0.5) == []  # nothing delivered twice
+    finally:
+        writer.close()
+        etcd.stop()
+
+
+def test_progress_notifications_move_a_quiet_watch_past_compaction(tmp_path: Path) -> None:
+    """While its own keys are quiet, a watch's resume point follows the cluster's revision
+    (etcd's progress notifications), so a reconnect after a compaction does not fail."""
+    try:
+        LocalEtcd.binary()
+    except StoreError as exc:
+        pytest.skip(str(exc))
+    fast_progress = ("--experimental-watch-progress-notify-interval=200ms",)
+    etcd = LocalEtcd(1, base_dir=tmp_path / "etcd", extra_args=fast_progress).start()
+    writer = open_store(etcd.url)
+    try:
+        with ExitStack() as stack:
+            relay = stack.enter_context(SilenceableRelay(int(etcd.endpoints[0].rsplit(":", 1)[1])))
+            watcher = stack.enter_context(EtcdStore([relay.endpoint], watch_read_deadline=1.0))
+            watch = watcher.watch("/quiet/")
+            for i in range(5):
+                writer.create(f"/busy/{i}", b"x")
+            head = writer.list("/busy/").revision
+            time.sleep(1.0)  # a few progress notifications arrive
+            httpx.post(etcd.endpoints[0] + "/v3/kv/compaction", json={"revision": str(head)})
+            relay.silence()  # the watch must reconnect, from after the compacted history
+            writer.create("/quiet/k", b"v")
+            assert [e.key for e in wait_for_events(watch, 1)] == ["/quiet/k"]
+    finally:
+        writer.close()
         etcd.stop()

@@ -6,6 +6,7 @@ import pytest
 
 from podnet.store import (
     DEFAULT_STORE_URL,
+    Credentials,
     EtcdStore,
     InvalidStoreURL,
     SqliteStore,
@@ -50,6 +51,12 @@ def test_etcd_urls(url: str, endpoints: list[str]) -> None:
         ("etcds://h:1?cert=/c.pem", "cert and key go together"),
         ("etcds://h:1?bogus=1", "unknown parameter 'bogus'"),
         ("/var/lib/x.db", "unknown scheme ''"),
+        ("etcd://h:1?ca=/ca.pem", "unknown parameter 'ca'"),
+        ("etcd://h:1?password-file=/p", "password-file without a user"),
+        ("etcd://u@h:1", "user 'u' without a password"),
+        ("etcd://:pw@h:1", "empty user name"),
+        ("etcd://u:pw@h:1?password-file=/p", "a password and a password-file"),
+        ("etcd://u@h:1?password-file=/nonexistent/pw", "password-file: No such file"),
     ],
 )
 def test_bad_urls(url: str, message: str) -> None:
@@ -63,3 +70,17 @@ def test_url_precedence(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PODNET_STORE", "etcd://e:1")
     assert store_url(None) == "etcd://e:1"
     assert store_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_etcd_url_credentials_and_proxy(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("from file\n")
+    store = open_store(f"etcd://me@h:1,k:2?password-file={secret}&proxy=http://p:3128")
+    assert isinstance(store, EtcdStore)
+    assert store.endpoints == ["http://h:1", "http://k:2"]
+    assert store._credentials == Credentials("me", "from file")
+    store.close()
+    inline = open_store("etcds://a%40b:p%3Aw@h:1")
+    assert isinstance(inline, EtcdStore)
+    assert inline._credentials == Credentials("a@b", "p:w")
+    inline.close()
