@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 
-.PHONY: setup test lint unit demo bench e2e clean
+.PHONY: setup test lint unit demo bench e2e chaos clean
 
 setup:
 	@scripts/setup.sh
@@ -20,6 +20,12 @@ test: lint
 # Pods under a real containerd, driven over CRI as kubelet does (also part of `make test`).
 e2e: setup
 	$(PY) -m pytest -q -m e2e tests/e2e
+
+# Failure scenarios (kill -9, full disks, dead stores, fuzzed sockets), each bounded in
+# time, figures printed and stored in bench/results/chaos.json; a figure over its limit
+# fails. Up to 15 minutes; not part of `make test`.
+chaos: setup
+	timeout --kill-after=30 1200 $(PY) -m pytest -q -s -m chaos tests/chaos
 
 demo: setup
 	$(PY) -m podnet.cli.main demo
