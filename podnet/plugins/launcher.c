@@ -43,7 +43,7 @@ extern char **environ;
 #define TRAILER_SIZE (4 + MAGIC_SIZE)
 #define MAX_PAYLOAD (64 * 1024)
 #define MAX_ARGS 64
-#define MAX_FIELD (16u * 1024 * 1024)  /* podnet._wire.MAX_FIELD */
+#define MAX_FIELD (16u * 1024 * 1024)  /* podnet._wire.MAX_ANSWER */
 #define TIMEOUT_SECONDS 120            /* every socket wait, as podnet._thin's default */
 #define CODE_INTERNAL 999
 
