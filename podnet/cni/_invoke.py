@@ -86,7 +86,7 @@ def plugin_error(stdout: bytes, stderr: bytes) -> CNIError:
         return CNIError(f"netplugin failed: {text!r}")
     try:
         return CNIError.from_json(json.loads(stdout))
-    except ValueError:
+    except (ValueError, RecursionError):
         text = stdout.decode(errors="replace").strip()
         return DecodingFailure(
             f"netplugin failed but error parsing its diagnostic message {text!r}"
@@ -96,7 +96,7 @@ def plugin_error(stdout: bytes, stderr: bytes) -> CNIError:
 def decode_result(stdout: bytes) -> dict[str, Any]:
     try:
         obj = json.loads(stdout)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise DecodingFailure(f"failed to decode plugin result: {exc}") from None
     if not isinstance(obj, dict):
         raise DecodingFailure("failed to decode plugin result: not a JSON object")

@@ -40,13 +40,17 @@ def validate_container_id(value: str) -> None:
 def validate_ifname(value: str) -> None:
     if not value:
         raise InvalidEnvironment("interface name is empty")
-    if len(value) > MAX_IFNAME_LENGTH:
+    # IFNAMSIZ counts bytes, as the kernel and libcni do: "\u00e9" * 15 is 30 of them.
+    if len(value.encode(errors="surrogateescape")) > MAX_IFNAME_LENGTH:
         raise InvalidEnvironment(
             "interface name is too long",
             f"interface name should be less than {MAX_IFNAME_LENGTH + 1} characters",
         )
     if value in (".", ".."):
         raise InvalidEnvironment("interface name is . or ..")
+    if not value.isprintable() and _not_utf8(value):
+        # bytes that are not UTF-8 arrive as lone surrogates; nothing here can store them
+        raise InvalidEnvironment("interface name is not UTF-8")
     if any(c in "/:" or c.isspace() for c in value):
         raise InvalidEnvironment("interface name contains / or : or whitespace characters")
 
@@ -153,8 +157,9 @@ def request_from_env(environ: Mapping[str, str], stdin: bytes) -> Request:
 def decode_config(stdin: bytes) -> dict[str, Any]:
     try:
         config = json.loads(stdin)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise DecodingFailure(f"error unmarshall network config: {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: JSON nested deeper than the interpreter's stack allows
+        raise DecodingFailure(f"error unmarshall network config: {_reason(exc)}") from None
     if not isinstance(config, dict):
         raise DecodingFailure("error unmarshall network config: not a JSON object")
     config_version(config)
@@ -165,6 +170,20 @@ def _decode_version_request(stdin: bytes) -> dict[str, Any]:
     # VERSION's stdin only carries {"cniVersion": ...}; anything unreadable is ignored.
     try:
         obj = json.loads(stdin) if stdin.strip() else {}
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return {}
     return obj if isinstance(obj, dict) else {}
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc)
+
+
+def _not_utf8(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return True
+    return False

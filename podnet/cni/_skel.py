@@ -111,8 +111,11 @@ def _error_version(stdin: bytes) -> str:
     try:
         obj = json.loads(stdin)
         version = obj.get("cniVersion") if isinstance(obj, dict) else None
-        return version if isinstance(version, str) and version else CURRENT_VERSION
-    except (ValueError, UnicodeDecodeError):
+        if isinstance(version, str) and version:
+            parse_version(version)  # an unusable one is not the error's version either
+            return version
+        return CURRENT_VERSION
+    except (ValueError, UnicodeDecodeError, RecursionError, CNIError):
         return CURRENT_VERSION
 
 

@@ -19,7 +19,8 @@ def parse_version(text: str) -> tuple[int, int, int]:
     if text == "":
         return (0, 1, 0)
     parts = text.split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+    # ASCII digits only: str.isdigit() also accepts "\u00b2", which int() refuses.
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise DecodingFailure(f"invalid version {text!r}: must be of the form major.minor.patch")
     return (int(parts[0]), int(parts[1]), int(parts[2]))
 

@@ -131,7 +131,7 @@ class ResultCache:
             raise IOFailure(f"failed to read cached result {path}: {exc.strerror}") from None
         try:
             obj = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise DecodingFailure(f"cached result {path} is not JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise DecodingFailure(f"cached result {path} is not a JSON object")
@@ -164,7 +164,7 @@ class ResultCache:
                 if not isinstance(obj, dict) or obj.get("kind") != CACHE_KIND:
                     continue
                 entry = CachedAttachment.from_json(obj)
-            except (OSError, ValueError, UnicodeDecodeError, DecodingFailure):
+            except (OSError, ValueError, UnicodeDecodeError, RecursionError, DecodingFailure):
                 continue
             if container_id and entry.container_id != container_id:
                 continue

@@ -56,7 +56,7 @@ class _Invalid(Exception):
 def _load_json_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise _Invalid(f"{what} is not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise _Invalid(f"{what} must be a JSON object, not {type(obj).__name__}")

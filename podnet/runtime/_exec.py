@@ -76,7 +76,7 @@ def supported_versions(exec_: Exec, executable: str) -> tuple[str, ...]:
         raise
     try:
         info = json.loads(stdout)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise DecodingFailure(f"decoding version info: {exc}") from None
     if not isinstance(info, dict) or not isinstance(info.get("cniVersion"), str):
         raise DecodingFailure("decoding version info: missing field cniVersion")

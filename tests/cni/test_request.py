@@ -62,6 +62,16 @@ def env(**changes: str | None) -> dict[str, str]:
             "interface name contains / or : or whitespace characters",
         ),
         (env(CNI_ARGS="K8S_POD_NAME"), CONFIG, 4, "ARGS: invalid pair 'K8S_POD_NAME'"),
+        # IFNAMSIZ counts bytes: 15 characters of 2 bytes each are 30 (issue 13)
+        (env(CNI_IFNAME="\u00e9" * 15), CONFIG, 4, "interface name is too long"),
+        (env(CNI_IFNAME="\u00e9" * 8), CONFIG, 4, "interface name is too long"),
+        (env(CNI_IFNAME="eth\udcff"), CONFIG, 4, "interface name is not UTF-8"),
+        # parse failures of stdin are code 6 whatever their cause (issue 13)
+        (env(), b"[" * 100_000 + b"]" * 100_000, 6, None),
+        (env(), b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, 6, None),
+        (env(), b"\xff\xfe{}", 6, None),
+        (env(), '{"cniVersion": "1.0.\u00b2", "name": "n"}'.encode(), 6, None),
+        (env(), '{"cniVersion": "\u0661.0.0", "name": "n"}'.encode(), 6, None),
         (env(), b"{not json", 6, None),
         (env(), b"[]", 6, None),
         (env(), b'{"cniVersion": "1.1.0"}', 7, "missing network name"),
@@ -101,6 +111,7 @@ def test_invalid_requests(
         {"CNI_COMMAND": "STATUS", "CNI_PATH": "/opt/cni/bin"},
         {"CNI_COMMAND": "VERSION"},
         env(CNI_IFNAME="x" * 15),
+        env(CNI_IFNAME="\u00e9" * 7 + "x"),  # 15 bytes
         env(CNI_CONTAINERID="A.b_c-9"),
     ],
 )

@@ -115,3 +115,28 @@ def test_error_round_trip() -> None:
     error = CNIError.from_json({"code": 7, "msg": "bad", "details": "d"})
     assert type(error).__name__ == "InvalidConfig"
     assert error.to_json("1.1.0")["code"] == 7
+
+
+@pytest.mark.parametrize(
+    "stdin",
+    [
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"cniVersion": "1.0.0", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        '{"cniVersion": "1.0.\u00b2", "name": "net", "type": "test"}'.encode(),
+        b"\xff",
+    ],
+    ids=["deep", "deep-inside", "superscript-version", "not-utf8"],
+)
+def test_every_stdin_parse_failure_is_code_6(
+    stdin: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whatever makes stdin unreadable, the answer is one CNI error (code 6), never a
+    traceback or code 999 (issue 13)."""
+    code, out = dispatch(PLUGIN, environ("ADD"), stdin)
+    assert code == 1
+    error = json.loads(out)
+    assert error["code"] == 6, error
+    assert error["msg"].startswith(("error unmarshall network config", "invalid version"))
+    assert "\n" not in error["msg"]
+    assert CALLS == []
+    assert capsys.readouterr() == ("", "")

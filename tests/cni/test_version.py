@@ -18,7 +18,9 @@ def test_parse_version(text: str, expected: tuple[int, int, int]) -> None:
     assert parse_version(text) == expected
 
 
-@pytest.mark.parametrize("text", ["1", "1.0", "a.b.c", "1.0.0-rc1", "1..0"])
+@pytest.mark.parametrize(
+    "text", ["1", "1.0", "a.b.c", "1.0.0-rc1", "1..0", "1.0.\u00b2", "\u0661.0.0", " 1.0.0"]
+)
 def test_parse_version_rejects(text: str) -> None:
     with pytest.raises(DecodingFailure):
         parse_version(text)

@@ -205,3 +205,14 @@ def test_gc_without_subnet_env_still_cleans_and_reports(node):
 def test_gc_and_status_need_1_1_0(node, version):
     assert node.run("STATUS", node.conf(version))[1]["code"] == 1
     assert node.run("GC", node.conf(version, **{"cni.dev/valid-attachments": []}))[1]["code"] == 1
+
+
+def test_a_lone_surrogate_in_the_config_is_a_clean_code_6(node):
+    """JSON may spell a lone surrogate ("\\ud800"); it has no UTF-8 form, so the saved
+    config cannot hold it: a CNI error, not a traceback and code 999 (issue 13)."""
+    code, error = node.run("ADD", node.conf(delegate={"bridge": "cni\ud800"}))
+    assert (code, error["code"]) == (1, 6), error
+    assert "lone surrogate (\\ud800)" in error["msg"]
+    assert node.calls() == []
+    assert not (node.data_dir / "pod-a").exists()
+    assert not node.data_dir.exists() or os.listdir(node.data_dir) == []

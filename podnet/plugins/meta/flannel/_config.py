@@ -129,7 +129,13 @@ def go_json(obj: Any) -> bytes:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026")):
         text = text.replace(char, escaped)
-    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029").encode()
+    text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    try:
+        return text.encode()
+    except UnicodeEncodeError as exc:
+        # A lone surrogate ("\\ud800" in the config's JSON) has no UTF-8 form.
+        bad = exc.object[exc.start : exc.end].encode("unicode_escape").decode()
+        raise DecodingFailure(f"the config holds a lone surrogate ({bad}), not text") from None
 
 
 def _string(config: dict[str, Any], key: str) -> str:

@@ -56,7 +56,7 @@ class ScratchDir:
             raise IOFailure(f"reading {path}: {exc.strerror}") from None
         try:
             config = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             config = None
         if not isinstance(config, dict) or not isinstance(config.get("type"), str):
             log(f"flannel: ignoring {path}: not a delegate config")
