@@ -29,6 +29,11 @@ MNT_DETACH = 2
 DEFAULT_NETNS_DIR = "/var/run/netns"
 # The namespace of the calling thread (setns moves one thread, not the process).
 OWN_NETNS = "/proc/thread-self/ns/net"
+# The filesystems a namespace file lives on: nsfs (a bind mount of one, /proc/PID/ns/net
+# on current kernels) and proc (older kernels), as containernetworking's pkg/ns checks.
+NSFS_MAGIC = 0x6E736673
+PROC_SUPER_MAGIC = 0x9FA0
+_STATFS_SIZE = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
 
 T = TypeVar("T")
 
@@ -37,6 +42,10 @@ _libc = ctypes.CDLL(None, use_errno=True)
 
 class NetnsError(OSError):
     """A namespace could not be created, entered or removed."""
+
+
+class NotANetns(NetnsError):
+    """The path names a file that is not a namespace (a FIFO, a regular file...)."""
 
 
 def _check(ret: int, what: str) -> None:
@@ -92,10 +101,7 @@ def run_in_netns(path: str, func: Callable[[], T]) -> T:
     back in its own namespace when this returns or raises."""
     if _stranded.namespace_error:
         raise NetnsError(errno.EPERM, _stranded.namespace_error)
-    try:
-        target = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise NetnsError(errno.ENOENT, f"network namespace {path} does not exist") from None
+    target = open_netns(path)
     try:
         own = os.open(OWN_NETNS, os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -112,6 +118,36 @@ def run_in_netns(path: str, func: Callable[[], T]) -> T:
             os.close(own)
     finally:
         os.close(target)
+
+
+def open_netns(path: str) -> int:
+    """A descriptor of the namespace file at `path`, checked to be one. O_NONBLOCK: a
+    FIFO put there would otherwise block the open until a writer came; the filesystem
+    check then refuses it and anything else that is not a namespace (NotANetns)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise NetnsError(errno.ENOENT, f"network namespace {path} does not exist") from None
+    except OSError as exc:
+        raise NetnsError(
+            exc.errno, f"cannot open network namespace {path}: {exc.strerror}"
+        ) from None
+    try:
+        magic = _fs_magic(fd)
+        if magic not in (NSFS_MAGIC, PROC_SUPER_MAGIC):
+            raise NotANetns(
+                errno.EINVAL, f"{path} is not a network namespace (filesystem magic {magic:#x})"
+            )
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _fs_magic(fd: int) -> int:
+    buffer = ctypes.create_string_buffer(_STATFS_SIZE)
+    _check(_libc.fstatfs(fd, buffer), "fstatfs")
+    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
 
 
 def create_netns(path: str) -> str:

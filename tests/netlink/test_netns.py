@@ -9,11 +9,13 @@ import pytest
 
 from podnet.netlink import (
     NetnsError,
+    NotANetns,
     _netns,
     create_netns,
     delete_netns,
     is_netns,
     netns_id,
+    open_netns,
     read_sysctl,
     run_in_netns,
     write_sysctl,
@@ -120,3 +122,48 @@ def test_a_thread_that_cannot_go_back_refuses_further_namespaces(tmp_path, monke
         delete_netns(path)
     assert outcome == [f"first: {errno.ENOMEM}", f"then: {errno.EPERM} True"]
     assert len(calls) == 2, "the second call did not even try"
+
+
+def _bounded(func) -> BaseException | None:
+    """Run `func` on a thread that must finish within 10 s; return what it raised."""
+    box: list[BaseException | None] = [None]
+
+    def runner() -> None:
+        try:
+            func()
+        except BaseException as exc:
+            box[0] = exc
+
+    thread = threading.Thread(target=runner, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "blocked on the path"
+    return box[0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "file", "directory", "proc-mount-ns"])
+def test_a_path_that_is_not_a_network_namespace_is_refused_without_blocking(
+    tmp_path, kind: str
+) -> None:
+    """A FIFO at CNI_NETNS blocked open() until a writer came (issue 13); it is opened
+    O_NONBLOCK now, and its filesystem checked as containernetworking's pkg/ns does."""
+    path = str(tmp_path / "ns")
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "file":
+        open(path, "w").close()
+    elif kind == "directory":
+        os.mkdir(path)
+    error = _bounded(lambda: run_in_netns(path, lambda: None))
+    if kind == "proc-mount-ns":
+        # nsfs, but not a network namespace: the kernel's setns refuses it
+        error = _bounded(lambda: run_in_netns("/proc/self/ns/mnt", lambda: None))
+        assert isinstance(error, NetnsError)
+        return
+    assert isinstance(error, NotANetns), error
+    assert "is not a network namespace" in str(error.strerror)
+
+
+def test_namespace_files_pass_the_check() -> None:
+    for path in ("/proc/self/ns/net", "/proc/thread-self/ns/net"):
+        os.close(open_netns(path))

@@ -4,8 +4,10 @@ the reference host-local as IPAM, real pods (namespaces) pinging each other."""
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -430,3 +432,12 @@ def test_dual_stack(cni: Cni, pod_netns: Callable[[], str]) -> None:
     assert set(masq_elements(cni.node)) == {pod_address(r) for r in results} | set(v6)
     del_pods(cni, conf, pods, results)
     assert masq_elements(cni.node) == {} and reservations(cni.data_dir) == []
+
+
+def test_add_into_a_fifo_is_code_4_and_allocates_nothing(cni: Cni, tmp_path: Path) -> None:
+    fifo = str(tmp_path / "not-a-netns")
+    os.mkfifo(fifo)
+    outcome = cni.run("ADD", bridge_conf("1.0.0", cni.data_dir), netns=fifo)
+    assert outcome.out is not None and outcome.out["code"] == 4, outcome.out
+    assert "is not a network namespace" in outcome.error
+    assert reservations(cni.data_dir) == []

@@ -76,3 +76,15 @@ def test_del_tolerates_missing_or_empty_netns(cni: Cni) -> None:
 def test_add_into_missing_netns_fails(cni: Cni) -> None:
     outcome = cni.run("ADD", conf("1.0.0"), netns="/var/run/netns/pn-gone")
     assert not outcome.ok and "pn-gone" in outcome.error
+
+
+@pytest.mark.parametrize("command", ["ADD", "CHECK", "DEL"])
+def test_a_netns_that_is_a_fifo_is_code_4(cni: Cni, tmp_path, command: str) -> None:
+    import os
+
+    fifo = str(tmp_path / "not-a-netns")
+    os.mkfifo(fifo)
+    outcome = cni.run(command, conf("1.0.0"), netns=fifo)
+    assert outcome.code == 1
+    assert outcome.out is not None and outcome.out["code"] == 4, outcome.out
+    assert "is not a network namespace" in outcome.error

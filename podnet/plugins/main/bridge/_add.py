@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import ExitStack
 
-from podnet.cni import CNIError, Interface, Request, Result, log
+from podnet.cni import CNIError, Interface, InvalidEnvironment, Request, Result, log
 from podnet.netlink import (
     Link,
     NetlinkError,
     NetnsError,
     NftError,
+    NotANetns,
     Rtnl,
     delete_link,
     find_link,
@@ -54,6 +55,8 @@ from podnet.plugins.main.bridge._veth import (
 def open_pod_netns(netns: str) -> Rtnl:
     try:
         return open_rtnl(netns)
+    except NotANetns as exc:
+        raise InvalidEnvironment(f"failed to open netns {netns!r}: {exc.strerror}") from exc
     except NetnsError as exc:
         raise CNIError(f"failed to open netns {netns!r}: {exc.strerror}") from exc
 

@@ -15,9 +15,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from podnet.cni import CNIError, Request, Result, can_defer, log
+from podnet.cni import CNIError, InvalidEnvironment, Request, Result, can_defer, log
 from podnet.ipam import IPAddress
-from podnet.netlink import NetlinkError, NetnsError, NftError
+from podnet.netlink import NetlinkError, NetnsError, NftError, NotANetns
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._config import owner_tag, parse_config
@@ -40,6 +40,8 @@ def delete(request: Request) -> None:
             into.append(exc)
         except NftError as exc:
             into.append(CNIError(f"failed to remove masquerade: {exc.strerror}"))
+        except NotANetns as exc:
+            into.append(InvalidEnvironment(str(exc.strerror)))
         except (NetlinkError, NetnsError) as exc:
             into.append(CNIError(exc.strerror or str(exc)))
         except Exception as exc:  # a bug on the other thread must still reach the runtime

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import errno
 
-from podnet.cni import CNIError, Interface, IPConfig, Request, Result
+from podnet.cni import CNIError, Interface, InvalidEnvironment, IPConfig, Request, Result
 from podnet.netlink import (
     LinkNotFound,
     NetlinkError,
     NetnsError,
+    NotANetns,
     get_link,
     list_addresses,
     open_rtnl,
@@ -29,6 +30,8 @@ def _prev_result(request: Request) -> Result | None:
 
 
 def _netlink_failure(what: str, exc: OSError) -> CNIError:
+    if isinstance(exc, NotANetns):
+        return InvalidEnvironment(f"{what}: {exc.strerror}")
     return CNIError(f"{what}: {exc.strerror}")
 
 
@@ -65,7 +68,7 @@ def delete(request: Request) -> None:
             set_link(pod, get_link(pod, LOOPBACK).index, up=False)
     except NetnsError as exc:
         # the runtime may call DEL again, or after the namespace is gone
-        if exc.errno not in (errno.ENOENT, errno.EINVAL):
+        if isinstance(exc, NotANetns) or exc.errno not in (errno.ENOENT, errno.EINVAL):
             raise _netlink_failure(f"failed to open netns {request.netns!r}", exc) from exc
     except LinkNotFound:
         pass
