@@ -9,7 +9,7 @@ from podnet.agent._backend import Backend, BackendSetup, LocalNode, public_addre
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import BACKEND_TYPES, BackendConfig, ConfigError, NetworkConfig
 from podnet.agent._entries import Entries, Plan, plan, plan_removal
-from podnet.agent._gate import Gate
+from podnet.agent._gate import Gate, GateBusy
 from podnet.agent._gc import (
     CACHED,
     DEFAULT_GC_GRACE,
@@ -96,6 +96,7 @@ __all__ = [
     "GCRound",
     "GarbageCollector",
     "Gate",
+    "GateBusy",
     "HostGwBackend",
     "InProcessExec",
     "KUBE_SUBNET_MANAGER",

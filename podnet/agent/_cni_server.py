@@ -41,7 +41,7 @@ from collections.abc import Callable
 from podnet._wire import RequestParser, RequestRefused, WireError, write_response
 from podnet.agent._cni_read import ReadTimeout, SlowReader, read_for
 from podnet.agent._cni_socket import listen, peer_uid, trusted_uids
-from podnet.agent._gate import Gate
+from podnet.agent._gate import Gate, GateBusy
 from podnet.cni import (
     CNIError,
     DecodingFailure,
@@ -380,8 +380,11 @@ class CNIServer:
             plugin = self._resolve(plugin_type)
         except KeyError:
             return _error(CNIError(f"the agent has no plugin of type {plugin_type!r}"))
-        with self.gate.shared():
-            return dispatch(plugin, environ, stdin)
+        try:
+            with self.gate.shared(self._timeout):
+                return dispatch(plugin, environ, stdin)
+        except GateBusy as exc:
+            return _error(TryAgainLater(f"the agent's garbage collector is running: {exc}"))
 
     def _overdue(self, reply: _Reply) -> None:
         error = TryAgainLater(

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from podnet.agent._gate import Gate
+from podnet.agent._gate import Gate, GateBusy
 from podnet.cni import (
     CURRENT_VERSION,
     CNIError,
@@ -69,6 +69,9 @@ log = logging.getLogger("podnet.agent.gc")
 
 DEFAULT_GC_INTERVAL = 60.0
 DEFAULT_GC_GRACE = 60.0
+# How long GC waits for the CNI requests in flight before it skips its round; the pods
+# that arrive meanwhile wait behind it, so this is also what GC may add to a pod's ADD.
+DEFAULT_GATE_TIMEOUT = 10.0
 
 RESERVATION = "reservation"  # host-local: <dataDir>/<network>/<ip>
 SCRATCH = "saved config"  # flannel: <dataDir>/<containerID>
@@ -202,6 +205,7 @@ class GarbageCollector:
         ifname: str = POD_IFNAME,
         exec_: Exec | None = None,
         clock: Callable[[], float] = time.time,
+        gate_timeout: float = DEFAULT_GATE_TIMEOUT,
     ) -> None:
         self.conf_dir = conf_dir
         self.cache_dir = cache_dir
@@ -210,6 +214,7 @@ class GarbageCollector:
         self.grace = grace
         self.ifname = ifname
         self.clock = clock
+        self.gate_timeout = gate_timeout
         self.cni = CNI(
             (bin_dir,), cache_dir=cache_dir, exec_=exec_ if exec_ is not None else InProcessExec()
         )
@@ -222,37 +227,45 @@ class GarbageCollector:
         except Exception as exc:  # whatever the runtime client raised: no list, no GC
             return self._done(GCRound(skipped=f"cannot list the runtime's sandboxes: {exc}"))
         report = GCRound(sandboxes=len(sandboxes))
-        with self.gate.exclusive():
-            try:
-                network = scan_conf_dir(self.conf_dir).default()
-            except CNIError as exc:
-                report.skipped = f"no network config to collect for: {exc}"
-                return self._done(report)
-            report.network = network.name
-            before = footprints(network, self.cache_dir)
-            valid = {GCAttachment(sandbox, self.ifname) for sandbox in sandboxes}
-            now = self.clock()
-            for item in before:
-                if item.container_id in sandboxes or now - item.mtime >= self.grace:
-                    continue
-                recent = GCAttachment(item.container_id, item.ifname or self.ifname)
-                if recent not in valid:
-                    valid.add(recent)
-                    report.kept_recent.append(recent)
-            ordered = sorted(valid, key=lambda a: (a.container_id, a.ifname))
-            result = self.cni.gc(network, ordered, owned=lambda a: a.config == network.raw)
-            errors = list(result.errors)
-            if not result.gc_sent and not result.skipped and self._all_ours(network):
-                # The runtime's config predates GC (containerd 1.6 speaks CNI 1.0.0 at
-                # most), but podnet's plugins have the verb at any config: ask in 1.1.0.
-                raised = replace(network, cni_version=CURRENT_VERSION)
-                errors += self.cni.gc_verb(raised, ordered)
-            left = {item.key for item in footprints(network, self.cache_dir)}
-            report.freed = [item for item in before if item.key not in left]
-            gone = {item.container_id for item in report.freed} - sandboxes
-            report.freed += self._drop_companions(network.name, gone, errors)
-            report.errors = [str(error) for error in errors]
+        try:
+            with self.gate.exclusive(self.gate_timeout):
+                self._collect(report, sandboxes)
+        except GateBusy as exc:
+            # A request stuck in flight must not hold GC, nor the pods queued behind it.
+            report.skipped = f"CNI requests kept the gate busy ({exc}); this round is skipped"
         return self._done(report)
+
+    def _collect(self, report: GCRound, sandboxes: set[str]) -> None:
+        """One round's work, with the gate held."""
+        try:
+            network = scan_conf_dir(self.conf_dir).default()
+        except CNIError as exc:
+            report.skipped = f"no network config to collect for: {exc}"
+            return
+        report.network = network.name
+        before = footprints(network, self.cache_dir)
+        valid = {GCAttachment(sandbox, self.ifname) for sandbox in sandboxes}
+        now = self.clock()
+        for item in before:
+            if item.container_id in sandboxes or now - item.mtime >= self.grace:
+                continue
+            recent = GCAttachment(item.container_id, item.ifname or self.ifname)
+            if recent not in valid:
+                valid.add(recent)
+                report.kept_recent.append(recent)
+        ordered = sorted(valid, key=lambda a: (a.container_id, a.ifname))
+        result = self.cni.gc(network, ordered, owned=lambda a: a.config == network.raw)
+        errors = list(result.errors)
+        if not result.gc_sent and not result.skipped and self._all_ours(network):
+            # The runtime's config predates GC (containerd 1.6 speaks CNI 1.0.0 at
+            # most), but podnet's plugins have the verb at any config: ask in 1.1.0.
+            raised = replace(network, cni_version=CURRENT_VERSION)
+            errors += self.cni.gc_verb(raised, ordered)
+        left = {item.key for item in footprints(network, self.cache_dir)}
+        report.freed = [item for item in before if item.key not in left]
+        gone = {item.container_id for item in report.freed} - sandboxes
+        report.freed += self._drop_companions(network.name, gone, errors)
+        report.errors = [str(error) for error in errors]
 
     def _drop_companions(
         self, network_name: str, container_ids: set[str], errors: list[CNIError]

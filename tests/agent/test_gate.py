@@ -5,7 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from podnet.agent import Gate
+import pytest
+
+from podnet.agent import Gate, GateBusy
 
 
 def test_gc_waits_for_requests_in_flight_and_new_requests_wait_for_gc() -> None:
@@ -62,3 +64,48 @@ def test_requests_pass_together() -> None:
     for thread in threads:
         thread.join(5)
     assert not inside.broken
+
+
+def test_exclusive_gives_up_at_its_deadline_and_lets_requests_through() -> None:
+    gate = Gate()
+    finish_request = threading.Event()
+    request_in = threading.Event()
+
+    def request() -> None:
+        with gate.shared():
+            request_in.set()
+            finish_request.wait(10)
+
+    first = threading.Thread(target=request)
+    first.start()
+    assert request_in.wait(5)
+    with pytest.raises(GateBusy, match="1 request"):
+        with gate.exclusive(timeout=0.2):
+            pytest.fail("GC ran alongside a request")
+    # GC gave up: a new request is not held back behind it
+    with gate.shared(timeout=1):
+        assert gate.active == 2
+    finish_request.set()
+    first.join(5)
+    with gate.exclusive(timeout=1):
+        assert gate.active == 0
+
+
+def test_shared_gives_up_while_exclusive_holds() -> None:
+    gate = Gate()
+    with gate.exclusive(timeout=1):
+        outcome: list[BaseException] = []
+
+        def request() -> None:
+            try:
+                with gate.shared(timeout=0.2):
+                    pass
+            except GateBusy as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=request)
+        thread.start()
+        thread.join(10)
+        assert len(outcome) == 1
+    with gate.shared(timeout=1):
+        pass

@@ -88,7 +88,9 @@ class Node:
     def footprints(self) -> list[Footprint]:
         return node_footprints(scan_conf_dir(self.conf_dir).default(), self.cache_dir)
 
-    def collector(self, listed: list[str] | None, *, grace: float = 30.0) -> GarbageCollector:
+    def collector(
+        self, listed: list[str] | None, *, grace: float = 30.0, gate: Gate | None = None
+    ) -> GarbageCollector:
         def list_sandboxes() -> list[str]:
             if listed is None:
                 raise ConnectionError("runtime unavailable")
@@ -98,9 +100,10 @@ class Node:
             conf_dir=self.conf_dir,
             bin_dir=self.bin_dir,
             list_sandboxes=list_sandboxes,
-            gate=Gate(),
+            gate=gate if gate is not None else Gate(),
             cache_dir=self.cache_dir,
             grace=grace,
+            gate_timeout=0.3,
         )
 
 
@@ -226,6 +229,23 @@ def test_no_gc_when_the_runtime_cannot_list_its_sandboxes(node: Node) -> None:
     assert "cannot list the runtime's sandboxes" in report.skipped
     assert report.freed == []
     assert node.footprints() == before
+
+
+def test_a_request_stuck_in_flight_makes_gc_skip_its_round(node: Node) -> None:
+    """GC waits for the gate with a deadline (issue 13): a request that never finishes
+    costs one skipped round, logged, and nothing is freed under it."""
+    node.run_pod("alone")
+    before = node.footprints()
+    gate = Gate()
+    gc = node.collector([], grace=0, gate=gate)
+    with gate.shared():
+        report = run_in_netns(node.netns, gc.run_once)
+    assert "CNI requests kept the gate busy" in report.skipped
+    assert report.freed == []
+    assert node.footprints() == before
+    report = run_in_netns(node.netns, gc.run_once)  # the next round, gate free
+    assert report.skipped == ""
+    assert report.freed
 
 
 def test_cache_entries_of_another_config_are_not_ours_to_delete(node: Node) -> None:
