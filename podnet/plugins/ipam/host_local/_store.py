@@ -7,8 +7,9 @@ node, even at the same moment (plugins/ipam/host-local/backend/disk):
         lock                           flock()ed exclusively around every change
 
 The lock is taken as the Go go-filemutex does it: open(O_CREAT|O_RDONLY, 0750), then
-flock(LOCK_EX) on that descriptor. flock locks belong to the open file description, so
-our process and a reference process exclude each other on the same file.
+flock(LOCK_EX) on that descriptor, but with a deadline (see _lock). flock locks belong
+to the open file description, so our process and a reference process exclude each other
+on the same file.
 
 A reservation appears whole or not at all: the content is written to a temp file that is
 then hard-linked to the address's name. link() fails with EEXIST when the name exists, so
@@ -29,7 +30,6 @@ read under the lock, and one lost in a crash only moves where round-robin starts
 from __future__ import annotations
 
 import errno
-import fcntl
 import functools
 import ipaddress
 import os
@@ -37,13 +37,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from podnet.cni import IOFailure, write_temp
+from podnet.cni import IOFailure, TryAgainLater, write_temp
 from podnet.ipam import IPAddress, canonical_ip
+from podnet.plugins.ipam.host_local._lock import LockTimeout, flock_within
 
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_NAME = "lock"
 TEMP_PREFIX = ".tmp-"
 LINE_BREAK = "\r\n"
+# How long an invocation waits for the lock before it answers "try again" (code 11).
+LOCK_TIMEOUT = 20.0
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,9 @@ class Reservation:
 
 
 class DiskStore:
-    def __init__(self, data_dir: str, network: str) -> None:
+    def __init__(self, data_dir: str, network: str, *, lock_timeout: float | None = None) -> None:
         self.directory = os.path.join(data_dir, network)
+        self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
 
     def exists(self) -> bool:
         return os.path.isdir(self.directory)
@@ -95,9 +99,12 @@ class DiskStore:
                 os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC,
                 0o750,
             )
+        path = os.path.join(self.directory, LOCK_NAME)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            with flock_within(fd, path, self.lock_timeout):
+                yield
+        except LockTimeout as exc:
+            raise TryAgainLater(f"the network's lock is busy: {exc}") from None
         finally:
             os.close(fd)  # closing the last descriptor releases the flock
 
