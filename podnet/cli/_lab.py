@@ -12,7 +12,16 @@ from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._table import table
 from podnet.cni import CNIError
-from podnet.lab import RUNTIMES, Endpoint, Lab, LabError, LabPod, TopologyError, matrix
+from podnet.lab import (
+    RUNTIMES,
+    Endpoint,
+    Lab,
+    LabError,
+    LabPod,
+    TopologyError,
+    matrix,
+    run_restarter,
+)
 from podnet.runtime import PodExists, PodNotFound, SandboxError
 from podnet.store import StoreError
 
@@ -91,6 +100,12 @@ def register(subparsers: Any) -> None:
     get.add_argument("what", choices=("pods", "nodes"))
     get.add_argument("-o", "--output", choices=("wide", "json"), default=None)
     get.set_defaults(handler=lab_get)
+
+    supervise = verbs.add_parser(
+        "supervise", help="restart the lab's agents, nodeipam and etcd when they die (run by up)"
+    )
+    supervise.add_argument("--dir", required=True, help="the lab's state directory")
+    supervise.set_defaults(handler=lab_supervise)
 
     check = verbs.add_parser("check", help="ping from every pod to every other pod")
     check.set_defaults(handler=lab_check)
@@ -182,21 +197,20 @@ def pod_cidrs(lab: Lab) -> dict[str, str]:
     return {n.name: n.pod_cidr for n in lab.nodes()}
 
 
+def lab_supervise(args: argparse.Namespace) -> int:
+    return run_restarter(args.dir)
+
+
 def lab_get(args: argparse.Namespace) -> int:
     try:
         lab = Lab(args.name)
         cidrs = pod_cidrs(lab)
         if args.what == "nodes":
             rows: list[list[object]] = [
-                [
-                    n,
-                    str(lab.node(n).ip),
-                    cidrs.get(n, "") or "<none>",
-                    "Ready" if lab.agent_ready(n) else "NotReady",
-                ]
+                [n, str(lab.node(n).ip), cidrs.get(n, "") or "<none>", *lab.agent_status(n)]
                 for n in lab.node_names()
             ]
-            print(table(["NODE", "ADDRESS", "PODCIDR", "AGENT"], rows))
+            print(table(["NODE", "ADDRESS", "PODCIDR", "AGENT", "RESTARTS"], rows))
             return 0
         pods = lab.pods()
     except ERRORS as exc:

@@ -21,6 +21,7 @@ from podnet.lab._containerd import (
 from podnet.lab._errors import LabError
 from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
 from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
+from podnet.lab._restarter import run_restarter
 from podnet.lab._topology import (
     FIRST_NODE_HOST,
     NODE_UNDERLAY_IF,
@@ -70,6 +71,7 @@ __all__ = [
     "node_address",
     "remove_cgroup",
     "remove_node",
+    "run_restarter",
     "shim_pids",
     "teardown",
     "write_sandbox_image",

@@ -33,6 +33,7 @@ from podnet.lab._containerd_nodes import ContainerdNodes
 from podnet.lab._errors import LabError
 from podnet.lab._etcd import ETCD_PORT, etcd_url, start_etcd
 from podnet.lab._node_runtime import LabSite, NodeRuntime, PodnetNodes
+from podnet.lab._restarter import RESTARTER, read_status
 from podnet.lab._state import NodeDirs, StateFile, dirs_on_disk, node_dirs
 from podnet.lab._supervise import Supervisor, podnet_argv
 from podnet.lab._topology import (
@@ -224,6 +225,12 @@ class Lab:
             progress(f"underlay and {nodes} node namespaces on 192.0.2.0/24")
             build(self.name, names, netns_dir=self.netns_dir)
             self._state_file.save(state)
+            # Restarts the agents, nodeipam and etcd when they die, as kubelet would.
+            self.processes.spawn(
+                RESTARTER,
+                podnet_argv("lab", "supervise", "--dir", self.dir),
+                self.log_path(RESTARTER),
+            )
             if store == "etcd":
                 progress(f"etcd on the control plane at {CONTROL_PLANE.ip}:{ETCD_PORT}")
                 start_etcd(
@@ -254,6 +261,7 @@ class Lab:
                     ),
                 ],
                 self.log_path("nodeipam"),
+                restart=True,
             )
             for name in names:  # before the agents: kubelet's runtime is there first
                 node_runtime.start(name, progress)
@@ -300,12 +308,25 @@ class Lab:
                 *node_runtime.agent_args(name),
             ),
         ]
-        self.processes.spawn(f"agent-{name}", argv, self.log_path(f"agent-{name}"))
+        self.processes.spawn(f"agent-{name}", argv, self.log_path(f"agent-{name}"), restart=True)
 
     def restart_agent(self, name: str) -> None:
         """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
         self.processes.stop(f"agent-{name}")
         self._start_agent(name, self.store_url, self.node_runtime)
+
+    def agent_status(self, name: str) -> tuple[str, int]:
+        """(state, restart count) of a node's agent: Ready or NotReady while it runs,
+        else what the lab's restarter says (CrashLoopBackOff while it waits to start it
+        again), or Down when nothing will."""
+        what = f"agent-{name}"
+        known = read_status(self.dir).get(what, {})
+        restarts = int(known.get("restarts", 0))
+        if self.process_alive(what):
+            return ("Ready" if self.agent_ready(name) else "NotReady"), restarts
+        if known and self.process_alive(RESTARTER):
+            return str(known.get("state") or "Down"), restarts
+        return "Down", restarts
 
     def agent_ready(self, name: str) -> bool:
         node = self.node(name)

@@ -40,7 +40,7 @@ def start_etcd(supervisor: Supervisor, netns: str, data_dir: str, timeout: float
         "--election-timeout=100",
         "--log-level=warn",
     ]
-    supervisor.spawn(ETCD, argv, supervisor.log_path(ETCD))
+    supervisor.spawn(ETCD, argv, supervisor.log_path(ETCD), restart=True)
 
     def healthy() -> bool:
         conn = http.client.HTTPConnection(str(CONTROL_PLANE.ip), ETCD_PORT, timeout=1)

@@ -1,19 +1,32 @@
 """The lab's daemons: started in sessions of their own, recorded by PID file, recognised by
 a marker in their environment, and stopped (SIGTERM, then SIGKILL) by those files alone, so
-that `down` stops exactly what `up` started, also after a crash, and never anything else."""
+that `down` stops exactly what `up` started, also after a crash, and never anything else.
+
+A daemon spawned with `restart=True` also leaves its recipe (argv, log, environment) in
+specs/<name>.json, from which the lab's restarter (`_restarter`) starts it again when it
+dies. Stopping a daemon on purpose removes its recipe first; recipes and PID files change
+only under the lab's lock (supervise.lock), so the restarter never revives a daemon that
+is being stopped, nor starts a second copy of one being started.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
+from podnet.cni import atomic_write
+from podnet.lab._errors import LabError
 from podnet.lab._host import reap
 
 LAB_MARKER = "PODNET_LAB"  # in the environment of every process a lab starts
+LOCK_TIMEOUT = 30.0  # the longest a stop (SIGTERM wait) holds the lock is 10 s
 
 
 def podnet_argv(*args: str) -> list[str]:
@@ -26,6 +39,7 @@ class Supervisor:
         self.lab_dir = lab_dir
         self.pids_dir = os.path.join(lab_dir, "pids")
         self.logs_dir = os.path.join(lab_dir, "logs")
+        self.specs_dir = os.path.join(lab_dir, "specs")
 
     def plugin_env(self) -> dict[str, str]:
         """What every plugin the lab's daemons run gets: one log file for the lab."""
@@ -37,16 +51,80 @@ class Supervisor:
     def log_path(self, what: str) -> str:
         return os.path.join(self.logs_dir, f"{what}.log")
 
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The lab's lock over recipes and PID files (bounded wait)."""
+        os.makedirs(self.lab_dir, exist_ok=True)
+        with open(os.path.join(self.lab_dir, "supervise.lock"), "a") as handle:
+            deadline = time.monotonic() + LOCK_TIMEOUT
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise LabError(
+                            f"the lab's process lock is held for over {LOCK_TIMEOUT:g}s"
+                        ) from None
+                    time.sleep(0.02)
+            yield  # closing the file lets the lock go
+
     def spawn(
-        self, what: str, argv: Sequence[str], log: str, env: dict[str, str] | None = None
+        self,
+        what: str,
+        argv: Sequence[str],
+        log: str,
+        env: dict[str, str] | None = None,
+        *,
+        restart: bool = False,
     ) -> int:
         """Start a daemon of the lab in a session of its own (a Ctrl-C in the terminal
         is for the CLI only), output appended to `log`, recorded in a PID file. No Popen
         object: the daemon outlives the command that started it. `env` replaces this
-        process's environment (containerd hands its own to every plugin)."""
-        os.makedirs(os.path.dirname(log), exist_ok=True)
+        process's environment (containerd hands its own to every plugin). With
+        `restart`, the lab's restarter starts it again whenever it dies."""
         base = env if env is not None else {**os.environ, **self.plugin_env()}
         env = {**base, LAB_MARKER: self.lab_dir}
+        with self.locked():
+            if restart:
+                os.makedirs(self.specs_dir, mode=0o700, exist_ok=True)
+                recipe = {"argv": list(argv), "log": log, "env": env}
+                atomic_write(self.spec_file(what), json.dumps(recipe).encode(), mode=0o600)
+            return self._spawn(what, argv, log, env)
+
+    def spec_file(self, what: str) -> str:
+        return os.path.join(self.specs_dir, f"{what}.json")
+
+    def restartable(self) -> list[str]:
+        """The daemons the restarter keeps running (those with a recipe)."""
+        try:
+            names = os.listdir(self.specs_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(n[: -len(".json")] for n in names if n.endswith(".json"))
+
+    def respawn(self, what: str) -> int | None:
+        """Start `what` again from its recipe, unless it runs or was stopped on purpose
+        meanwhile (then None). For the restarter."""
+        with self.locked():
+            if self.alive(what):
+                return None
+            try:
+                with open(self.spec_file(what)) as handle:
+                    recipe: dict[str, Any] = json.load(handle)
+            except FileNotFoundError:
+                return None
+            return self._spawn(what, recipe["argv"], recipe["log"], recipe["env"])
+
+    def _forget(self, names: Sequence[str]) -> None:
+        with self.locked():
+            for what in names:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.spec_file(what))
+
+    def _spawn(self, what: str, argv: Sequence[str], log: str, env: dict[str, str]) -> int:
+        os.makedirs(os.path.dirname(log), exist_ok=True)
+        os.makedirs(self.pids_dir, exist_ok=True)
         pid = os.posix_spawnp(
             argv[0],
             list(argv),
@@ -97,10 +175,13 @@ class Supervisor:
         return self.our_pid(self.pid_file(what)) is not None
 
     def stop_all(self, timeout: float = 5.0) -> list[str]:
+        self._forget(self.restartable())  # nothing is restarted from here on
         return self.stop_pid_files(self.pid_files(), timeout)
 
     def stop(self, what: str, timeout: float = 10.0) -> None:
-        """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`)."""
+        """SIGTERM one daemon of the lab and wait for it to go (SIGKILL after `timeout`);
+        the restarter lets it be."""
+        self._forget([what])
         self.stop_pid_files([self.pid_file(what)], timeout)
 
     def stop_pid_files(self, pid_files: Sequence[str], timeout: float) -> list[str]:

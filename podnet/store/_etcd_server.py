@@ -199,6 +199,11 @@ class LocalEtcd:
                     return index
         raise StoreUnavailable("etcd: no leader among the running members")
 
+    def running(self, index: int) -> bool:
+        """Whether member `index` has a process (not killed, or restarted since)."""
+        process = self._members[index].process
+        return process is not None and process.poll() is None
+
     def kill(self, index: int) -> None:
         """SIGKILL one member (by PID), as a crash would."""
         member = self._members[index]

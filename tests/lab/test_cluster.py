@@ -121,6 +121,27 @@ def test_agent_restart_keeps_pods_reachable(lab: Lab) -> None:
     assert failed_pairs(pods) == []
 
 
+def daemon_pid(lab: Lab, what: str) -> int | None:
+    return lab.processes.our_pid(lab.processes.pid_file(what))
+
+
+def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
+    lab.up(2)
+    pods = start_pods(lab, per_node=1)
+    assert lab.agent_status("n2") == ("Ready", 0)
+    for what in ("agent-n2", "nodeipam"):
+        pid = daemon_pid(lab, what)
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda w=what, old=pid: daemon_pid(lab, w) not in (None, old), 30)
+    wait_for(lambda: lab.agent_status("n2") == ("Ready", 1), 60)
+    assert lab.agent_status("n1") == ("Ready", 0)
+    assert failed_pairs(pods) == []
+    # A pod started after the restarts gets an address on the restarted node.
+    late = lab.pod_run("late", "n2")
+    assert late.sandbox.ip not in {p.sandbox.ip for p in pods}
+
+
 def test_down_after_kill_9_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
     lab.up(2)
     pods = start_pods(lab, per_node=1)
@@ -175,6 +196,8 @@ def test_cli(tmp_path: Path) -> None:
         assert run("node", "rm", "n3").returncode == 0
         nodes = run("get", "nodes")
         assert "n3" not in nodes.stdout and "n2" in nodes.stdout
+        assert nodes.stdout.split()[3:5] == ["AGENT", "RESTARTS"]
+        assert "Ready" in nodes.stdout
         missing = run("pod", "run", "x", "--node", "n9")
         assert missing.returncode == 1 and "no node 'n9'" in missing.stderr
     finally:
