@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from podnet.netlink import create_netns, delete_netns
-from podnet.plugins._install import install_executables
+from podnet.plugins import install_executables
 
 REFERENCE_BIN = "/usr/lib/cni"
 RESULTS = Path(__file__).parent / "results"

@@ -73,7 +73,7 @@ def in_process(plugin_type: str, agent_socket: str, reason: str) -> None:
 
 def _run_here(plugin_type: str, note: str, stdin: bytes | None) -> None:
     from podnet.cni import log
-    from podnet.plugins._exe import main as run_in_process
+    from podnet.plugins import run_in_process
 
     if note:
         log(note)

@@ -29,7 +29,7 @@ from podnet.agent._netconf_store import read_network_config
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
 from podnet.netlink import Rtnl
-from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.plugins import default_conflist, install_executables, write_conflist
 from podnet.runtime import DEFAULT_CACHE_DIR
 from podnet.store import AlreadyExists, Nodes, Store, open_store
 

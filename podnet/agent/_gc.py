@@ -47,8 +47,7 @@ from podnet.cni import (
     plugin_environ,
     plugin_error,
 )
-from podnet.plugins import load_plugin
-from podnet.plugins._delegate import podnet_type_of
+from podnet.plugins import load_plugin, podnet_type_of
 from podnet.plugins.ipam.host_local import DEFAULT_DATA_DIR as HOST_LOCAL_DATA_DIR
 from podnet.plugins.ipam.host_local import DiskStore
 from podnet.plugins.meta.flannel import DEFAULT_DATA_DIR as FLANNEL_DATA_DIR

@@ -10,10 +10,19 @@ import sys
 import threading
 from typing import Any
 
-from podnet.agent import DEFAULT_SOCKET, DEFAULT_SUBNET_FILE, CNIServer, ConfigError
-from podnet.agent._daemon import DEFAULT_CNI_DATA_DIR, Agent, DaemonSettings
-from podnet.agent._gc import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
-from podnet.agent._netconf_store import read_network_config, write_network_config
+from podnet.agent import (
+    DEFAULT_CNI_DATA_DIR,
+    DEFAULT_GC_GRACE,
+    DEFAULT_GC_INTERVAL,
+    DEFAULT_SOCKET,
+    DEFAULT_SUBNET_FILE,
+    Agent,
+    CNIServer,
+    ConfigError,
+    DaemonSettings,
+    read_network_config,
+    write_network_config,
+)
 from podnet.cni import ALL_VERSIONS
 from podnet.runtime import DEFAULT_CACHE_DIR
 from podnet.store import StoreError, open_store, store_url

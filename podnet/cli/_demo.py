@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.cni import CNIError, decode_result, exec_plugin, plugin_environ
-from podnet.plugins._install import install_executables
+from podnet.plugins import install_executables
 
 NETWORK = "cbr0"
 SUBNET_V4 = "10.244.1.0/24"

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from podnet.cni import ALL_VERSIONS
-from podnet.plugins._install import default_conflist, install_executables, write_conflist
+from podnet.plugins import default_conflist, install_executables, write_conflist
 
 
 def register(subparsers: Any) -> None:

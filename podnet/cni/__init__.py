@@ -10,9 +10,7 @@ from podnet.cni._errors import (
     InternalError,
     InvalidConfig,
     InvalidEnvironment,
-    InvalidNetNS,
     IOFailure,
-    LimitedConnectivity,
     PluginNotAvailable,
     TryAgainLater,
     UnknownContainer,
@@ -30,7 +28,6 @@ from podnet.cni._log import log
 from podnet.cni._plugin import Plugin
 from podnet.cni._request import (
     Request,
-    decode_config,
     parse_cni_args,
     request_from_env,
     validate_container_id,
@@ -38,15 +35,8 @@ from podnet.cni._request import (
     validate_network_name,
 )
 from podnet.cni._result import DNS, Interface, IPConfig, Result, Route
-from podnet.cni._skel import call, dispatch, plugin_main, version_info
-from podnet.cni._version import (
-    ALL_VERSIONS,
-    CURRENT_VERSION,
-    at_least,
-    config_version,
-    negotiate,
-    parse_version,
-)
+from podnet.cni._skel import call, dispatch, plugin_main
+from podnet.cni._version import ALL_VERSIONS, CURRENT_VERSION, at_least, negotiate, parse_version
 
 __all__ = [
     "after_answer",
@@ -66,8 +56,6 @@ __all__ = [
     "InternalError",
     "InvalidConfig",
     "InvalidEnvironment",
-    "InvalidNetNS",
-    "LimitedConnectivity",
     "Plugin",
     "PluginNotAvailable",
     "Request",
@@ -79,8 +67,6 @@ __all__ = [
     "at_least",
     "atomic_write",
     "call",
-    "config_version",
-    "decode_config",
     "decode_result",
     "dispatch",
     "exec_plugin",
@@ -96,6 +82,5 @@ __all__ = [
     "validate_container_id",
     "validate_ifname",
     "validate_network_name",
-    "version_info",
     "write_temp",
 ]

@@ -6,24 +6,12 @@ which sandboxes exist so that it can garbage-collect what no sandbox uses any mo
 depends on grpc and the CRI stubs only.
 """
 
-from podnet.cri._client import (
-    DEFAULT_TIMEOUT,
-    Condition,
-    CRIClient,
-    CRIError,
-    PodMetadata,
-    RuntimeVersion,
-    Sandbox,
-    SandboxStatus,
-)
+from podnet.cri._client import CRIClient, CRIError, PodMetadata, RuntimeVersion, SandboxStatus
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
     "CRIClient",
     "CRIError",
-    "Condition",
     "PodMetadata",
     "RuntimeVersion",
-    "Sandbox",
     "SandboxStatus",
 ]

@@ -1,7 +1,7 @@
 """Pure IP address management: ranges, range sets and the round-robin allocation order
 of host-local. No I/O: the plugins own their stores."""
 
-from podnet.ipam._allocator import Candidate, candidates
+from podnet.ipam._allocator import candidates
 from podnet.ipam._range import (
     IPAddress,
     IPAMError,
@@ -9,14 +9,12 @@ from podnet.ipam._range import (
     Range,
     canonical_ip,
     canonical_range,
-    last_ip,
     parse_cidr,
     parse_ip,
 )
 from podnet.ipam._range_set import RangeSet, check_disjoint, count_free, range_set
 
 __all__ = [
-    "Candidate",
     "IPAMError",
     "IPAddress",
     "IPNetwork",
@@ -27,7 +25,6 @@ __all__ = [
     "candidates",
     "check_disjoint",
     "count_free",
-    "last_ip",
     "parse_cidr",
     "parse_ip",
     "range_set",

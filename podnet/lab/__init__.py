@@ -11,65 +11,51 @@ CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built 
 
 from podnet.lab._check import Endpoint, matrix
 from podnet.lab._cluster import RUNTIMES, Lab, LabPod
-from podnet.lab._containerd import (
-    Containerd,
-    ContainerdError,
-    Spawn,
-    default_snapshotter,
-    missing_prerequisites,
-)
+from podnet.lab._containerd import Containerd, default_snapshotter, missing_prerequisites
 from podnet.lab._errors import LabError
-from podnet.lab._host import mounts_under, remove_cgroup, shim_pids
-from podnet.lab._image import SANDBOX_IMAGE, ImageError, is_static_elf, write_sandbox_image
+from podnet.lab._host import mounts_under, shim_pids
+from podnet.lab._image import (
+    DEFAULT_BUSYBOX,
+    SANDBOX_IMAGE,
+    ImageError,
+    is_static_elf,
+    write_sandbox_image,
+)
 from podnet.lab._restarter import run_restarter
 from podnet.lab._topology import (
-    FIRST_NODE_HOST,
-    NODE_UNDERLAY_IF,
-    SWITCH,
-    UNDERLAY_NETWORK,
     LabNode,
     TopologyError,
     Underlay,
     add_node,
     build,
-    create_underlay,
     lab_namespaces,
-    lab_prefix,
     node_address,
     remove_node,
     teardown,
 )
 
 __all__ = [
+    "DEFAULT_BUSYBOX",
     "RUNTIMES",
     "Endpoint",
     "Lab",
     "LabError",
     "LabPod",
     "matrix",
-    "FIRST_NODE_HOST",
-    "NODE_UNDERLAY_IF",
     "SANDBOX_IMAGE",
-    "SWITCH",
-    "UNDERLAY_NETWORK",
     "Containerd",
-    "ContainerdError",
     "ImageError",
     "LabNode",
     "TopologyError",
     "Underlay",
-    "Spawn",
     "add_node",
     "build",
-    "create_underlay",
     "default_snapshotter",
     "is_static_elf",
     "lab_namespaces",
-    "lab_prefix",
     "missing_prerequisites",
     "mounts_under",
     "node_address",
-    "remove_cgroup",
     "remove_node",
     "run_restarter",
     "shim_pids",

@@ -5,7 +5,7 @@ created in a thread that entered it (see _netns), never through pyroute2's forki
 `IPRoute(netns=...)`, which crashes grpc clients in the same process.
 """
 
-from podnet.netlink._addrs import Address, add_address, delete_address, list_addresses
+from podnet.netlink._addrs import add_address, delete_address, list_addresses
 from podnet.netlink._lab_links import (
     add_default_route,
     create_bridge_up,
@@ -57,20 +57,11 @@ from podnet.netlink._netns import (
     write_sysctl,
 )
 from podnet.netlink._nft import NftError, nft_apply, nft_get_element, nft_list
-from podnet.netlink._routes import RouteEntry, add_route, list_routes
-from podnet.netlink._rtnl import (
-    LinkInfo,
-    LinkNotFound,
-    NetlinkError,
-    Rtnl,
-    RtnlError,
-    open_rtnl,
-    own_rtnl,
-)
+from podnet.netlink._routes import add_route, list_routes
+from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl, RtnlError, open_rtnl, own_rtnl
 from podnet.netlink._sysctl import set_sysctls
 from podnet.netlink._tagged_routes import (
     GatewayRoute,
-    RouteLookup,
     delete_route,
     lookup_route,
     replace_route,
@@ -78,23 +69,19 @@ from podnet.netlink._tagged_routes import (
 )
 from podnet.netlink._vxlan import (
     VXLAN_PORT,
-    VxlanAttrs,
     VxlanSpec,
     ensure_sole_address,
     ensure_vxlan,
     ipv4_addresses,
     read_vxlan,
-    vxlan_incompatibility,
 )
 
 __all__ = [
     "DEFAULT_NETNS_DIR",
     "VXLAN_PORT",
-    "Address",
     "FdbEntry",
     "GatewayRoute",
     "Link",
-    "LinkInfo",
     "LinkNotFound",
     "Neighbour",
     "NetlinkError",
@@ -102,11 +89,8 @@ __all__ = [
     "NotANetns",
     "NftError",
     "OWN_NETNS",
-    "RouteEntry",
-    "RouteLookup",
     "Rtnl",
     "RtnlError",
-    "VxlanAttrs",
     "VxlanSpec",
     "add_address",
     "add_default_route",
@@ -161,6 +145,5 @@ __all__ = [
     "set_master",
     "set_promisc",
     "set_sysctls",
-    "vxlan_incompatibility",
     "write_sysctl",
 ]

@@ -6,24 +6,18 @@ does; `PodRuntime` creates pod sandboxes (netns, lo, ADD on eth0, pod IP) and re
 so GC knows which attachments are still in use.
 """
 
-from podnet.runtime._cache import CACHE_KIND, CachedAttachment, ResultCache
+from podnet.runtime._cache import CachedAttachment, ResultCache
 from podnet.runtime._chain import (
     CNI,
     DEFAULT_BIN_DIRS,
     DEFAULT_CACHE_DIR,
     LEGACY_ATTACHMENTS_KEY,
     VALID_ATTACHMENTS_KEY,
-    GCReport,
-    PluginStatus,
-    network_of,
-    plugin_config,
 )
 from podnet.runtime._conf import (
-    ConfScan,
     NetworkConfigList,
     conflist_from_bytes,
     conflist_from_conf,
-    load_conf_file,
     scan_conf_dir,
 )
 from podnet.runtime._errors import (
@@ -35,34 +29,22 @@ from podnet.runtime._errors import (
     PodNotFound,
     SandboxError,
 )
-from podnet.runtime._exec import DEFAULT_TIMEOUT, Exec, ProcessExec, cni_env, supported_versions
+from podnet.runtime._exec import DEFAULT_TIMEOUT, Exec, ProcessExec
 from podnet.runtime._sandbox import (
     DEFAULT_CONF_DIR,
     POD_IFNAME,
     PodRun,
     PodRuntime,
     RuntimePaths,
-    StatusReport,
-    pod_ip,
     pod_ips,
 )
-from podnet.runtime._state import (
-    CREATING,
-    DEFAULT_STATE_DIR,
-    READY,
-    STOPPED,
-    Sandbox,
-    SandboxStore,
-)
+from podnet.runtime._state import DEFAULT_STATE_DIR, READY, STOPPED, Sandbox
 from podnet.runtime._types import GCAttachment, RuntimeConf, pod_args
 
 __all__ = [
-    "CACHE_KIND",
     "CNI",
-    "CREATING",
     "CachedAttachment",
     "ConfError",
-    "ConfScan",
     "DEFAULT_BIN_DIRS",
     "DEFAULT_CACHE_DIR",
     "DEFAULT_CONF_DIR",
@@ -70,14 +52,12 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Exec",
     "GCAttachment",
-    "GCReport",
     "LEGACY_ATTACHMENTS_KEY",
     "NetworkConfigList",
     "NoNetworkConfig",
     "POD_IFNAME",
     "PluginErrors",
     "PluginFailed",
-    "PluginStatus",
     "PodExists",
     "PodNotFound",
     "PodRun",
@@ -90,18 +70,10 @@ __all__ = [
     "STOPPED",
     "Sandbox",
     "SandboxError",
-    "SandboxStore",
-    "StatusReport",
     "VALID_ATTACHMENTS_KEY",
-    "cni_env",
     "conflist_from_bytes",
     "conflist_from_conf",
-    "load_conf_file",
-    "network_of",
-    "plugin_config",
     "pod_args",
-    "pod_ip",
     "pod_ips",
     "scan_conf_dir",
-    "supported_versions",
 ]

@@ -2,16 +2,7 @@
 delete, leases, watch) with two backends, sqlite (embedded, one file per machine) and etcd
 (v3 through its JSON gateway), chosen by URL with `open_store`."""
 
-from podnet.store._base import (
-    NO_LEASE,
-    EventType,
-    KeyValue,
-    Listing,
-    Store,
-    Watch,
-    WatchEvent,
-    prefix_end,
-)
+from podnet.store._base import KeyValue, Store, Watch, WatchEvent, prefix_end
 from podnet.store._errors import (
     AuthFailed,
     Compacted,
@@ -23,82 +14,42 @@ from podnet.store._errors import (
     StoreUnavailable,
     map_exceptions,
 )
-from podnet.store._etcd import HTTPX_ERRORS, Credentials, EtcdError, EtcdStore, TLSConfig
+from podnet.store._etcd import (
+    HTTPX_ERRORS,
+    Credentials,
+    EtcdStore,
+)
 from podnet.store._etcd_server import EtcdNotInstalled, LocalEtcd, TLSFiles
-from podnet.store._events import (
-    DEFAULT_NAMESPACE,
-    EVENTS_PREFIX,
-    NORMAL,
-    WARNING,
-    Event,
-    EventRecorder,
-    list_events,
-)
-from podnet.store._nodes import (
-    INTERNAL_IP,
-    NODES_PREFIX,
-    PODCIDR_IMMUTABLE,
-    Node,
-    NodeAddress,
-    NodeChange,
-    NodeJSON,
-    Nodes,
-    validate_node,
-    validate_node_update,
-)
-from podnet.store._objects import (
-    AlreadyExists,
-    Conflict,
-    Invalid,
-    NotFound,
-    ObjectError,
-    now_rfc3339,
-    parse_rfc3339,
-)
+from podnet.store._events import WARNING, EventRecorder, list_events
+from podnet.store._nodes import Node, NodeChange, Nodes
+from podnet.store._objects import AlreadyExists, Conflict, Invalid, NotFound, parse_rfc3339
 from podnet.store._sqlite import SQLITE_ERRORS, SqliteStore
 from podnet.store._url import DEFAULT_STORE_URL, STORE_ENV, open_store, store_url
 
 __all__ = [
-    "DEFAULT_NAMESPACE",
-    "EVENTS_PREFIX",
-    "INTERNAL_IP",
-    "NODES_PREFIX",
-    "NORMAL",
-    "PODCIDR_IMMUTABLE",
     "WARNING",
     "AlreadyExists",
     "Conflict",
-    "Event",
     "EventRecorder",
     "Invalid",
     "Node",
-    "NodeAddress",
     "NodeChange",
-    "NodeJSON",
     "Nodes",
     "NotFound",
-    "ObjectError",
     "list_events",
-    "now_rfc3339",
     "parse_rfc3339",
-    "validate_node",
-    "validate_node_update",
     "DEFAULT_STORE_URL",
     "HTTPX_ERRORS",
-    "NO_LEASE",
     "SQLITE_ERRORS",
     "STORE_ENV",
     "AuthFailed",
     "Compacted",
     "Credentials",
-    "EtcdError",
     "EtcdNotInstalled",
     "EtcdStore",
-    "EventType",
     "InvalidStoreURL",
     "KeyValue",
     "LeaseNotFound",
-    "Listing",
     "LocalEtcd",
     "SqliteStore",
     "Store",
@@ -106,12 +57,11 @@ __all__ = [
     "StoreError",
     "StoreTimeout",
     "StoreUnavailable",
-    "TLSConfig",
     "TLSFiles",
     "Watch",
     "WatchEvent",
     "map_exceptions",
     "open_store",
-    "prefix_end",
     "store_url",
+    "prefix_end",
 ]

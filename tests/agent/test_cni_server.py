@@ -15,8 +15,7 @@ import pytest
 
 from podnet.agent import CNIServer
 from podnet.cni import IPConfig, Plugin, Request, Result
-from podnet.plugins._install import executable_text, launcher_image
-from podnet.plugins._launcher import build_launcher
+from podnet.plugins import build_launcher, executable_text, launcher_image
 
 SEEN: list[tuple[str, int]] = []
 RELEASE = threading.Event()

@@ -25,7 +25,7 @@ from podnet.agent import (
 )
 from podnet.agent import footprints as node_footprints
 from podnet.netlink import Rtnl, create_netns, delete_netns, is_netns, run_in_netns
-from podnet.plugins._install import (
+from podnet.plugins import (
     CONFLIST_NAME,
     default_conflist,
     install_executables,

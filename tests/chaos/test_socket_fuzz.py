@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from podnet._wire import MAGIC, MAX_FIELD, encode_request
-from podnet.plugins._install import install_executables
+from podnet.plugins import install_executables
 from tests.chaos._figures import Budget, Limit, record
 from tests.plugins.flannel._chain import ChainNode
 from tests.plugins.flannel.test_kill import Killable

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from podnet.agent._store_source import StoreNodeSource
+from podnet.agent import StoreNodeSource
 from podnet.store import (
     AlreadyExists,
     EtcdNotInstalled,

@@ -21,8 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.cri import CRIClient, PodMetadata
-from podnet.lab import Containerd, default_snapshotter, missing_prerequisites
-from podnet.lab._image import DEFAULT_BUSYBOX, is_static_elf
+from podnet.lab import (
+    DEFAULT_BUSYBOX,
+    Containerd,
+    default_snapshotter,
+    is_static_elf,
+    missing_prerequisites,
+)
 from podnet.netlink import create_netns, delete_netns, write_sysctl
 from podnet.plugins import PLUGIN_MODULES
 

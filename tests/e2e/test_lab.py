@@ -23,7 +23,7 @@ import pytest
 from podnet.cri import CRIError
 from podnet.lab import Endpoint, Lab, LabError, LabPod, lab_namespaces, matrix
 from podnet.netlink import delete_netns, run_in_netns
-from podnet.plugins._install import CONFLIST_NAME
+from podnet.plugins import CONFLIST_NAME
 from podnet.runtime import CNI, DEFAULT_CACHE_DIR, ProcessExec, scan_conf_dir
 from tests.e2e.nodes import e2e_unavailable, forget_sandbox, wait_until
 

@@ -1,11 +1,9 @@
-"""containerd's config, mount parsing and CRI status decoding: the parts that need no daemon."""
+"""containerd's config and mount parsing: the parts that need no daemon."""
 
 from __future__ import annotations
 
-import json
 import tomllib
 
-from podnet.cri._client import _netns_from_info
 from podnet.lab import mounts_under
 from podnet.lab._containerd import render_config
 from podnet.lab._host import _unescape_mountinfo
@@ -47,12 +45,3 @@ def test_mounts_under_a_plain_dir_is_empty(tmp_path) -> None:
     under_proc = mounts_under("/proc")
     assert under_proc[-1] == "/proc", "deepest first, so the parent is unmounted last"
     assert all(point.startswith("/proc") for point in under_proc)
-
-
-def test_pod_netns_from_verbose_status() -> None:
-    spec = {"linux": {"namespaces": [{"type": "pid"}, {"type": "network", "path": "/s/cni-1"}]}}
-    assert _netns_from_info({"info": json.dumps({"runtimeSpec": spec})}) == "/s/cni-1"
-    host_network = {"linux": {"namespaces": [{"type": "pid"}]}}
-    assert _netns_from_info({"info": json.dumps({"runtimeSpec": host_network})}) is None
-    assert _netns_from_info({}) is None
-    assert _netns_from_info({"info": "not json"}) is None

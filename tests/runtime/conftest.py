@@ -164,8 +164,7 @@ class Node:
 
 
 def podnet_bin(directory: str) -> str:
-    from podnet.plugins import PLUGIN_MODULES
-    from podnet.plugins._install import install_executables
+    from podnet.plugins import PLUGIN_MODULES, install_executables
 
     missing = [t for t in NEEDED_TYPES if t not in PLUGIN_MODULES]
     if missing:

@@ -2,8 +2,8 @@
 interchangeable with the reference plugin (same files, same lock, same words)."""
 
 from podnet.cni import Plugin
-from podnet.plugins.ipam.host_local._config import DEFAULT_DATA_DIR, HostLocalConfig, load_config
-from podnet.plugins.ipam.host_local._store import Attachment, DiskStore, Reservation
+from podnet.plugins.ipam.host_local._config import DEFAULT_DATA_DIR, load_config
+from podnet.plugins.ipam.host_local._store import Attachment, DiskStore
 from podnet.plugins.ipam.host_local._verbs import add, check, delete, gc, status
 
 PLUGIN = Plugin(name="host-local", add=add, delete=delete, check=check, gc=gc, status=status)
@@ -13,7 +13,5 @@ __all__ = [
     "PLUGIN",
     "Attachment",
     "DiskStore",
-    "HostLocalConfig",
-    "Reservation",
     "load_config",
 ]

@@ -4,9 +4,12 @@ Linux bridge on the node, the pod's address from a delegated IPAM plugin."""
 from podnet.cni import Plugin
 from podnet.plugins.main.bridge._add import add
 from podnet.plugins.main.bridge._check import check, status
-from podnet.plugins.main.bridge._config import BridgeConfig, parse_config
+from podnet.plugins.main.bridge._config import parse_config
 from podnet.plugins.main.bridge._delete import delete, gc
 
 PLUGIN = Plugin(name="bridge", add=add, delete=delete, check=check, gc=gc, status=status)
 
-__all__ = ["PLUGIN", "BridgeConfig", "add", "check", "delete", "gc", "parse_config", "status"]
+__all__ = [
+    "PLUGIN",
+    "parse_config",
+]

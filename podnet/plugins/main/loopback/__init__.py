@@ -5,4 +5,6 @@ from podnet.plugins.main.loopback._loopback import add, check, delete
 
 PLUGIN = Plugin(name="loopback", add=add, delete=delete, check=check)
 
-__all__ = ["PLUGIN", "add", "check", "delete"]
+__all__ = [
+    "PLUGIN",
+]
