@@ -215,11 +215,14 @@ def throw(socket_path: str, payload: bytes) -> str:
         return "closed"
     if len(answer) < 8 or len(answer) != 8 + int.from_bytes(answer[4:8], "big"):
         return "garbled answer"
+    code = int.from_bytes(answer[:4], "big")
+    if code == 0 and not answer[8:].strip():
+        return "success"  # DEL and GC print nothing
     try:
         body = json.loads(answer[8:])
     except ValueError:
         return "answer not JSON"
-    if int.from_bytes(answer[:4], "big") == 0:
+    if code == 0:
         return "success"
     return "cni error" if isinstance(body.get("code"), int) else "answer without code"
 
