@@ -9,7 +9,7 @@ CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built 
 (`write_sandbox_image`).
 """
 
-from podnet.lab._check import Endpoint, matrix
+from podnet.lab._check import Endpoint, matrix, ping
 from podnet.lab._cluster import RUNTIMES, Lab, LabPod
 from podnet.lab._containerd import Containerd, default_snapshotter, missing_prerequisites
 from podnet.lab._errors import LabError
@@ -21,8 +21,10 @@ from podnet.lab._image import (
     is_static_elf,
     write_sandbox_image,
 )
-from podnet.lab._restarter import run_restarter
+from podnet.lab._node_runtime import PodnetNodes
+from podnet.lab._restarter import RESTARTER, run_restarter
 from podnet.lab._topology import (
+    NODE_UNDERLAY_IF,
     LabNode,
     TopologyError,
     Underlay,
@@ -36,6 +38,10 @@ from podnet.lab._topology import (
 
 __all__ = [
     "DEFAULT_BUSYBOX",
+    "NODE_UNDERLAY_IF",
+    "RESTARTER",
+    "PodnetNodes",
+    "ping",
     "RUNTIMES",
     "Endpoint",
     "Lab",

@@ -20,12 +20,17 @@ from pathlib import Path
 import pytest
 
 from podnet.cni import CNIError
-from podnet.lab import NODE_UNDERLAY_IF, Endpoint, Lab, LabError
-from podnet.lab._check import ping
-from podnet.lab._node_runtime import PodnetNodes
-from podnet.lab._restarter import RESTARTER, read_status
+from podnet.lab import (
+    NODE_UNDERLAY_IF,
+    RESTARTER,
+    Endpoint,
+    Lab,
+    LabError,
+    PodnetNodes,
+    ping,
+)
 from podnet.netlink import run_in_netns
-from podnet.runtime import GCReport, Sandbox, SandboxError
+from podnet.runtime import Sandbox, SandboxError
 from tests.chaos._figures import Budget, Limit, record
 from tests.plugins.main._support import masq_elements, node_veths_once_settled
 
@@ -104,11 +109,11 @@ def leftovers(lab: Lab) -> dict[str, list[str]]:
     return found
 
 
-def gc_node(lab: Lab, runtime: PodnetNodes, node: str) -> list[GCReport]:
-    """One GC by the node's runtime, as containerd runs it: every attachment it does not
-    know of a live sandbox goes."""
-    reports: list[GCReport] = run_in_netns(lab.node(node).netns, runtime.runtime(node).gc)
-    return reports
+def gc_node(lab: Lab, runtime: PodnetNodes, node: str) -> list[str]:
+    """One GC by the node's runtime, as containerd runs it (every attachment it does not
+    know of a live sandbox goes); the errors it reported."""
+    reports = run_in_netns(lab.node(node).netns, runtime.runtime(node).gc)
+    return [str(error) for report in reports for error in report.errors]
 
 
 def test_pod_churn_while_agents_are_killed(lab: Lab) -> None:
@@ -183,10 +188,9 @@ def test_pod_churn_while_agents_are_killed(lab: Lab) -> None:
                 time.sleep(1)
     gc_errors = []
     for node in nodes:
-        gc_errors += [str(e) for r in gc_node(lab, runtime, node) for e in r.errors]
+        gc_errors += gc_node(lab, runtime, node)
     left = leftovers(lab)
-    status = read_status(lab.dir)
-    restarts = sum(int(s.get("restarts", 0)) for w, s in status.items() if w.startswith("agent-"))
+    restarts = sum(lab.agent_status(node)[1] for node in nodes)
 
     figures = {
         "ops": ops,
