@@ -35,6 +35,7 @@ from podnet.agent._masq import (
 from podnet.agent._netconf_store import read_network_config, write_network_config
 from podnet.agent._node import NodeNetwork, NodeSettings
 from podnet.agent._reconcile import Reconciler
+from podnet.agent._registry import BACKEND_TYPES, DEFAULT_BACKEND
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import (
     DEFAULT_SUBNET_FILE,
@@ -47,6 +48,8 @@ from podnet.agent._vxlan import VxlanBackend
 from podnet.agent._watcher import EventKind, LeaseEvent, LeaseWatcher, added, removed
 
 __all__ = [
+    "BACKEND_TYPES",
+    "DEFAULT_BACKEND",
     "StoreNodeSource",
     "Agent",
     "DEFAULT_CNI_DATA_DIR",

@@ -13,12 +13,14 @@ import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
-from podnet.agent._config import NetworkConfig
 from podnet.agent._entries import Entries
 from podnet.agent._lease import Lease, VxlanData
-from podnet.netlink import Rtnl, RtnlError, ipv4_addresses
+from podnet.netlink import Rtnl, RtnlError, get_link, ipv4_addresses
+
+if TYPE_CHECKING:  # the config parser takes its backend names from _registry, which imports this
+    from podnet.agent._config import NetworkConfig
 
 
 @dataclass(frozen=True)
@@ -55,12 +57,12 @@ class Backend(Protocol):
         ...
 
 
-BackendSetup = Callable[[Rtnl, NetworkConfig, LocalNode], Backend]
+BackendSetup: TypeAlias = "Callable[[Rtnl, NetworkConfig, LocalNode], Backend]"
 
 
 def public_address(rtnl: Rtnl, underlay: str) -> IPv4Address:
     """The first IPv4 address of the underlay interface (flannel's default public IP)."""
-    addresses = ipv4_addresses(rtnl, rtnl.link(underlay).index)
+    addresses = ipv4_addresses(rtnl, get_link(rtnl, underlay).index)
     if not addresses:
         raise RtnlError(errno.EADDRNOTAVAIL, f"interface {underlay} has no IPv4 address")
     return addresses[0].ip

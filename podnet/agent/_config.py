@@ -3,8 +3,9 @@
     {"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan", "VNI": 1, "DirectRouting": false}}
 
 Keys are matched case-insensitively, as Go's encoding/json does for flannel's structs.
-Only the vxlan and host-gw backends exist here; an absent Backend means vxlan (flannel's
-documented default; its code would fall back to udp, which podnet does not have).
+The backends are those of _registry.BACKENDS; an absent Backend means DEFAULT_BACKEND.
+EnableIPv6 is refused: nothing past this parser gives pods IPv6 addresses yet, and a
+config that asks for them must not be taken silently.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
+from podnet.agent._registry import BACKEND_TYPES, DEFAULT_BACKEND
 from podnet.netlink import VXLAN_PORT
-
-BACKEND_TYPES = ("vxlan", "host-gw")
 
 
 class ConfigError(ValueError):
@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class BackendConfig:
-    type: str = "vxlan"
+    type: str = DEFAULT_BACKEND
     vni: int = 1
     port: int = VXLAN_PORT
     mtu: int | None = None  # None: the underlay interface's MTU
@@ -63,6 +63,11 @@ class NetworkConfig:
             raise ConfigError("please define a correct Network parameter in the network config")
         if enable_ipv6 and ipv6_network is None:
             raise ConfigError("please define a correct IPv6Network parameter in the network config")
+        if enable_ipv6:
+            raise ConfigError(
+                "EnableIPv6 is not supported yet: podnet gives pods IPv4 addresses only "
+                "(no dual-stack); remove EnableIPv6 from the network config"
+            )
         return cls(
             network=network,
             backend=_backend(keys.get("backend")),
@@ -107,7 +112,7 @@ def _backend(raw: Any) -> BackendConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError("Backend must be a JSON object")
     keys = {str(key).lower(): value for key, value in raw.items()}
-    backend_type = keys.get("type", "vxlan")
+    backend_type = keys.get("type", DEFAULT_BACKEND)
     if backend_type not in BACKEND_TYPES:
         raise ConfigError(
             f"Backend.Type {backend_type!r} is not supported (use {' or '.join(BACKEND_TYPES)})"

@@ -9,19 +9,25 @@ pods get the full underlay MTU.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from podnet.agent._backend import LocalNode
-from podnet.agent._config import NetworkConfig
 from podnet.agent._entries import Entries
 from podnet.agent._lease import Lease, VxlanData
-from podnet.netlink import GatewayRoute, Rtnl
+from podnet.netlink import GatewayRoute, Rtnl, get_link
+
+if TYPE_CHECKING:
+    from podnet.agent._config import NetworkConfig
+
+
+HOST_GW = "host-gw"  # its Backend.Type and its nodes' backend-type annotation
 
 
 @dataclass(frozen=True)
 class HostGwBackend:
     underlay: int  # ifindex
     mtu: int
-    type: str = "host-gw"
+    type: str = HOST_GW
 
     @property
     def backend_data(self) -> VxlanData | None:
@@ -40,5 +46,5 @@ class HostGwBackend:
 
 
 def setup_host_gw(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> HostGwBackend:
-    underlay = rtnl.link(node.underlay)
+    underlay = get_link(rtnl, node.underlay)
     return HostGwBackend(underlay=underlay.index, mtu=underlay.mtu)

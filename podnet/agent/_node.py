@@ -33,7 +33,7 @@ from podnet.agent._reconcile import Outcome, Reconciler
 from podnet.agent._registry import setup_backend
 from podnet.agent._subnet_env import write_subnet_env
 from podnet.agent._watcher import LeaseEvent, LeaseWatcher
-from podnet.netlink import Rtnl
+from podnet.netlink import Rtnl, find_link_by_index
 
 log = logging.getLogger("podnet.agent")
 
@@ -127,7 +127,7 @@ class NodeNetwork:
         except MasqueradeError as exc:  # the routes are still worth repairing
             log.warning("cannot check the masquerade rules: %s", exc)
         device = self.backend.owned_device
-        if device is not None and self.rtnl.link_by_index(device) is None:
+        if device is not None and find_link_by_index(self.rtnl, device) is None:
             log.warning("backend device #%d disappeared; creating it again", device)
             self.backend = setup_backend(self.rtnl, self.config, self.local)
             self.reconciler = Reconciler(RtnlTables(self.rtnl, proto=ROUTE_PROTO), self.backend)

@@ -17,9 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from typing import TYPE_CHECKING
 
 from podnet.agent._backend import LocalNode
-from podnet.agent._config import NetworkConfig
 from podnet.agent._entries import Entries
 from podnet.agent._lease import Lease, VxlanData
 from podnet.agent._vtep_mac import vtep_mac
@@ -31,10 +31,15 @@ from podnet.netlink import (
     VxlanSpec,
     ensure_sole_address,
     ensure_vxlan,
+    get_link,
     lookup_route,
 )
 
+if TYPE_CHECKING:
+    from podnet.agent._config import NetworkConfig
+
 ENCAP_OVERHEAD = 50  # outer IPv4 20 + UDP 8 + VXLAN 8 + inner Ethernet 14
+VXLAN = "vxlan"  # its Backend.Type and its nodes' backend-type annotation
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class VxlanBackend:
     backend_data: VxlanData
     # The link a peer's public IP is directly reachable on (DirectRouting), else None.
     direct_link: Callable[[IPv4Address], int | None]
-    type: str = "vxlan"
+    type: str = VXLAN
 
     @property
     def owned_device(self) -> int | None:
@@ -75,7 +80,7 @@ def setup_vxlan(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> VxlanBack
     if config.network is None:
         raise ValueError("the vxlan backend needs an IPv4 Network")
     cfg = config.backend
-    underlay = rtnl.link(node.underlay)
+    underlay = get_link(rtnl, node.underlay)
     mtu = (cfg.mtu or underlay.mtu) - ENCAP_OVERHEAD
     mac = vtep_mac(node.name, cfg.vni)
     device = ensure_vxlan(

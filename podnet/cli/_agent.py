@@ -11,6 +11,8 @@ import threading
 from typing import Any
 
 from podnet.agent import (
+    BACKEND_TYPES,
+    DEFAULT_BACKEND,
     DEFAULT_CNI_DATA_DIR,
     DEFAULT_GC_GRACE,
     DEFAULT_GC_INTERVAL,
@@ -82,7 +84,7 @@ def register(subparsers: Any) -> None:
     setter = net_verbs.add_parser("set", help="store the cluster network config")
     setter.add_argument("--store", default=None)
     setter.add_argument("--network", required=True, help="cluster CIDR, e.g. 10.244.0.0/16")
-    setter.add_argument("--backend", default="vxlan", help="vxlan or host-gw")
+    setter.add_argument("--backend", default=DEFAULT_BACKEND, help=" or ".join(BACKEND_TYPES))
     setter.add_argument("--vni", type=int, default=None)
     setter.add_argument("--direct-routing", action="store_true")
     setter.set_defaults(handler=set_network)

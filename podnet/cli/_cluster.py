@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from podnet.cli._table import table
 from podnet.cli._yaml import dump_yaml
 from podnet.nodeipam import (
     ConfigError,
@@ -264,10 +265,7 @@ def _print_document(data: Any, output: str) -> None:
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        cells = [cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=False)]
-        print("   ".join([*cells, row[-1]]))
+    print(table(header, rows, gap=3))  # kubectl's column gap
 
 
 def _age(stamp: str, now: float) -> str:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._table import table
 from podnet.cni import CNIError
@@ -45,7 +45,7 @@ def register(subparsers: Any) -> None:
 
     up = verbs.add_parser("up", help="build the nodes, start the store, nodeipam and agents")
     up.add_argument("--nodes", type=int, default=3)
-    up.add_argument("--backend", choices=("vxlan", "host-gw"), default="vxlan")
+    up.add_argument("--backend", choices=BACKEND_TYPES, default=DEFAULT_BACKEND)
     up.add_argument(
         "--store",
         default=None,
@@ -113,7 +113,7 @@ def register(subparsers: Any) -> None:
     demo = subparsers.add_parser("demo", help="a 3-node lab: pods get IPs and reach each other")
     demo.add_argument("--nodes", type=int, default=3)
     demo.add_argument("--pods-per-node", type=int, default=2)
-    demo.add_argument("--backend", choices=("vxlan", "host-gw"), default="vxlan")
+    demo.add_argument("--backend", choices=BACKEND_TYPES, default=DEFAULT_BACKEND)
     demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
     demo.set_defaults(handler=demo_run)
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from podnet.cli._table import table
 from podnet.cni import CNIError, Result
 from podnet.netlink import DEFAULT_NETNS_DIR, is_netns
 from podnet.runtime import (
@@ -154,13 +155,11 @@ def _ls(args: argparse.Namespace, runtime: PodRuntime) -> int:
     if args.output == "json":
         _print_json([{**s.to_json(), "status": _display_state(s)} for s in pods])
         return 0
-    rows = [("NAMESPACE", "NAME", "STATE", "IP", "NETWORK", "SANDBOX", "NETNS")]
-    rows += [
+    headers = ("NAMESPACE", "NAME", "STATE", "IP", "NETWORK", "SANDBOX", "NETNS")
+    rows = [
         (s.namespace, s.name, _display_state(s), s.ip, s.network, s.id[:13], s.netns) for s in pods
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    print(table(headers, rows))
     return 0
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.agent import DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.lab._containerd import Containerd
 from podnet.lab._containerd_nodes import ContainerdNodes
 from podnet.lab._errors import LabError
@@ -187,7 +187,7 @@ class Lab:
         self,
         nodes: int,
         *,
-        backend: str = "vxlan",
+        backend: str = DEFAULT_BACKEND,
         store: str | None = None,
         runtime: str = "podnet",
         gc_interval: float = DEFAULT_GC_INTERVAL,

@@ -26,6 +26,8 @@ from podnet.netlink import (
     create_netns,
     create_veth_pair,
     delete_netns,
+    find_link,
+    get_link,
     set_loopback_up,
     set_master,
     write_sysctl,
@@ -112,11 +114,11 @@ def add_node(underlay: Underlay, name: str, index: int) -> LabNode:
     try:
         with Rtnl.open(underlay.netns) as switch:
             port = create_veth_pair(switch, f"v-{name}", peer=NODE_UNDERLAY_IF, peer_netns=path)
-            set_master(switch, port.index, switch.link(SWITCH).index)
+            set_master(switch, port.index, get_link(switch, SWITCH).index)
             switch.set_up(port.index)
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            eth = rtnl.link(NODE_UNDERLAY_IF)
+            eth = get_link(rtnl, NODE_UNDERLAY_IF)
             add_address(rtnl, eth.index, address)
             rtnl.set_up(eth.index)
         write_sysctl(path, {"net.ipv4.ip_forward": 1})
@@ -131,7 +133,7 @@ def remove_node(underlay: Underlay, node: LabNode) -> None:
     take the veth pair with it, but the kernel dismantles namespaces asynchronously, and a
     node that has left must be gone from the switch when this returns.)"""
     with Rtnl.open(underlay.netns) as switch:
-        port = switch.find_link(f"v-{node.name}")
+        port = find_link(switch, f"v-{node.name}")
         if port is not None:
             switch.delete_link(port.index)
     delete_netns(node.netns)

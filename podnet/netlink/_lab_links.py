@@ -5,25 +5,25 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from podnet.netlink._links import create_bridge, create_veth
-from podnet.netlink._rtnl import LinkInfo, Rtnl, rtnl_errors
+from podnet.netlink._links import Link, create_bridge, create_veth, get_link
+from podnet.netlink._rtnl import Rtnl, rtnl_errors
 
 
-def create_bridge_up(rtnl: Rtnl, name: str, *, mtu: int | None = None) -> LinkInfo:
+def create_bridge_up(rtnl: Rtnl, name: str, *, mtu: int | None = None) -> Link:
     """A new bridge `name`, up."""
     create_bridge(rtnl, name, mtu=mtu or 0)
-    info = rtnl.link(name)
+    info = get_link(rtnl, name)
     rtnl.set_up(info.index)
     return info
 
 
 def create_veth_pair(
     rtnl: Rtnl, name: str, *, peer: str, peer_netns: str, mtu: int | None = None
-) -> LinkInfo:
+) -> Link:
     """A veth pair: `name` here, `peer` created directly inside the namespace at `peer_netns`
     (so it never appears in this one). Both ends are left down."""
     create_veth(rtnl, name, peer_name=peer, peer_netns=peer_netns, mtu=mtu or 0)
-    return rtnl.link(name)
+    return get_link(rtnl, name)
 
 
 def set_master(rtnl: Rtnl, index: int, master: int) -> None:
@@ -38,4 +38,4 @@ def add_default_route(rtnl: Rtnl, gateway: IPv4Address) -> None:
 
 def set_loopback_up(rtnl: Rtnl) -> None:
     """A fresh namespace has `lo` down; a host or pod needs it to talk to itself."""
-    rtnl.set_up(rtnl.link("lo").index)
+    rtnl.set_up(get_link(rtnl, "lo").index)

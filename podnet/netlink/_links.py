@@ -135,6 +135,13 @@ def get_link_by_index(nl: Rtnl, index: int) -> Link:
         raise LinkNotFound(errno.ENODEV, f"link #{index} not found") from None
 
 
+def find_link_by_index(nl: Rtnl, index: int) -> Link | None:
+    try:
+        return get_link_by_index(nl, index)
+    except LinkNotFound:
+        return None
+
+
 def list_links(nl: Rtnl, *, master: int | None = None) -> list[Link]:
     """Every device of the namespace, or only the ports of the bridge `master`."""
     with raw_errors("list links", missing=()):

@@ -25,7 +25,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -76,30 +75,6 @@ def raw_errors(what: str, *, missing: tuple[int, ...] = (errno.ENODEV,)) -> Iter
         if code in missing:
             raise LinkNotFound(errno.ENODEV, f"{what}: {os.strerror(errno.ENODEV)}") from None
         raise NetlinkError(code, f"{what}: {os.strerror(code)}") from None
-
-
-@dataclass(frozen=True)
-class LinkInfo:
-    index: int
-    name: str
-    kind: str  # "veth", "bridge", "vxlan", ... ("" for loopback and other plain devices)
-    mac: str
-    mtu: int
-    up: bool
-    master: int | None
-
-
-def _link_info(msg: Any) -> LinkInfo:
-    kind = msg.get(("IFLA_LINKINFO", "IFLA_INFO_KIND")) or ""
-    return LinkInfo(
-        index=msg["index"],
-        name=msg.get("IFLA_IFNAME"),
-        kind=kind,
-        mac=(msg.get("IFLA_ADDRESS") or "").lower(),
-        mtu=msg.get("IFLA_MTU"),
-        up=bool(msg["flags"] & 1),  # IFF_UP
-        master=msg.get("IFLA_MASTER"),
-    )
 
 
 def _route_socket() -> socket.socket:
@@ -209,29 +184,6 @@ class Rtnl:
             if not any(m["header"]["flags"] & NLM_F_DUMP_INTR for m in messages):
                 return messages
         raise NetlinkError(errno.EINTR, f"{what}: dump kept being interrupted")
-
-    def find_link(self, name: str) -> LinkInfo | None:
-        return self._get_link(f"look up link {name}", ifname=name)
-
-    def link_by_index(self, index: int) -> LinkInfo | None:
-        return self._get_link(f"look up link #{index}", index=index)
-
-    def _get_link(self, what: str, **match: Any) -> LinkInfo | None:
-        try:
-            msgs = self.call(what, "link", "get", **match)
-        except LinkNotFound:
-            return None
-        return _link_info(msgs[0]) if msgs else None
-
-    def link(self, name: str) -> LinkInfo:
-        """The link called `name`; LinkNotFound (ENODEV) when there is none."""
-        info = self.find_link(name)
-        if info is None:
-            raise LinkNotFound(errno.ENODEV, f"link {name} not found")
-        return info
-
-    def links(self) -> list[LinkInfo]:
-        return [_link_info(msg) for msg in self.dump("dump links", self.ipr.get_links)]
 
     def set_up(self, index: int) -> None:
         self.call(f"set link #{index} up", "link", "set", index=index, state="up")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
-from podnet.netlink._rtnl import LinkInfo, Rtnl, RtnlError, rtnl_errors
+from podnet.netlink._links import Link, find_link, get_link
+from podnet.netlink._rtnl import Rtnl, RtnlError, rtnl_errors
 
 VXLAN_PORT = 8472  # the Linux kernel's historical VXLAN port, flannel's default
 
@@ -99,9 +100,9 @@ def _create(rtnl: Rtnl, spec: VxlanSpec) -> None:
         )
 
 
-def ensure_vxlan(rtnl: Rtnl, spec: VxlanSpec) -> LinkInfo:
+def ensure_vxlan(rtnl: Rtnl, spec: VxlanSpec) -> Link:
     """Make link `spec.name` a VXLAN device matching `spec`; returns it (not yet up)."""
-    existing = rtnl.find_link(spec.name)
+    existing = find_link(rtnl, spec.name)
     if existing is not None:
         attrs = read_vxlan(rtnl, spec.name)
         reason = "not a vxlan device" if attrs is None else vxlan_incompatibility(attrs, spec)
@@ -110,12 +111,12 @@ def ensure_vxlan(rtnl: Rtnl, spec: VxlanSpec) -> LinkInfo:
             existing = None
     if existing is None:
         _create(rtnl, spec)
-        return rtnl.link(spec.name)
+        return get_link(rtnl, spec.name)
     if existing.mtu != spec.mtu:
         rtnl.set_mtu(existing.index, spec.mtu)
     if existing.mac != spec.mac.lower():
         rtnl.set_mac(existing.index, spec.mac)
-    return rtnl.link(spec.name)
+    return get_link(rtnl, spec.name)
 
 
 def ipv4_addresses(rtnl: Rtnl, index: int) -> list[IPv4Interface]:

@@ -25,6 +25,7 @@ from podnet.netlink import (
     create_bridge_up,
     create_netns,
     create_veth_pair,
+    get_link,
     run_in_netns,
     set_loopback_up,
     set_master,
@@ -83,11 +84,11 @@ class Cluster:
         create_netns(path)
         with Rtnl.open(node.netns) as host:
             veth = create_veth_pair(host, f"veth{node.name}{name}", peer="eth0", peer_netns=path)
-            set_master(host, veth.index, host.link("cni0").index)
+            set_master(host, veth.index, get_link(host, "cni0").index)
             host.set_up(veth.index)
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            eth = rtnl.link("eth0")
+            eth = get_link(rtnl, "eth0")
             add_address(rtnl, eth.index, address)
             rtnl.set_up(eth.index)
             add_default_route(rtnl, address.network.network_address + 1)

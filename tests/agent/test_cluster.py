@@ -31,7 +31,7 @@ from podnet.agent import (
     vtep_mac,
 )
 from podnet.lab import add_node
-from podnet.netlink import GatewayRoute, Rtnl
+from podnet.netlink import GatewayRoute, Rtnl, find_link, get_link
 from tests.agent.cluster import VXLAN, Cluster, udp_source_seen, unreachable_pairs, vxlan_triples
 
 pytestmark = pytest.mark.root
@@ -89,8 +89,8 @@ def test_vxlan_every_pod_reaches_every_other_pod(cluster) -> None:
         )
     assert os.stat(n1.settings.subnet_file).st_mode & 0o777 == 0o644
     with Rtnl.open(cluster.nodes[0].netns) as rtnl:
-        dev = rtnl.link("flannel.1")
-        assert (dev.mtu, dev.mac, dev.up) == (1450, vtep_mac("n1", 1), True)
+        dev = get_link(rtnl, "flannel.1")
+        assert (dev.mtu, dev.mac, dev.admin_up) == (1450, vtep_mac("n1", 1), True)
 
 
 def test_a_node_joins_and_leaves(cluster) -> None:
@@ -168,7 +168,7 @@ def test_host_gw_every_pod_reaches_every_other_pod(cluster) -> None:
     cluster.start_agents(HOST_GW)
     assert unreachable_pairs(cluster.pods) == []
     for name, agent in cluster.agents.items():
-        eth0 = agent.rtnl.link("eth0").index
+        eth0 = get_link(agent.rtnl, "eth0").index
         assert kernel_entries(agent) == Entries(
             routes=frozenset(
                 GatewayRoute(lease.subnet, lease.public_ip, eth0) for lease in others(cluster, name)
@@ -176,14 +176,14 @@ def test_host_gw_every_pod_reaches_every_other_pod(cluster) -> None:
         )
         assert agent.backend.mtu == 1500
         with Rtnl.open(agent.settings.netns) as rtnl:
-            assert rtnl.find_link("flannel.1") is None
+            assert find_link(rtnl, "flannel.1") is None
 
 
 def test_vxlan_direct_routing_skips_encapsulation_on_the_same_l2(cluster) -> None:
     cluster.start_agents(DIRECT)
     assert unreachable_pairs(cluster.pods[:3]) == []
     n2 = cluster.agents["n2"]
-    eth0 = n2.rtnl.link("eth0").index
+    eth0 = get_link(n2.rtnl, "eth0").index
     assert kernel_entries(n2) == Entries(
         routes=frozenset(
             {
@@ -273,6 +273,6 @@ def test_a_deleted_vxlan_device_is_recreated_with_the_same_mac(cluster) -> None:
     outcome = cluster.agents["n1"].reconcile()
     assert outcome.errors == []
     with Rtnl.open(netns) as rtnl:
-        assert rtnl.link("flannel.1").mac == vtep_mac("n1", 1)
+        assert get_link(rtnl, "flannel.1").mac == vtep_mac("n1", 1)
     assert_triples_match(cluster)
     assert unreachable_pairs([cluster.pods[2], cluster.pods[0]]) == []

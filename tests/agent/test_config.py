@@ -4,7 +4,7 @@ from ipaddress import IPv4Network, IPv6Network
 
 import pytest
 
-from podnet.agent import BackendConfig, ConfigError, NetworkConfig
+from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, BackendConfig, ConfigError, NetworkConfig
 
 
 def test_flannel_default_net_conf() -> None:
@@ -18,7 +18,7 @@ def test_keys_match_case_insensitively_like_go_json() -> None:
     config = NetworkConfig.from_dict(
         {
             "network": "10.244.0.0/16",
-            "enableIPv6": True,
+            "enableIPv4": True,
             "ipv6network": "fd00:10::/56",
             "backend": {
                 "type": "vxlan",
@@ -35,6 +35,30 @@ def test_keys_match_case_insensitively_like_go_json() -> None:
 
 def test_absent_backend_is_vxlan() -> None:
     assert NetworkConfig.from_dict({"Network": "10.244.0.0/16"}).backend.type == "vxlan"
+    assert DEFAULT_BACKEND == "vxlan"
+
+
+def test_every_registered_backend_is_accepted_and_an_unknown_one_names_them_all() -> None:
+    assert set(BACKEND_TYPES) == {"vxlan", "host-gw"}
+    for backend_type in BACKEND_TYPES:
+        config = NetworkConfig.from_dict(
+            {"Network": "10.0.0.0/8", "Backend": {"Type": backend_type}}
+        )
+        assert config.backend.type == backend_type
+    with pytest.raises(ConfigError) as info:
+        NetworkConfig.from_dict({"Network": "10.0.0.0/8", "Backend": {"Type": "wireguard"}})
+    assert all(
+        repr(name) not in str(info.value) and name in str(info.value) for name in BACKEND_TYPES
+    )
+
+
+@pytest.mark.parametrize("key", ["EnableIPv6", "enableIPv6"])
+def test_enable_ipv6_is_refused_until_dual_stack_lands(key: str) -> None:
+    """It would be accepted and never reach the data plane: refused, with a reason."""
+    with pytest.raises(ConfigError, match="EnableIPv6 is not supported yet"):
+        NetworkConfig.from_dict({"Network": "10.244.0.0/16", key: True, "IPv6Network": "fd00::/56"})
+    config = NetworkConfig.from_dict({"Network": "10.244.0.0/16", key: False})
+    assert (config.enable_ipv4, config.enable_ipv6) == (True, False)
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ from podnet.agent import (
     InProcessExec,
 )
 from podnet.agent import footprints as node_footprints
-from podnet.netlink import Rtnl, create_netns, delete_netns, is_netns, run_in_netns
+from podnet.netlink import Rtnl, create_netns, delete_netns, is_netns, list_links, run_in_netns
 from podnet.plugins import (
     CONFLIST_NAME,
     default_conflist,
@@ -266,4 +266,4 @@ def test_cache_entries_of_another_config_are_not_ours_to_delete(node: Node) -> N
 
 def _link_names() -> list[str]:
     with Rtnl.open() as rtnl:
-        return [link.name for link in rtnl.links()]
+        return [link.name for link in list_links(rtnl)]

@@ -8,8 +8,11 @@ import pytest
 from podnet.agent import NetworkConfig, read_subnet_env, render_subnet_env, write_subnet_env
 
 V4 = NetworkConfig.from_dict({"Network": "10.244.0.0/16"})
-DUAL = NetworkConfig.from_dict(
-    {"Network": "10.244.0.0/16", "EnableIPv6": True, "IPv6Network": "fd00:10::/56"}
+# The parser refuses EnableIPv6 until dual-stack lands; subnet.env's IPv6 keys are ready.
+DUAL = NetworkConfig(
+    network=IPv4Network("10.244.0.0/16"),
+    enable_ipv6=True,
+    ipv6_network=IPv6Network("fd00:10::/56"),
 )
 
 

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from podnet.cli._yaml import dump_yaml, scalar
+from podnet.cli._yaml import dump_yaml
 
 
 def test_kubectl_layout() -> None:
@@ -19,25 +20,30 @@ def test_kubectl_layout() -> None:
         "metadata:\n"
         "  name: n1\n"
         "  annotations:\n"
-        '    a.b/c: "x y"\n'
+        "    a.b/c: x y\n"
         "  labels: {}\n"
         "spec:\n"
         "  podCIDRs:\n"
         "  - 10.244.0.0/24\n"
-        '  - "fd00::/64"\n'
+        "  - fd00::/64\n"
         "status:\n"
         "  addresses:\n"
         "  - type: InternalIP\n"
         "    address: 192.0.2.10\n"
         "items: []\n"
         "nested:\n"
-        "-\n"
-        "  - 1\n"
+        "- - 1\n"
         "  - 2\n"
         "- k:\n"
         "  - true\n"
         "  - null\n"
     )
+    assert yaml.safe_load(dump_yaml(data)) == data
+
+
+def test_long_strings_stay_on_one_line() -> None:
+    value = "x" * 150 + " y" * 40
+    assert dump_yaml({"v": value}) == f"v: {value}\n"
 
 
 @pytest.mark.parametrize(
@@ -52,11 +58,12 @@ def test_kubectl_layout() -> None:
         ("0x1f", '"0x1f"'),
         ("true", '"true"'),
         ("No", '"No"'),
+        ("y", '"y"'),
         ("null", '"null"'),
         ("", '""'),
         ("2024-01-01T00:00:00Z", '"2024-01-01T00:00:00Z"'),
         ("a: b", '"a: b"'),
-        ("-x", '"-x"'),
+        ("-x", "-x"),
         ("line\nbreak", '"line\\nbreak"'),
         (5, "5"),
         (False, "false"),
@@ -64,4 +71,6 @@ def test_kubectl_layout() -> None:
     ],
 )
 def test_scalars_read_back_as_the_same_value(value: object, text: str) -> None:
-    assert scalar(value) == text
+    dumped = dump_yaml({"v": value})
+    assert dumped == f"v: {text}\n"
+    assert yaml.safe_load(dumped) == {"v": value}

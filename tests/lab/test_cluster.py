@@ -17,7 +17,7 @@ import pytest
 
 from podnet.agent import ROUTE_PROTO, Lease, lease_from_node
 from podnet.lab import Endpoint, Lab, LabPod, lab_namespaces, matrix
-from podnet.netlink import Rtnl, fdb_entries, permanent_neighbours, routes_with_proto
+from podnet.netlink import Rtnl, fdb_entries, get_link, permanent_neighbours, routes_with_proto
 from podnet.store import EtcdNotInstalled, LocalEtcd
 
 pytestmark = pytest.mark.root
@@ -80,7 +80,7 @@ def test_every_pod_reaches_every_other(lab: Lab, backend: str) -> None:
     for name in lab.node_names():
         others = [lease for node, lease in by_node.items() if node != name]
         with Rtnl.open(lab.node(name).netns) as rtnl:
-            device = rtnl.link("flannel.1").index
+            device = get_link(rtnl, "flannel.1").index
             neighbours = {(str(n.ip), n.mac) for n in permanent_neighbours(rtnl, device)}
             fdb = {(f.mac, str(f.dst)) for f in fdb_entries(rtnl, device)}
             routes = {(str(r.dst), str(r.gateway)) for r in routes_with_proto(rtnl, ROUTE_PROTO)}
@@ -211,7 +211,7 @@ def test_cli(tmp_path: Path) -> None:
 def vxlan_neighbours(lab: Lab, node: str) -> set[str]:
     """The overlay addresses `node` has permanent neighbour entries for."""
     with Rtnl.open(lab.node(node).netns) as rtnl:
-        device = rtnl.link("flannel.1").index
+        device = get_link(rtnl, "flannel.1").index
         return {str(n.ip) for n in permanent_neighbours(rtnl, device)}
 
 

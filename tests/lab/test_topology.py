@@ -17,7 +17,7 @@ from podnet.lab import (
     remove_node,
     teardown,
 )
-from podnet.netlink import Rtnl, create_netns, is_netns, read_sysctl
+from podnet.netlink import Rtnl, create_netns, find_link, get_link, is_netns, read_sysctl
 
 pytestmark = pytest.mark.root
 
@@ -45,7 +45,7 @@ def test_nodes_reach_each_other_over_the_switch(lab) -> None:
     for node in nodes:
         assert read_sysctl(node.netns, "net.ipv4.ip_forward") == "1"
         with Rtnl.open(node.netns) as rtnl:
-            assert rtnl.link("eth0").up
+            assert get_link(rtnl, "eth0").admin_up
     assert ping(nodes[0].netns, nodes[2].ip)
     assert ping(nodes[2].netns, nodes[1].ip)
 
@@ -58,7 +58,7 @@ def test_node_joins_and_leaves(lab) -> None:
     remove_node(underlay, late)
     assert not os.path.exists(late.netns)
     with Rtnl.open(underlay.netns) as switch:
-        assert switch.find_link("v-n4") is None, "the switch port goes with the node"
+        assert find_link(switch, "v-n4") is None, "the switch port goes with the node"
 
 
 def test_teardown_finds_everything_by_name_and_is_safe_twice(lab) -> None:

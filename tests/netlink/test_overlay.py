@@ -25,6 +25,7 @@ from podnet.netlink import (
     fdb_delete,
     fdb_entries,
     fdb_replace,
+    get_link,
     ipv4_addresses,
     lookup_route,
     neigh_delete,
@@ -52,10 +53,10 @@ def node(tmp_path):
     try:
         with Rtnl.open(peer) as other:
             create_veth_pair(other, "eth0", peer="eth0", peer_netns=path)
-            other.set_up(other.link("eth0").index)
+            other.set_up(get_link(other, "eth0").index)
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            eth = rtnl.link("eth0")
+            eth = get_link(rtnl, "eth0")
             add_address(rtnl, eth.index, IPv4Interface("192.0.2.10/24"))
             rtnl.set_up(eth.index)
             yield rtnl
@@ -69,7 +70,7 @@ def spec(rtnl: Rtnl, **changes) -> VxlanSpec:
         name="flannel.1",
         vni=1,
         local=IPv4Address("192.0.2.10"),
-        underlay_index=rtnl.link("eth0").index,
+        underlay_index=get_link(rtnl, "eth0").index,
         mtu=1450,
         mac=MAC_A,
     )
@@ -159,7 +160,7 @@ def test_fdb_replace_updates_the_remote_in_place(node) -> None:
 def test_routes_tagged_with_a_proto_are_listed_and_deleted(node) -> None:
     dev = ensure_vxlan(node, spec(node))
     node.set_up(dev.index)
-    eth = node.link("eth0").index
+    eth = get_link(node, "eth0").index
     overlay = GatewayRoute(IPv4Network("10.244.2.0/24"), IPv4Address("10.244.2.0"), dev.index, True)
     direct = GatewayRoute(IPv4Network("10.244.3.0/24"), IPv4Address("192.0.2.30"), eth)
     other = GatewayRoute(IPv4Network("10.244.4.0/24"), IPv4Address("192.0.2.40"), eth)
@@ -181,7 +182,7 @@ def test_routes_tagged_with_a_proto_are_listed_and_deleted(node) -> None:
 
 
 def test_lookup_route_tells_direct_from_gatewayed(node) -> None:
-    eth = node.link("eth0").index
+    eth = get_link(node, "eth0").index
     assert lookup_route(node, IPv4Address("192.0.2.77")).gateway is None
     replace_route(
         node, GatewayRoute(IPv4Network("198.51.100.0/24"), IPv4Address("192.0.2.1"), eth), proto=80
@@ -192,7 +193,7 @@ def test_lookup_route_tells_direct_from_gatewayed(node) -> None:
 
 def test_errors_carry_the_kernel_errno(node) -> None:
     with pytest.raises(RtnlError) as info:
-        node.link("nope0")
+        get_link(node, "nope0")
     assert "nope0" in str(info.value)
     with pytest.raises(RtnlError) as info:
         add_address(node, 9999, IPv4Interface("10.0.0.1/24"))
