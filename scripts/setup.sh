@@ -12,7 +12,12 @@ APT_PACKAGES=(
     containernetworking-plugins   # the reference plugins, in /usr/lib/cni
     etcd-server etcd-client       # the distributed store backend
     containerd runc busybox-static  # the real CRI runtime the e2e tests drive
+    jq                            # the walk-through's `kubectl get no n1 -o json | jq .spec.podCIDR`
 )
+# kubectl tests podnet's API server (tests/apiserver); Debian's package where none is on PATH.
+if ! command -v kubectl >/dev/null; then
+    APT_PACKAGES+=(kubernetes-client)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -2,7 +2,7 @@
 delete, leases, watch) with two backends, sqlite (embedded, one file per machine) and etcd
 (v3 through its JSON gateway), chosen by URL with `open_store`."""
 
-from podnet.store._base import KeyValue, Store, Watch, WatchEvent, prefix_end
+from podnet.store._base import NO_LEASE, KeyValue, Listing, Store, Watch, WatchEvent, prefix_end
 from podnet.store._errors import (
     AuthFailed,
     Compacted,
@@ -20,13 +20,30 @@ from podnet.store._etcd import (
     EtcdStore,
 )
 from podnet.store._etcd_server import EtcdNotInstalled, LocalEtcd, TLSFiles
-from podnet.store._events import WARNING, EventRecorder, list_events
-from podnet.store._nodes import Node, NodeChange, Nodes
-from podnet.store._objects import AlreadyExists, Conflict, Invalid, NotFound, parse_rfc3339
+from podnet.store._events import EVENTS_PREFIX, WARNING, EventRecorder, list_events
+from podnet.store._nodes import (
+    NODES_PREFIX,
+    Node,
+    NodeChange,
+    Nodes,
+    validate_node,
+    validate_node_update,
+)
+from podnet.store._objects import (
+    AlreadyExists,
+    Conflict,
+    Invalid,
+    NotFound,
+    now_rfc3339,
+    parse_rfc3339,
+)
 from podnet.store._sqlite import SQLITE_ERRORS, SqliteStore
 from podnet.store._url import DEFAULT_STORE_URL, STORE_ENV, open_store, store_url
 
 __all__ = [
+    "EVENTS_PREFIX",
+    "NODES_PREFIX",
+    "NO_LEASE",
     "WARNING",
     "AlreadyExists",
     "Conflict",
@@ -37,7 +54,10 @@ __all__ = [
     "Nodes",
     "NotFound",
     "list_events",
+    "now_rfc3339",
     "parse_rfc3339",
+    "validate_node",
+    "validate_node_update",
     "DEFAULT_STORE_URL",
     "HTTPX_ERRORS",
     "SQLITE_ERRORS",
@@ -50,6 +70,7 @@ __all__ = [
     "InvalidStoreURL",
     "KeyValue",
     "LeaseNotFound",
+    "Listing",
     "LocalEtcd",
     "SqliteStore",
     "Store",

@@ -7,17 +7,22 @@ revision, filled in on read, and an update is a compare-and-swap on it. The vali
 rules and their wording follow the API server's (pkg/apis/core/validation): a name is an
 RFC 1123 subdomain, podCIDRs are valid CIDRs, at most one per IP family, and once set
 they never change ("node updates may not change podCIDR except from \"\" to valid").
+
+A Node keeps the fields it does not model (labels, taints, conditions, nodeInfo...) in
+`raw`, and writes them back: a client of the API server may set any of them, and the
+agent or nodeipam updating an annotation or the podCIDR must not drop them.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict, cast
 
 from podnet.store._base import EventType, KeyValue, Store, WatchEvent
 from podnet.store._objects import AlreadyExists, Conflict, Invalid, NotFound, now_rfc3339
@@ -82,6 +87,8 @@ class Node:
     uid: str = ""
     creation_timestamp: str = ""
     resource_version: int = 0
+    # The object as read, for the fields above does not model (see the module docstring).
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def pod_cidr(self) -> str:
@@ -102,28 +109,26 @@ class Node:
         return replace(self, annotations=dict(annotations))
 
     def to_json(self) -> NodeJSON:
-        meta: NodeMetaJSON = {
-            "name": self.name,
-            "uid": self.uid,
-            "creationTimestamp": self.creation_timestamp,
-        }
+        data: dict[str, Any] = copy.deepcopy(dict(self.raw))
+        meta: dict[str, Any] = data.get("metadata") or {}
+        meta.update(name=self.name, uid=self.uid, creationTimestamp=self.creation_timestamp)
+        meta.pop("annotations", None)
+        meta.pop("resourceVersion", None)
         if self.annotations:
             meta["annotations"] = dict(sorted(self.annotations.items()))
         if self.resource_version:
             meta["resourceVersion"] = str(self.resource_version)
-        spec: NodeSpecJSON = {}
+        spec: dict[str, Any] = data.get("spec") or {}
+        spec.pop("podCIDR", None)
+        spec.pop("podCIDRs", None)
         if self.pod_cidrs:
-            spec = {"podCIDR": self.pod_cidrs[0], "podCIDRs": list(self.pod_cidrs)}
-        status: NodeStatusJSON = {}
+            spec.update(podCIDR=self.pod_cidrs[0], podCIDRs=list(self.pod_cidrs))
+        status: dict[str, Any] = data.get("status") or {}
+        status.pop("addresses", None)
         if self.addresses:
             status["addresses"] = [{"type": a.type, "address": a.address} for a in self.addresses]
-        return {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": meta,
-            "spec": spec,
-            "status": status,
-        }
+        data.update(apiVersion="v1", kind="Node", metadata=meta, spec=spec, status=status)
+        return cast(NodeJSON, data)
 
     @classmethod
     def from_json(cls, data: Any, *, resource_version: int = 0) -> Node:
@@ -145,6 +150,7 @@ class Node:
                 uid=str(meta.get("uid", "")),
                 creation_timestamp=str(meta.get("creationTimestamp", "")),
                 resource_version=resource_version,
+                raw=data,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise Invalid("Node", name, [f"malformed object: {exc!r}"]) from exc

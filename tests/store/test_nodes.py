@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -174,3 +175,25 @@ def test_update_with_a_base_checks_the_rules_against_it(store: Store) -> None:
     nodes.delete("n1")
     with pytest.raises(NotFound):
         nodes.update(assigned.with_annotations({"a": "b"}), base=assigned)
+
+
+def test_fields_the_node_type_does_not_model_survive_an_update(store: Store) -> None:
+    """What an API client set (labels, taints, conditions) outlives the agent's and
+    nodeipam's writes through this type."""
+    nodes = Nodes(store)
+    node = nodes.register("n1", addresses=["192.0.2.11"])
+    raw = json.loads(Nodes.encode(node))
+    raw["metadata"]["labels"] = {"zone": "a"}
+    raw["spec"]["taints"] = [{"key": "k", "effect": "NoSchedule"}]
+    raw["status"]["conditions"] = [{"type": "Ready", "status": "True"}]
+    kv = store.get(nodes.key("n1"))
+    assert kv is not None
+    store.update(nodes.key("n1"), json.dumps(raw).encode(), revision=kv.mod_revision)
+    current = nodes.require("n1")
+    nodes.update(current.with_annotations({"a": "b"}).with_pod_cidrs(["10.244.1.0/24"]))
+    final = nodes.require("n1").to_json()
+    assert final["metadata"].get("labels") == {"zone": "a"}
+    assert final["spec"].get("taints") == [{"key": "k", "effect": "NoSchedule"}]
+    assert final["status"].get("conditions") == [{"type": "Ready", "status": "True"}]
+    assert final["spec"]["podCIDR"] == "10.244.1.0/24"
+    assert final["metadata"]["annotations"] == {"a": "b"}

@@ -1,0 +1,360 @@
+"""Objects of every served resource on the store: get, list, create, update, patch and
+delete with the API server's semantics.
+
+- `metadata.resourceVersion` is the key's mod revision, filled in on read and never
+  stored; an update is a compare-and-swap on it. A client that sends a resourceVersion
+  gets 409 Conflict when the object has moved on; one that sends none (and a PATCH,
+  which is computed against the current object) is retried on a lost race instead.
+- The `status` subresource changes only status; the main resource keeps status as it is
+  (kube-apiserver's PrepareForUpdate for pods and nodes).
+- uid and creationTimestamp are set on create and cannot be changed.
+- Namespaced objects need their namespace to exist (NamespaceLifecycle admission).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.apiserver._patch import apply_patch
+from podnet.apiserver._resources import (
+    NAMESPACES,
+    SYSTEM_NAMESPACES,
+    Object,
+    Resource,
+    validate_name,
+)
+from podnet.apiserver._selectors import FieldSelector, LabelSelector
+from podnet.apiserver._status import (
+    BadRequest,
+    Conflict,
+    already_exists,
+    conflict,
+    invalid,
+    not_found,
+)
+from podnet.store import NO_LEASE, KeyValue, Store, now_rfc3339
+
+_RETRIES = 20
+# A new lease for events is granted once a minute and shared by that minute's events, as
+# podnet.store's EventRecorder does (one store write per minute instead of per event).
+_LEASE_REUSE_SECONDS = 60
+
+
+def decode(kv: KeyValue) -> Object:
+    return decode_value(kv.value, kv.mod_revision)
+
+
+def decode_value(value: bytes, revision: int) -> Object:
+    """A stored object with its resourceVersion (the revision) filled in."""
+    obj: Object = json.loads(value)
+    obj.setdefault("metadata", {})["resourceVersion"] = str(revision)
+    return obj
+
+
+def encode(obj: Object) -> bytes:
+    stored = dict(obj)
+    stored["metadata"] = {
+        k: v for k, v in obj.get("metadata", {}).items() if k != "resourceVersion"
+    }
+    return json.dumps(stored, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Object]
+    revision: int
+    continue_token: str
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class Selection:
+    labels: LabelSelector
+    fields: FieldSelector
+
+    def matches(self, resource: Resource, obj: Object) -> bool:
+        labels = obj.get("metadata", {}).get("labels") or {}
+        return self.labels.matches(labels) and self.fields.matches(obj, resource.selectable())
+
+
+class Registry:
+    def __init__(self, store: Store, *, clock: Callable[[], float] | None = None) -> None:
+        self.store = store
+        self._event_lease = NO_LEASE
+        self._event_lease_since = 0.0
+        self._clock = clock or time.time
+
+    def ensure_system_namespaces(self) -> None:
+        for name in SYSTEM_NAMESPACES:
+            if self.store.get(NAMESPACES.key("", name)) is None:
+                self.store.create(
+                    NAMESPACES.key("", name),
+                    encode(self._fresh(NAMESPACES, "", {"metadata": {"name": name}})),
+                )
+
+    # -- reads -------------------------------------------------------------------------
+    def get(self, resource: Resource, namespace: str, name: str) -> Object:
+        kv = self.store.get(resource.key(namespace, name))
+        if kv is None:
+            raise not_found(resource.name, name, resource.group)
+        return decode(kv)
+
+    def list(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        selection: Selection,
+        *,
+        limit: int = 0,
+        continue_token: str = "",
+    ) -> Page:
+        prefix = resource.list_prefix(namespace)
+        start_after = _parse_continue(continue_token, prefix) if continue_token else ""
+        listing = self.store.list(prefix)
+        items: list[Object] = []
+        last_key = ""
+        remaining = 0
+        for kv in listing.items:
+            if start_after and kv.key <= start_after:
+                continue
+            if limit and len(items) >= limit:
+                remaining += 1
+                continue
+            obj = decode(kv)
+            if selection.matches(resource, obj):
+                items.append(obj)
+                last_key = kv.key
+        token = ""
+        if limit and remaining:
+            token = _continue_token(listing.revision, last_key)
+        # remainingItemCount is only known without a selector (the API server's rule too).
+        exact = selection.labels.empty and not selection.fields.requirements
+        return Page(items, listing.revision, token, remaining if token and exact else None)
+
+    # -- writes ------------------------------------------------------------------------
+    def create(self, resource: Resource, namespace: str, body: Object) -> Object:
+        body = _checked_body(resource, body)
+        meta = body.setdefault("metadata", {})
+        if resource.namespaced:
+            body_namespace = meta.get("namespace") or namespace
+            if body_namespace != namespace:
+                raise BadRequest(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            self._require_namespace(namespace)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{uuid.uuid4().hex[:5]}"
+        obj = self._fresh(resource, namespace, body)
+        name = obj["metadata"]["name"]
+        self._validate(resource, obj, None)
+        lease = self._lease_for(resource)
+        created = self.store.create(resource.key(namespace, name), encode(obj), lease=lease)
+        if created is None:
+            raise already_exists(resource.name, name, resource.group)
+        obj["metadata"]["resourceVersion"] = str(created.mod_revision)
+        return obj
+
+    def update(
+        self, resource: Resource, namespace: str, name: str, body: Object, *, subresource: str = ""
+    ) -> Object:
+        body = _checked_body(resource, body)
+        meta = body.get("metadata") or {}
+        if meta.get("name", name) != name:
+            raise BadRequest(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL "
+                f"({name})"
+            )
+        if resource.namespaced and meta.get("namespace", namespace) != namespace:
+            raise BadRequest(
+                "the namespace of the provided object does not match the namespace sent on the "
+                "request"
+            )
+        wanted = str(meta.get("resourceVersion") or "")
+        return self._write(resource, namespace, name, lambda _current: body, wanted, subresource)
+
+    def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        content_type: str,
+        patch: bytes,
+        *,
+        subresource: str = "",
+    ) -> Object:
+        def patched(current: Object) -> Object:
+            result = apply_patch(content_type, current, patch)
+            return result
+
+        return self._write(resource, namespace, name, patched, None, subresource)
+
+    def delete(
+        self, resource: Resource, namespace: str, name: str, *, preconditions: dict[str, Any]
+    ) -> Object:
+        for _ in range(_RETRIES):
+            kv = self.store.get(resource.key(namespace, name))
+            if kv is None:
+                raise not_found(resource.name, name, resource.group)
+            obj = decode(kv)
+            _check_preconditions(resource, obj, preconditions)
+            if self.store.delete(kv.key, revision=kv.mod_revision):
+                return obj
+        raise conflict(resource.name, name, resource.group)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _write(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        change: Callable[[Object], Object],
+        wanted: str | None,
+        subresource: str,
+    ) -> Object:
+        """Read, change, validate, compare-and-swap; retried on a lost race unless the
+        caller pinned a resourceVersion."""
+        for _ in range(_RETRIES):
+            kv = self.store.get(resource.key(namespace, name))
+            if kv is None:
+                raise not_found(resource.name, name, resource.group)
+            current = decode(kv)
+            new = _checked_body(resource, change(copy.deepcopy(current)))
+            new_meta = new.setdefault("metadata", {})
+            pinned = wanted if wanted is not None else str(new_meta.get("resourceVersion") or "")
+            if wanted is None and pinned == current["metadata"]["resourceVersion"]:
+                pinned = ""  # a patch carries the current version unless it set one itself
+            if pinned and pinned != current["metadata"]["resourceVersion"]:
+                raise conflict(resource.name, name, resource.group)
+            new = _carry_over(resource, current, new, subresource)
+            self._validate(resource, new, current)
+            if _same(new, current):
+                return current  # a no-op write changes nothing, not even the revision
+            updated = self.store.update(
+                kv.key, encode(new), revision=kv.mod_revision, lease=kv.lease
+            )
+            if updated is not None:
+                new["metadata"]["resourceVersion"] = str(updated.mod_revision)
+                return new
+            if pinned:
+                raise conflict(resource.name, name, resource.group)
+        raise conflict(resource.name, name, resource.group)
+
+    def _fresh(self, resource: Resource, namespace: str, body: Object) -> Object:
+        obj = copy.deepcopy(body)
+        obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
+        meta = obj.setdefault("metadata", {})
+        for server_owned in ("resourceVersion", "deletionTimestamp", "selfLink"):
+            meta.pop(server_owned, None)
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now_rfc3339(self._clock())
+        if resource.namespaced:
+            meta["namespace"] = namespace
+        if resource is NAMESPACES:
+            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            obj["status"] = {"phase": "Active"}
+        if resource.kind == "Pod":
+            obj["status"] = {"phase": "Pending", **(obj.get("status") or {})}
+            obj["status"]["phase"] = obj["status"].get("phase") or "Pending"
+        return obj
+
+    def _validate(self, resource: Resource, new: Object, old: Object | None) -> None:
+        name = str(new.get("metadata", {}).get("name") or "")
+        causes = validate_name(resource, name) if old is None else []
+        if resource.validate is not None:
+            causes += resource.validate(new, old)
+        if causes:
+            raise invalid(resource.kind, name, causes, resource.group)
+
+    def _require_namespace(self, namespace: str) -> None:
+        if self.store.get(NAMESPACES.key("", namespace)) is None:
+            raise not_found(NAMESPACES.name, namespace)
+
+    def _lease_for(self, resource: Resource) -> int:
+        if not resource.ttl:
+            return NO_LEASE
+        now = self._clock()
+        if self._event_lease == NO_LEASE or now - self._event_lease_since > _LEASE_REUSE_SECONDS:
+            self._event_lease = self.store.grant(resource.ttl + _LEASE_REUSE_SECONDS)
+            self._event_lease_since = now
+        return self._event_lease
+
+
+def _checked_body(resource: Resource, body: Any) -> Object:
+    if not isinstance(body, dict):
+        raise BadRequest("the body of the request is not a JSON object")
+    if not isinstance(body.get("metadata", {}), dict):
+        raise BadRequest("metadata must be an object")
+    kind = body.get("kind")
+    if kind is not None and kind != resource.kind:
+        raise BadRequest(f"the object kind {kind!r} does not match the resource {resource.name!r}")
+    return body
+
+
+def _carry_over(resource: Resource, current: Object, new: Object, subresource: str) -> Object:
+    """What a write may not change: identity, and (per subresource) spec or status."""
+    new["apiVersion"], new["kind"] = resource.api_version, resource.kind
+    meta, old_meta = new.setdefault("metadata", {}), current["metadata"]
+    for fixed in ("name", "namespace", "uid", "creationTimestamp"):
+        if fixed in old_meta:
+            meta[fixed] = old_meta[fixed]
+    meta.pop("resourceVersion", None)
+    meta["resourceVersion"] = old_meta["resourceVersion"]
+    if resource.has_status:
+        if subresource == "status":
+            # Only status changes; metadata and spec stay as they were.
+            status = new.get("status")
+            new.clear()
+            new.update(copy.deepcopy(current))
+            if status is None:
+                new.pop("status", None)
+            else:
+                new["status"] = status
+        elif "status" in current:
+            new["status"] = copy.deepcopy(current["status"])
+        else:
+            new.pop("status", None)
+    return new
+
+
+def _same(a: Object, b: Object) -> bool:
+    return encode(a) == encode(b)
+
+
+def _check_preconditions(resource: Resource, obj: Object, preconditions: dict[str, Any]) -> None:
+    meta = obj["metadata"]
+    uid = preconditions.get("uid")
+    if uid and uid != meta.get("uid"):
+        raise Conflict(
+            f"Precondition failed: UID in precondition: {uid}, "
+            f"UID in object meta: {meta.get('uid')}",
+            details={"name": meta["name"], "kind": resource.name},
+        )
+    version = preconditions.get("resourceVersion")
+    if version and str(version) != meta.get("resourceVersion"):
+        raise conflict(resource.name, meta["name"], resource.group)
+
+
+def _continue_token(revision: int, last_key: str) -> str:
+    raw = json.dumps({"v": "meta.k8s.io/v1", "rv": revision, "start": last_key + "\0"})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _parse_continue(token: str, prefix: str) -> str:
+    """The key the next page starts after."""
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        start = str(data["start"])
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise BadRequest(f"continue key is not valid: {exc}") from exc
+    if not start.startswith(prefix):
+        raise BadRequest("continue key is not valid: it belongs to another list")
+    return start.removesuffix("\0")

@@ -1,0 +1,177 @@
+"""The watch cache: one store watch over /registry/ fanned out to every client watch, as
+kube-apiserver's cacher does.
+
+One store watch instead of one per client: a sqlite watch polls the file every few
+milliseconds, so a hundred `kubectl get -w` would be a hundred pollers. The cache keeps
+the current value of every key (to tell ADDED from MODIFIED, and to hand a DELETED event
+the object's last state) and a window of recent changes. A client watch from a
+resourceVersion inside the window replays from it; one from before the window gets 410
+Expired ("too old resource version") and relists, the contract client-go's reflector
+and the official Python client follow. If the store watch itself fails (its history
+was compacted, the store went away), the cache relists and every open watch ends with
+410, so no client silently misses a change.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from podnet.apiserver._status import Gone, expired
+from podnet.store import Store, StoreError, Watch
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/registry/"
+DEFAULT_WINDOW = 100_000
+_POLL_SECONDS = 0.5
+_RETRY_SECONDS = 1.0
+
+
+@dataclass
+class Change:
+    """One change: `value` is the object's new state, or its last one for DELETED;
+    `previous` its state before (None for ADDED)."""
+
+    revision: int
+    type: str  # ADDED | MODIFIED | DELETED
+    key: str
+    value: bytes
+    previous: bytes | None
+    _decoded: dict[str, Any] | None = field(default=None, repr=False)
+
+
+class WatchCache:
+    def __init__(self, store: Store, *, window: int = DEFAULT_WINDOW) -> None:
+        self.store = store
+        self.window = window
+        self._cond = threading.Condition()
+        self._objects: dict[str, tuple[bytes, int]] = {}
+        self._changes: list[Change] = []
+        self._revisions: list[int] = []
+        self._revision = 0
+        self._floor = 0
+        self._epoch = 0
+        self._stopped = threading.Event()
+        self._watch: Watch | None = None
+        self._load()
+        self._thread = threading.Thread(target=self._run, name="apiserver-watch-cache", daemon=True)
+        self._thread.start()
+
+    # -- feeding -----------------------------------------------------------------------
+    def _load(self) -> None:
+        listing = self.store.list(PREFIX)
+        with self._cond:
+            self._objects = {kv.key: (kv.value, kv.mod_revision) for kv in listing.items}
+            self._changes, self._revisions = [], []
+            self._revision = self._floor = listing.revision
+            self._epoch += 1
+            self._cond.notify_all()
+        self._watch = self.store.watch(PREFIX, from_revision=listing.revision + 1)
+
+    def _run(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                assert self._watch is not None
+                events = self._watch.get(timeout=_POLL_SECONDS)
+            except StoreError as exc:
+                if self._stopped.is_set():
+                    return
+                log.warning("watch cache: store watch failed (%s); relisting", exc)
+                self._restart()
+                continue
+            if events:
+                self._apply(events)
+
+    def _restart(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+        while not self._stopped.is_set():
+            try:
+                self._load()
+                return
+            except StoreError as exc:
+                log.warning("watch cache: relist failed (%s); retrying", exc)
+                self._stopped.wait(_RETRY_SECONDS)
+
+    def _apply(self, events: list[Any]) -> None:
+        with self._cond:
+            for event in events:
+                old = self._objects.get(event.key)
+                previous = old[0] if old else None
+                if event.type == "PUT":
+                    self._objects[event.key] = (event.value, event.revision)
+                    kind = "MODIFIED" if previous is not None else "ADDED"
+                    change = Change(event.revision, kind, event.key, event.value, previous)
+                else:
+                    self._objects.pop(event.key, None)
+                    if previous is None:
+                        self._revision = max(self._revision, event.revision)
+                        continue
+                    change = Change(event.revision, "DELETED", event.key, previous, previous)
+                self._changes.append(change)
+                self._revisions.append(change.revision)
+                self._revision = max(self._revision, event.revision)
+            if len(self._changes) > self.window:
+                cut = len(self._changes) - self.window // 2
+                self._floor = self._revisions[cut - 1]
+                del self._changes[:cut]
+                del self._revisions[:cut]
+            self._cond.notify_all()
+
+    # -- serving -----------------------------------------------------------------------
+    @property
+    def revision(self) -> int:
+        with self._cond:
+            return self._revision
+
+    def snapshot(self, prefix: str) -> tuple[list[tuple[str, bytes, int]], int, int]:
+        """The objects under `prefix` (key, value, mod revision), sorted, the revision they
+        are current at, and the cache's epoch (see `changes_after`)."""
+        with self._cond:
+            items = [(k, v, rev) for k, (v, rev) in self._objects.items() if k.startswith(prefix)]
+            return sorted(items), self._revision, self._epoch
+
+    def epoch(self) -> int:
+        with self._cond:
+            return self._epoch
+
+    def changes_after(self, revision: int, epoch: int, timeout: float) -> tuple[list[Change], int]:
+        """The changes after `revision` (waiting up to `timeout` for one), and the revision
+        the caller is current at afterwards. Gone (410) when `revision` is older than the
+        window, or the cache relisted since the caller started (`epoch` changed)."""
+        with self._cond:
+
+            def due() -> bool:
+                stale = epoch != self._epoch or revision < self._floor
+                return stale or self._stopped.is_set() or self._revision > revision
+
+            self._cond.wait_for(due, timeout)
+            if epoch != self._epoch or revision < self._floor:
+                raise expired(f"too old resource version: {revision} ({self._floor})")
+            start = bisect.bisect_right(self._revisions, revision)
+            return self._changes[start:], max(revision, self._revision)
+
+    def check(self, revision: int) -> None:
+        """Gone when a watch from `revision` cannot be served."""
+        with self._cond:
+            if revision < self._floor:
+                raise expired(f"too old resource version: {revision} ({self._floor})")
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def close(self) -> None:
+        self._stopped.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._watch is not None:
+            self._watch.close()
+        self._thread.join(timeout=5)
+
+
+__all__ = ["Change", "Gone", "WatchCache"]
