@@ -160,8 +160,10 @@ class APIHandler(BaseHTTPRequestHandler):
             raise error
         return self.rfile.read(length) if length else b""
 
-    def _send_json(self, code: int, body: Any, *, content_type: str = "application/json") -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+    def _send_json(self, code: int, body: Any) -> None:
+        self._send_bytes(code, json.dumps(body, separators=(",", ":")).encode())
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str = "application/json") -> None:
         try:
             self.send_response(code)
             self.send_header("Content-Type", content_type)
@@ -334,15 +336,26 @@ class APIHandler(BaseHTTPRequestHandler):
             limit = int(query.get("limit") or 0)
         except ValueError as exc:
             raise BadRequest(f"invalid limit: {query.get('limit')!r}") from exc
+        as_table = wants_table(accept)
         page = self.server.api.registry.list(
             resource,
             namespace or None,
             selection,
             limit=max(limit, 0),
             continue_token=query.get("continue", ""),
+            raw=not as_table,
         )
         rv = str(page.revision)
-        if wants_table(accept):
+        if page.raw is not None:
+            head = {"kind": resource.list_kind, "apiVersion": resource.api_version}
+            self._send_bytes(
+                200,
+                json.dumps(head, separators=(",", ":")).encode()[:-1]
+                + b',"metadata":{"resourceVersion":"%s"},"items":[%s]}'
+                % (rv.encode(), b",".join(page.raw)),
+            )
+            return
+        if as_table:
             body = table(
                 resource,
                 page.items,

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from podnet.apiserver._patch import apply_patch
 from podnet.apiserver._resources import (
@@ -59,6 +59,24 @@ def decode_value(value: bytes, revision: int) -> Object:
     return obj
 
 
+_METADATA = b'"metadata":{'
+_VERSION_KEY = b'"resourceVersion"'
+
+
+def with_version(value: bytes, revision: int) -> bytes | None:
+    """The stored JSON with metadata.resourceVersion spliced in, without parsing it: a
+    5,000-node list is then a join of bytes instead of 5,000 json.loads and one big
+    json.dumps. None when the splice is not certainly right (the top-level metadata is
+    not the first object inside the value, or a resourceVersion is stored already):
+    decode those."""
+    start = value.find(_METADATA)
+    if start < 0 or value.find(b"{", 1) != start + len(_METADATA) - 1 or _VERSION_KEY in value:
+        return None
+    end = start + len(_METADATA)
+    separator = b"" if value[end : end + 1] == b"}" else b","
+    return b'%s"resourceVersion":"%d"%s%s' % (value[:end], revision, separator, value[end:])
+
+
 def encode(obj: Object) -> bytes:
     stored = dict(obj)
     stored["metadata"] = {
@@ -73,12 +91,18 @@ class Page:
     revision: int
     continue_token: str
     remaining: int | None
+    # The items as JSON, when the list was read without decoding them (see with_version).
+    raw: list[bytes] | None = None
 
 
 @dataclass(frozen=True)
 class Selection:
     labels: LabelSelector
     fields: FieldSelector
+
+    @property
+    def empty(self) -> bool:
+        return self.labels.empty and not self.fields.requirements
 
     def matches(self, resource: Resource, obj: Object) -> bool:
         labels = obj.get("metadata", {}).get("labels") or {}
@@ -115,10 +139,17 @@ class Registry:
         *,
         limit: int = 0,
         continue_token: str = "",
+        raw: bool = False,
     ) -> Page:
+        """One page of the objects under the resource (in `namespace`, or all), matching
+        `selection`. With `raw`, a plain full list may come back as JSON bytes (Page.raw)."""
         prefix = resource.list_prefix(namespace)
         start_after = _parse_continue(continue_token, prefix) if continue_token else ""
         listing = self.store.list(prefix)
+        if raw and selection.empty and not limit and not start_after:
+            spliced = [with_version(kv.value, kv.mod_revision) for kv in listing.items]
+            if all(value is not None for value in spliced):
+                return Page([], listing.revision, "", None, raw=cast(list[bytes], spliced))
         items: list[Object] = []
         last_key = ""
         remaining = 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
 from typing import Any
@@ -48,6 +49,15 @@ def register(subparsers: Any) -> None:
         action="append",
         metavar="HOST:PORT",
         help=f"address to serve on (repeatable; default {DEFAULT_LISTEN})",
+    )
+    run.add_argument(
+        "--listen-fd",
+        action="append",
+        type=int,
+        default=[],
+        metavar="FD",
+        help="serve on this inherited listening socket too (e.g. one bound in another "
+        "network namespace; repeatable)",
     )
     run.add_argument("--cert-dir", default=DEFAULT_CERT_DIR, metavar="DIR")
     run.add_argument(
@@ -91,10 +101,28 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def inherited_socket(fd: int) -> socket.socket:
+    """The listening TCP socket at `fd`, inherited from whoever started us."""
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as exc:
+        raise CommandError(f"--listen-fd {fd}: {exc.strerror or exc}") from exc
+    if (
+        sock.type != socket.SOCK_STREAM
+        or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 0
+    ):
+        sock.detach()
+        raise CommandError(f"--listen-fd {fd}: not a listening TCP socket")
+    return sock
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    listens = [parse_listen(text) for text in (args.listen or [DEFAULT_LISTEN])]
+    default = [] if args.listen_fd else [DEFAULT_LISTEN]
+    listens = [parse_listen(text) for text in (args.listen or default)]
+    sockets = [inherited_socket(fd) for fd in args.listen_fd]
     tokens = Tokens.load(args.token_file)
-    serving = ensure_serving_certs(args.cert_dir, [h for h, _ in listens] + args.tls_san)
+    hosts = [h for h, _ in listens] + [str(s.getsockname()[0]) for s in sockets] + args.tls_san
+    serving = ensure_serving_certs(args.cert_dir, hosts)
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -109,6 +137,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             for host, port in listens:
                 server.listen(host, port)
+            for sock in sockets:
+                server.listen_on(sock)
             stop.wait()
         finally:
             server.close()

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 
@@ -36,6 +38,36 @@ def _file(title: str, path: str) -> None:
         except ValueError:
             pass
     print(text.replace("\r\n", "\\r\\n\n").rstrip())
+
+
+def _kubectl_pod_cidr(lab: Lab, node: str, expected: str) -> None:
+    """The walk-through's command, run for real against the lab's API server (jq's job
+    done by json when jq is missing)."""
+    print(f"\n--- export KUBECONFIG=$(podnet lab --name {lab.name} kubeconfig)")
+    print(f"--- kubectl get no {node} -o json | jq '.spec.podCIDR'")
+    if shutil.which("kubectl") is None:
+        print(f"(kubectl is not installed; the store says {json.dumps(expected)})")
+        return
+    got = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "get", "no", node, "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if got.returncode != 0:
+        print(f"kubectl failed: {got.stderr.strip()}")
+        return
+    if shutil.which("jq"):
+        jq = subprocess.run(
+            ["jq", ".spec.podCIDR"], input=got.stdout, capture_output=True, text=True, timeout=60
+        )
+        print(jq.stdout.rstrip())
+    else:
+        print(json.dumps(json.loads(got.stdout)["spec"].get("podCIDR")))
+    wide = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "get", "nodes", "-o", "wide"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    print("\n--- kubectl get nodes -o wide")
+    print((wide.stdout or wide.stderr).rstrip())
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -99,8 +131,7 @@ def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
     d = lab.node_dirs(pod.node)
     cid = pod.sandbox.id
     _section(f"the walk-through for pod {pod.sandbox.key} on node {pod.node}")
-    print(f"\n--- `podnet get node {pod.node} -o json | jq .spec.podCIDR`")
-    print(json.dumps(cidrs.get(pod.node, "")))
+    _kubectl_pod_cidr(lab, pod.node, cidrs.get(pod.node, ""))
     _file("subnet.env, written by the node agent", d.subnet_file)
     _file("the conflist, written by install-cni", os.path.join(d.conf_dir, "10-flannel.conflist"))
     _file(

@@ -110,6 +110,11 @@ def register(subparsers: Any) -> None:
     check = verbs.add_parser("check", help="ping from every pod to every other pod")
     check.set_defaults(handler=lab_check)
 
+    kubeconfig = verbs.add_parser(
+        "kubeconfig", help="print the path of the admin kubeconfig (export KUBECONFIG=$(...))"
+    )
+    kubeconfig.set_defaults(handler=lab_kubeconfig)
+
     demo = subparsers.add_parser("demo", help="a 3-node lab: pods get IPs and reach each other")
     demo.add_argument("--nodes", type=int, default=3)
     demo.add_argument("--pods-per-node", type=int, default=2)
@@ -143,6 +148,17 @@ def lab_up(args: argparse.Namespace) -> int:
             progress=_progress,
         )
         print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
+    except ERRORS as exc:
+        return _fail(args, exc)
+    return 0
+
+
+def lab_kubeconfig(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        if not lab.exists():
+            raise LabError(f"lab {args.name!r} is not up")
+        print(lab.kubeconfig)
     except ERRORS as exc:
         return _fail(args, exc)
     return 0

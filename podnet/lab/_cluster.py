@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.agent import DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.lab._apiserver import APISERVER_PORT, APIServerFiles, start_apiserver
 from podnet.lab._containerd import Containerd
 from podnet.lab._containerd_nodes import ContainerdNodes
 from podnet.lab._errors import LabError
@@ -87,6 +88,17 @@ class Lab:
     @property
     def store_url(self) -> str:
         return self.state().get("store") or f"sqlite://{os.path.join(self.dir, 'cluster.db')}"
+
+    @property
+    def kubeconfig(self) -> str:
+        """The admin kubeconfig of the lab's API server."""
+        api = self.state().get("apiserver")
+        if not api:
+            raise LabError(f"lab {self.name!r} runs no API server")
+        return str(api["kubeconfig"])
+
+    def apiserver_files(self) -> APIServerFiles:
+        return APIServerFiles(os.path.join(self.dir, "apiserver"))
 
     def exists(self) -> bool:
         return self._state_file.exists()
@@ -242,6 +254,21 @@ class Lab:
             progress(f"store {url}, network {CLUSTER_CIDR} with backend {backend}")
             self._run_cli(
                 "network", "set", "--store", url, "--network", CLUSTER_CIDR, "--backend", backend
+            )
+            _private_store(url)
+            files, port = start_apiserver(
+                self.processes,
+                lab_dir=self.dir,
+                control_plane_netns=self.control_plane_netns,
+                store_url=url,
+                nodes=names,
+                timeout=timeout,
+            )
+            state["apiserver"] = {"port": port, "kubeconfig": files.admin_kubeconfig}
+            self._state_file.save(state)
+            progress(
+                f"API server on https://{CONTROL_PLANE.ip}:{APISERVER_PORT} for the nodes and "
+                f"https://127.0.0.1:{port} for kubectl (`podnet lab kubeconfig`)"
             )
             progress(f"nodeipam controller: a /{NODE_MASK} per node from {CLUSTER_CIDR}")
             self.processes.spawn(
@@ -462,6 +489,17 @@ class Lab:
             for node in self.node_names()
             for sandbox in node_runtime.pods(node)
         ]
+
+
+def _private_store(url: str) -> None:
+    """The sqlite file (and its WAL) readable by root alone: only the lab's daemons (the
+    API server; the agents and nodeipam until they move onto the API) open it."""
+    if not url.startswith("sqlite://"):
+        return
+    path = url.removeprefix("sqlite://")
+    for name in (path, f"{path}-wal", f"{path}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 def _delete_pod_namespaces(d: NodeDirs) -> list[str]:

@@ -27,6 +27,7 @@ from podnet.lab._host import reap
 
 LAB_MARKER = "PODNET_LAB"  # in the environment of every process a lab starts
 LOCK_TIMEOUT = 30.0  # the longest a stop (SIGTERM wait) holds the lock is 10 s
+_FIRST_HIGH_FD = 100
 
 
 def podnet_argv(*args: str) -> list[str]:
@@ -77,12 +78,17 @@ class Supervisor:
         env: dict[str, str] | None = None,
         *,
         restart: bool = False,
+        pass_fds: Sequence[int] = (),
     ) -> int:
         """Start a daemon of the lab in a session of its own (a Ctrl-C in the terminal
         is for the CLI only), output appended to `log`, recorded in a PID file. No Popen
         object: the daemon outlives the command that started it. `env` replaces this
         process's environment (containerd hands its own to every plugin). With
-        `restart`, the lab's restarter starts it again whenever it dies."""
+        `restart`, the lab's restarter starts it again whenever it dies. `pass_fds`
+        become the daemon's fds 3, 4, ... (e.g. sockets bound in other namespaces); such a
+        daemon cannot be restarted from a recipe, which holds no sockets."""
+        if restart and pass_fds:
+            raise ValueError("a daemon given sockets cannot be restarted from a recipe")
         base = env if env is not None else {**os.environ, **self.plugin_env()}
         env = {**base, LAB_MARKER: self.lab_dir}
         with self.locked():
@@ -90,7 +96,7 @@ class Supervisor:
                 os.makedirs(self.specs_dir, mode=0o700, exist_ok=True)
                 recipe = {"argv": list(argv), "log": log, "env": env}
                 atomic_write(self.spec_file(what), json.dumps(recipe).encode(), mode=0o600)
-            return self._spawn(what, argv, log, env)
+            return self._spawn(what, argv, log, env, pass_fds)
 
     def spec_file(self, what: str) -> str:
         return os.path.join(self.specs_dir, f"{what}.json")
@@ -122,20 +128,34 @@ class Supervisor:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.spec_file(what))
 
-    def _spawn(self, what: str, argv: Sequence[str], log: str, env: dict[str, str]) -> int:
+    def _spawn(
+        self,
+        what: str,
+        argv: Sequence[str],
+        log: str,
+        env: dict[str, str],
+        pass_fds: Sequence[int] = (),
+    ) -> int:
         os.makedirs(os.path.dirname(log), exist_ok=True)
         os.makedirs(self.pids_dir, exist_ok=True)
-        pid = os.posix_spawnp(
-            argv[0],
-            list(argv),
-            env,
-            file_actions=[
-                (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-                (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
-                (os.POSIX_SPAWN_DUP2, 1, 2),
-            ],
-            setsid=True,
-        )
+        # Copies above every target first, so that no dup2 overwrites a source not yet used.
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _FIRST_HIGH_FD) for fd in pass_fds]
+        try:
+            pid = os.posix_spawnp(
+                argv[0],
+                list(argv),
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_OPEN, 1, log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644),
+                    (os.POSIX_SPAWN_DUP2, 1, 2),
+                    *[(os.POSIX_SPAWN_DUP2, fd, 3 + i) for i, fd in enumerate(high)],
+                ],
+                setsid=True,
+            )
+        finally:
+            for fd in high:
+                os.close(fd)
         with open(self.pid_file(what), "w") as handle:
             handle.write(f"{pid}\n")
         return pid

@@ -3,9 +3,12 @@ started through the runtime and podnet's plugins, real packets between them."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -166,6 +169,13 @@ def test_with_etcd_store(lab: Lab) -> None:
     pods = start_pods(lab, per_node=1)
     assert {n.name: bool(n.pod_cidr) for n in lab.nodes()} == {"n1": True, "n2": True, "n3": True}
     assert failed_pairs(pods) == []
+    if shutil.which("kubectl"):  # the API server serves the etcd store as well
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", lab.kubeconfig, "get", "no", "n3", "-o", "json"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["spec"]["podCIDR"] == lab.nodes()[2].pod_cidr
 
 
 def test_cli(tmp_path: Path) -> None:
@@ -179,6 +189,8 @@ def test_cli(tmp_path: Path) -> None:
         up = run("up", "--nodes", "2")
         assert up.returncode == 0, up.stderr
         assert "agent on n2 ready" in up.stdout
+        kubeconfig = run("kubeconfig")
+        assert kubeconfig.returncode == 0 and os.path.exists(kubeconfig.stdout.strip())
         assert run("pod", "run", "a", "--node", "n1").returncode == 0
         assert run("pod", "run", "b", "--node", "n2").returncode == 0
         dup = run("pod", "run", "a", "--node", "n2")
@@ -242,3 +254,43 @@ def test_a_node_joins_and_leaves(lab: Lab) -> None:
         assert str(n4.subnet) not in routes
     assert "n4" not in {n.name for n in lab.nodes()}
     assert failed_pairs(pods[:3]) == []
+
+
+def test_kubectl_on_the_lab(lab: Lab) -> None:
+    """The walk-through's `kubectl get no n1 -o json | jq .spec.podCIDR` from this
+    machine's shell, and a node's own identity from inside the lab."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    lab.up(2)
+    kubeconfig = lab.kubeconfig
+
+    def kubectl(*args: str, config: str = kubeconfig, netns: str | None = None) -> str:
+        prefix = ["nsenter", f"--net={netns}"] if netns else []
+        done = subprocess.run(
+            [*prefix, "kubectl", "--kubeconfig", config, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cidrs = {n.name: n.pod_cidr for n in lab.nodes()}
+    node = json.loads(kubectl("get", "no", "n1", "-o", "json"))
+    assert node["spec"]["podCIDR"] == cidrs["n1"] != ""
+    wide = kubectl("get", "nodes", "-o", "wide")
+    assert str(lab.node("n2").ip) in wide
+    # Inside the lab, n1's own identity reads nodes from 192.0.2.1:6443 ...
+    files = lab.apiserver_files()
+    as_n1 = files.kubeconfig("system:node:n1")
+    assert "n2" in kubectl(
+        "get", "nodes", "-o", "name", config=as_n1, netns=lab.control_plane_netns
+    )
+    # ... and may not touch n2.
+    refused = subprocess.run(
+        ["nsenter", f"--net={lab.control_plane_netns}", "kubectl", "--kubeconfig", as_n1,
+         "label", "node", "n2", "x=y"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Forbidden" in refused.stderr
+    assert stat.S_IMODE(os.stat(files.tokens).st_mode) == 0o600
+    db = lab.store_url.removeprefix("sqlite://")
+    assert stat.S_IMODE(os.stat(db).st_mode) == 0o600

@@ -1,0 +1,210 @@
+"""podnet's API server under load, measured as a client sees it (HTTPS, bearer token,
+keep-alive), on the store backends asked for.
+
+- list: GET /api/v1/nodes with N nodes stored as the agent and nodeipam write them
+  (annotations, podCIDR, an address); time from request to the last byte, p50 and p99.
+- watch fan-out: W clients watch nodes (resourceVersion from a list); one node is
+  patched; time from the PATCH being sent to each watcher reading the event, p50 and p99
+  over every (change, watcher) pair.
+
+    .venv/bin/python -m bench.apiserver [--nodes 5000] [--watchers 100] [--changes 20]
+                                        [--lists 30] [--backends sqlite,etcd]
+
+Results: bench/results/apiserver.json, and a line per backend on stderr.
+Not measured here yet: pod creation to status.podIP (needs the per-node sandbox driver).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import ssl
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from podnet.apiserver import MASTERS, APIServer, Tokens, ensure_serving_certs, write_token_file
+from podnet.store import EtcdNotInstalled, LocalEtcd, Store, open_store
+
+RESULTS = Path(__file__).parent / "results" / "apiserver.json"
+BACKEND_DATA = '{"VNI":1,"VtepMAC":"aa:bb:cc:00:11:22"}'
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return ordered[index]
+
+
+def fill(store: Store, nodes: int) -> None:
+    for i in range(nodes):
+        name = f"node-{i:05d}"
+        cidr = f"10.{i // 256}.{i % 256}.0/24"
+        node: dict[str, Any] = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": name,
+                "uid": f"uid-{i}",
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+                "annotations": {
+                    "flannel.alpha.coreos.com/backend-data": BACKEND_DATA,
+                    "flannel.alpha.coreos.com/backend-type": "vxlan",
+                    "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+                    "flannel.alpha.coreos.com/public-ip": f"192.0.2.{i % 250 + 2}",
+                },
+            },
+            "spec": {"podCIDR": cidr, "podCIDRs": [cidr]},
+            "status": {"addresses": [{"type": "InternalIP", "address": f"192.0.2.{i % 250 + 2}"}]},
+        }
+        store.create(f"/registry/minions/{name}", json.dumps(node, separators=(",", ":")).encode())
+
+
+class Watcher(threading.Thread):
+    def __init__(self, url: str, verify: ssl.SSLContext, token: str, rv: str) -> None:
+        super().__init__(daemon=True)
+        self.client = httpx.Client(
+            base_url=url, verify=verify, headers={"Authorization": f"Bearer {token}"}, timeout=120
+        )
+        self.rv = rv
+        self.seen: dict[str, float] = {}  # label value -> when it arrived
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        params = {"watch": "true", "resourceVersion": self.rv, "timeoutSeconds": "600"}
+        try:
+            with self.client.stream("GET", "/api/v1/nodes", params=params) as response:
+                self.ready.set()
+                for line in response.iter_lines():
+                    if not line:
+                        continue
+                    event = json.loads(line)
+                    labels = event["object"]["metadata"].get("labels") or {}
+                    if "bench" in labels:
+                        self.seen.setdefault(labels["bench"], time.perf_counter())
+        except httpx.HTTPError:
+            pass
+        finally:
+            self.ready.set()
+
+
+def run_backend(url: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    store = open_store(url)
+    fill(store, args.nodes)
+    pki = ensure_serving_certs(str(work / "pki"), ["127.0.0.1"])
+    token = secrets.token_hex(16)
+    write_token_file(str(work / "tokens.csv"), [(token, "admin", "admin", (MASTERS,))])
+    server = APIServer(store, tokens=Tokens.load(str(work / "tokens.csv")), serving=pki)
+    host, port = server.listen("127.0.0.1", 0)
+    base = f"https://{host}:{port}"
+    verify = ssl.create_default_context(cafile=pki.ca_cert)
+    headers = {"Authorization": f"Bearer {token}"}
+    watchers: list[Watcher] = []
+    try:
+        with httpx.Client(base_url=base, verify=verify, headers=headers, timeout=120) as client:
+            lists = []
+            size = 0
+            for _ in range(args.lists):
+                started = time.perf_counter()
+                response = client.get("/api/v1/nodes")
+                lists.append(time.perf_counter() - started)
+                size = len(response.content)
+            assert len(response.json()["items"]) == args.nodes
+            rv = response.json()["metadata"]["resourceVersion"]
+            watchers = [Watcher(base, verify, token, rv) for _ in range(args.watchers)]
+            for watcher in watchers:
+                watcher.start()
+            for watcher in watchers:
+                watcher.ready.wait(60)
+            time.sleep(0.5)
+            sent: dict[str, float] = {}
+            merge = {"Content-Type": "application/merge-patch+json"}
+            for change in range(args.changes):
+                label = str(change)
+                patch = {"metadata": {"labels": {"bench": label}}}
+                sent[label] = time.perf_counter()
+                client.patch(
+                    "/api/v1/nodes/node-00000", json=patch, headers=merge
+                ).raise_for_status()
+                deadline = time.monotonic() + 30
+                while any(label not in w.seen for w in watchers) and time.monotonic() < deadline:
+                    time.sleep(0.002)
+            delays = [
+                w.seen[label] - sent[label] for w in watchers for label in sent if label in w.seen
+            ]
+            missed = len(watchers) * len(sent) - len(delays)
+    finally:
+        server.close()
+        for watcher in watchers:
+            watcher.client.close()
+        store.close()
+    return {
+        "nodes": args.nodes,
+        "list_bytes": size,
+        "list_ms": {
+            "p50": round(statistics.median(lists) * 1000, 1),
+            "p99": round(percentile(lists, 99) * 1000, 1),
+        },
+        "watchers": args.watchers,
+        "changes": args.changes,
+        "watch_delivery_ms": {
+            "p50": round(statistics.median(delays) * 1000, 1) if delays else None,
+            "p99": round(percentile(delays, 99) * 1000, 1) if delays else None,
+        },
+        "missed_deliveries": missed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench.apiserver", description=__doc__)
+    parser.add_argument("--nodes", type=int, default=5000)
+    parser.add_argument("--watchers", type=int, default=100)
+    parser.add_argument("--changes", type=int, default=20)
+    parser.add_argument("--lists", type=int, default=30)
+    parser.add_argument("--backends", default="sqlite")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+        ),
+        "backends": {},
+    }
+    for backend in args.backends.split(","):
+        with tempfile.TemporaryDirectory(prefix="podnet-bench-apiserver-") as tmp:
+            work = Path(tmp)
+            if backend == "sqlite":
+                outcome = run_backend(f"sqlite://{work}/cluster.db", args, work)
+            elif backend == "etcd":
+                try:
+                    LocalEtcd.binary()
+                except EtcdNotInstalled as exc:
+                    print(f"etcd: skipped ({exc})", file=sys.stderr)
+                    continue
+                etcd = LocalEtcd(1, base_dir=work / "etcd").start()
+                try:
+                    outcome = run_backend(etcd.url, args, work)
+                finally:
+                    etcd.stop()
+            else:
+                print(f"bench.apiserver: unknown backend {backend!r}", file=sys.stderr)
+                return 2
+        results["backends"][backend] = outcome
+        print(f"{backend}: {json.dumps(outcome)}", file=sys.stderr)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

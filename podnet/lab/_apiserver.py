@@ -1,0 +1,155 @@
+"""The lab's Kubernetes API server: one `podnet apiserver run` serving the lab's store on
+the control-plane address (192.0.2.1:6443, inside the lab, where nodes reach it) and on a
+loopback port of this machine (for the user's kubectl).
+
+One process listens in both namespaces: the lab binds each socket in its namespace and
+hands both to the server (a socket stays in the namespace it was opened in). The server
+itself runs in the control-plane namespace, where the lab's etcd listens.
+
+Identities and their tokens (kube-apiserver's token file, 0600 in the lab dir): the admin
+(`system:masters`, the user's kubeconfig), the controller manager, and `system:node:NAME`
+for every node; each gets a kubeconfig beside it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from podnet.apiserver import (
+    CONTROLLER_MANAGER,
+    MASTERS,
+    NODES_GROUP,
+    ensure_serving_certs,
+    write_kubeconfig,
+    write_token_file,
+)
+from podnet.lab._errors import LabError
+from podnet.lab._supervise import Supervisor, podnet_argv
+from podnet.lab._topology import CONTROL_PLANE
+from podnet.netlink import run_in_netns
+
+APISERVER = "apiserver"  # the daemon's name among the lab's processes
+APISERVER_PORT = 6443
+ADMIN = "kubernetes-admin"
+_BACKLOG = 128
+
+
+@dataclass(frozen=True)
+class APIServerFiles:
+    dir: str
+
+    @property
+    def tokens(self) -> str:
+        return os.path.join(self.dir, "tokens.csv")
+
+    @property
+    def pki(self) -> str:
+        return os.path.join(self.dir, "pki")
+
+    @property
+    def admin_kubeconfig(self) -> str:
+        return os.path.join(self.dir, "admin.kubeconfig")
+
+    def kubeconfig(self, user: str) -> str:
+        return os.path.join(self.dir, f"{user.replace(':', '-')}.kubeconfig")
+
+
+def _listening(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def start_apiserver(
+    supervisor: Supervisor,
+    *,
+    lab_dir: str,
+    control_plane_netns: str,
+    store_url: str,
+    nodes: Sequence[str],
+    timeout: float,
+) -> tuple[APIServerFiles, int]:
+    """Start the lab's API server and wait until it answers; returns its files and the
+    loopback port the user's kubeconfig names."""
+    files = APIServerFiles(os.path.join(lab_dir, "apiserver"))
+    os.makedirs(files.dir, mode=0o700, exist_ok=True)
+    identities = [
+        (ADMIN, (MASTERS,)),
+        (CONTROLLER_MANAGER, ()),
+        *[(f"system:node:{node}", (NODES_GROUP,)) for node in nodes],
+    ]
+    tokens = {user: secrets.token_urlsafe(24) for user, _ in identities}
+    write_token_file(
+        files.tokens, [(tokens[user], user, user, groups) for user, groups in identities]
+    )
+    serving = ensure_serving_certs(files.pki, [str(CONTROL_PLANE.ip), "127.0.0.1"])
+    inside = run_in_netns(
+        control_plane_netns, lambda: _listening(str(CONTROL_PLANE.ip), APISERVER_PORT)
+    )
+    try:
+        loopback = _listening("127.0.0.1", 0)
+    except OSError:
+        inside.close()
+        raise
+    port = int(loopback.getsockname()[1])
+    try:
+        argv = [
+            "nsenter",
+            f"--net={control_plane_netns}",
+            *podnet_argv(
+                "apiserver", "run", "--listen-fd", "3", "--listen-fd", "4",
+                "--store", store_url, "--cert-dir", files.pki, "--token-file", files.tokens,
+            ),
+        ]  # fmt: skip
+        supervisor.spawn(
+            APISERVER,
+            argv,
+            supervisor.log_path(APISERVER),
+            pass_fds=[inside.fileno(), loopback.fileno()],
+        )
+    finally:
+        inside.close()
+        loopback.close()
+    outside = f"https://127.0.0.1:{port}"
+    inside_url = f"https://{CONTROL_PLANE.ip}:{APISERVER_PORT}"
+    for user, _groups in identities:
+        server = outside if user == ADMIN else inside_url
+        path = files.admin_kubeconfig if user == ADMIN else files.kubeconfig(user)
+        write_kubeconfig(
+            path, server=server, ca_cert=serving.ca_cert, token=tokens[user], user=user
+        )
+    _wait_healthy(supervisor, serving.ca_cert, port, timeout)
+    return files, port
+
+
+def _wait_healthy(supervisor: Supervisor, ca_cert: str, port: int, timeout: float) -> None:
+    context = ssl.create_default_context(cafile=ca_cert)
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=context)
+        try:
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        if not supervisor.alive(APISERVER):
+            raise LabError(f"the API server exited: {supervisor.last_words(APISERVER)}")
+        if time.monotonic() > deadline:
+            raise LabError(f"the API server did not answer after {timeout:g}s")
+        time.sleep(0.05)
