@@ -36,7 +36,7 @@ from podnet.apiserver._status import (
     Unauthorized,
 )
 from podnet.apiserver._table import table, wants_table
-from podnet.store import StoreError, StoreUnavailable
+from podnet.store import KeyValue, Listing, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
     from podnet.apiserver._server import APIServer
@@ -337,6 +337,14 @@ class APIHandler(BaseHTTPRequestHandler):
         except ValueError as exc:
             raise BadRequest(f"invalid limit: {query.get('limit')!r}") from exc
         as_table = wants_table(accept)
+        listing = None
+        if query.get("resourceVersion") == "0" and not query.get("continue"):
+            # "Any version": served from the watch cache, as kube-apiserver does (what an
+            # informer's first list asks for); "" reads the store.
+            items, revision, _epoch = self.server.api.cache.snapshot(
+                resource.list_prefix(namespace or None)
+            )
+            listing = Listing([KeyValue(k, v, 0, rev) for k, v, rev in items], revision)
         page = self.server.api.registry.list(
             resource,
             namespace or None,
@@ -344,6 +352,7 @@ class APIHandler(BaseHTTPRequestHandler):
             limit=max(limit, 0),
             continue_token=query.get("continue", ""),
             raw=not as_table,
+            listing=listing,
         )
         rv = str(page.revision)
         if page.raw is not None:

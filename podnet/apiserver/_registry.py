@@ -40,7 +40,7 @@ from podnet.apiserver._status import (
     invalid,
     not_found,
 )
-from podnet.store import NO_LEASE, KeyValue, Store, now_rfc3339
+from podnet.store import NO_LEASE, KeyValue, Listing, Store, now_rfc3339
 
 _RETRIES = 20
 # A new lease for events is granted once a minute and shared by that minute's events, as
@@ -140,12 +140,16 @@ class Registry:
         limit: int = 0,
         continue_token: str = "",
         raw: bool = False,
+        listing: Listing | None = None,
     ) -> Page:
         """One page of the objects under the resource (in `namespace`, or all), matching
-        `selection`. With `raw`, a plain full list may come back as JSON bytes (Page.raw)."""
+        `selection`. With `raw`, a plain full list may come back as JSON bytes (Page.raw).
+        `listing` is what to page through instead of a fresh store read (the watch cache's
+        snapshot, for resourceVersion=0)."""
         prefix = resource.list_prefix(namespace)
         start_after = _parse_continue(continue_token, prefix) if continue_token else ""
-        listing = self.store.list(prefix)
+        if listing is None:
+            listing = self.store.list(prefix)
         if raw and selection.empty and not limit and not start_after:
             spliced = [with_version(kv.value, kv.mod_revision) for kv in listing.items]
             if all(value is not None for value in spliced):
@@ -293,8 +297,9 @@ class Registry:
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
             obj["status"] = {"phase": "Active"}
         if resource.kind == "Pod":
-            obj["status"] = {"phase": "Pending", **(obj.get("status") or {})}
-            obj["status"]["phase"] = obj["status"].get("phase") or "Pending"
+            # A new pod's status is the server's (PodStrategy.PrepareForCreate): the node
+            # it runs on reports the rest through pods/status.
+            obj["status"] = {"phase": "Pending"}
         return obj
 
     def _validate(self, resource: Resource, new: Object, old: Object | None) -> None:

@@ -512,3 +512,18 @@ def test_watch_from_before_the_window_is_410_expired(tmp_path: Any) -> None:
     finally:
         running.server.close()
         store.close()
+
+
+def test_list_at_any_version_comes_from_the_watch_cache(cluster: Cluster) -> None:
+    admin = cluster.client()
+    admin.post("/api/v1/nodes", json=node("a", zone="x"))
+    admin.post("/api/v1/nodes", json=node("b"))
+    stored = admin.get("/api/v1/nodes").json()
+    deadline = time.monotonic() + 10
+    while cluster.server.cache.revision < int(stored["metadata"]["resourceVersion"]):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    cached = admin.get("/api/v1/nodes", params={"resourceVersion": "0"}).json()
+    assert cached["items"] == stored["items"]
+    selected = admin.get("/api/v1/nodes", params={"resourceVersion": "0", "labelSelector": "zone"})
+    assert [i["metadata"]["name"] for i in selected.json()["items"]] == ["a"]

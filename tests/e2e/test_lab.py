@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -256,3 +258,15 @@ def test_the_agent_frees_what_a_forgotten_sandbox_left_behind(clean: Lab) -> Non
         for path in cache_files(lost):  # left only if the test failed: our debris
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+
+def test_kubectl_reads_the_containerd_lab(lab: Lab) -> None:
+    """The lab's API server is the same whatever runs the pods."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "get", "no", "n2", "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["spec"]["podCIDR"] == pod_cidrs(lab)["n2"] != ""
