@@ -10,7 +10,7 @@ from podnet.lab._errors import LabError
 from podnet.lab._supervise import Supervisor
 from podnet.lab._topology import CONTROL_PLANE
 from podnet.netlink import run_in_netns
-from podnet.store import LocalEtcd
+from podnet.store import PROGRESS_NOTIFY_INTERVAL, LocalEtcd
 
 ETCD_PORT = 2379
 ETCD = "etcd"  # the daemon's name among the lab's processes
@@ -39,6 +39,8 @@ def start_etcd(supervisor: Supervisor, netns: str, data_dir: str, timeout: float
         "--heartbeat-interval=10",
         "--election-timeout=100",
         "--log-level=warn",
+        # Well inside the agents' watch read deadline: a quiet watch is not a dead one.
+        f"--experimental-watch-progress-notify-interval={PROGRESS_NOTIFY_INTERVAL}",
     ]
     supervisor.spawn(ETCD, argv, supervisor.log_path(ETCD), restart=True)
 

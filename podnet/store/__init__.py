@@ -19,7 +19,12 @@ from podnet.store._etcd import (
     Credentials,
     EtcdStore,
 )
-from podnet.store._etcd_server import EtcdNotInstalled, LocalEtcd, TLSFiles
+from podnet.store._etcd_server import (
+    PROGRESS_NOTIFY_INTERVAL,
+    EtcdNotInstalled,
+    LocalEtcd,
+    TLSFiles,
+)
 from podnet.store._events import EVENTS_PREFIX, WARNING, EventRecorder, list_events
 from podnet.store._nodes import (
     NODES_PREFIX,
@@ -44,6 +49,7 @@ __all__ = [
     "EVENTS_PREFIX",
     "NODES_PREFIX",
     "NO_LEASE",
+    "PROGRESS_NOTIFY_INTERVAL",
     "WARNING",
     "AlreadyExists",
     "Conflict",
