@@ -39,7 +39,6 @@ from podnet.agent._registry import BACKEND_TYPES, DEFAULT_BACKEND
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import (
     DEFAULT_SUBNET_FILE,
-    read_subnet_env,
     render_subnet_env,
     write_subnet_env,
 )
@@ -100,7 +99,6 @@ __all__ = [
     "ensure_ruleset",
     "plan",
     "plan_removal",
-    "read_subnet_env",
     "remove_ruleset",
     "removed",
     "render_ruleset",

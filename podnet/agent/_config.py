@@ -17,6 +17,7 @@ from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from podnet.agent._registry import BACKEND_TYPES, DEFAULT_BACKEND
+from podnet.cni import is_int
 from podnet.netlink import VXLAN_PORT
 
 
@@ -86,7 +87,7 @@ def _bool(keys: Mapping[str, Any], key: str, name: str, default: bool) -> bool:
 
 def _int(keys: Mapping[str, Any], key: str, name: str, default: int, low: int, high: int) -> int:
     value = keys.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+    if not is_int(value) or not low <= value <= high:
         raise ConfigError(f"Backend.{name} must be an integer in {low}..{high}, not {value!r}")
     return value
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from podnet.cni import is_int
+
 ANNOTATION_PREFIX = "flannel.alpha.coreos.com/"
 KUBE_SUBNET_MANAGER = ANNOTATION_PREFIX + "kube-subnet-manager"
 BACKEND_DATA = ANNOTATION_PREFIX + "backend-data"
@@ -45,7 +47,7 @@ class VxlanData:
             vni, mac = data["VNI"], data["VtepMAC"].lower()
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise LeaseError(f"vxlan backend data {text!r} is not valid: {exc}") from None
-        if not isinstance(vni, int) or isinstance(vni, bool) or not _MAC.match(mac):
+        if not is_int(vni) or not _MAC.match(mac):
             raise LeaseError(f"vxlan backend data {text!r} is not valid")
         return cls(vni=vni, vtep_mac=mac)
 

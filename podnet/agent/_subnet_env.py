@@ -63,19 +63,3 @@ def write_subnet_env(
         config, subnet=subnet, mtu=mtu, ip_masq=ip_masq, ipv6_subnet=ipv6_subnet
     )
     atomic_write(path, text.encode(), mode=0o644, dir_mode=0o755)
-
-
-def read_subnet_env(path: str) -> dict[str, str]:
-    """The KEY=value pairs of an existing subnet.env ({} when there is none); flannel reads
-    the previous FLANNEL_SUBNET back on restart to keep its lease."""
-    try:
-        with open(path) as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return {}
-    pairs = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            pairs[key.strip()] = value.strip()
-    return pairs

@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.cni import CNIError, decode_result, exec_plugin, plugin_environ
+from podnet.cni import VALID_ATTACHMENTS_KEY, CNIError, decode_result, exec_plugin, plugin_environ
 from podnet.plugins import install_executables
 
 NETWORK = "cbr0"
@@ -160,7 +160,7 @@ def _demo(workdir: str, count: int, style: _Style) -> None:
         print(f"  {style.red('leaked')}  {pod.name:<26} {'  '.join(pod.addresses)}")
 
     gc_conf = dict(conf, cniVersion="1.1.0")
-    gc_conf["cni.dev/valid-attachments"] = [
+    gc_conf[VALID_ATTACHMENTS_KEY] = [
         {"containerID": p.container_id, "ifname": "eth0"} for p in live
     ]
     before = set(os.listdir(net_dir))

@@ -35,10 +35,28 @@ from podnet.cni._request import (
     validate_network_name,
 )
 from podnet.cni._result import DNS, Interface, IPConfig, Result, Route
+from podnet.cni._rules import (
+    LEGACY_ATTACHMENTS_KEY,
+    VALID_ATTACHMENTS_KEY,
+    RouteConf,
+    fixup_result_version,
+    parse_route,
+    prev_result,
+    valid_attachments,
+)
 from podnet.cni._skel import call, dispatch, plugin_main
+from podnet.cni._values import is_int
 from podnet.cni._version import ALL_VERSIONS, CURRENT_VERSION, at_least, negotiate, parse_version
 
 __all__ = [
+    "LEGACY_ATTACHMENTS_KEY",
+    "VALID_ATTACHMENTS_KEY",
+    "RouteConf",
+    "fixup_result_version",
+    "is_int",
+    "parse_route",
+    "prev_result",
+    "valid_attachments",
     "after_answer",
     "can_defer",
     "collect_after_answer",

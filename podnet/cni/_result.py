@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.cni._errors import DecodingFailure, IncompatibleVersion
+from podnet.cni._values import is_int
 from podnet.cni._version import ALL_VERSIONS
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -138,7 +139,7 @@ def _str_list(value: Any, what: str) -> list[str]:
 def _int(value: Any, what: str) -> int:
     if value is None:
         return 0
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not is_int(value):
         raise DecodingFailure(f"{what} must be an integer")
     return value
 

@@ -16,6 +16,7 @@ from podnet.cni import (
     decode_result,
     exec_plugin,
     find_in_path,
+    fixup_result_version,
     plugin_environ,
 )
 from podnet.plugins import PLUGIN_MODULES, load_plugin
@@ -58,10 +59,7 @@ def delegate(
     stdout = exec_plugin(executable, plugin_environ(sub_request.environ()), sub_request.stdin)
     if command != "ADD":
         return None
-    obj = decode_result(stdout)
-    if not obj.get("cniVersion"):
-        obj["cniVersion"] = sub_request.cni_version  # as libcni's fixupResultVersion
-    return Result.from_json(obj)
+    return Result.from_json(fixup_result_version(decode_result(stdout), sub_request.cni_version))
 
 
 def delegate_add(plugin_type: str, config: dict[str, Any], request: Request) -> Result:

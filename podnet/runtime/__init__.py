@@ -11,8 +11,6 @@ from podnet.runtime._chain import (
     CNI,
     DEFAULT_BIN_DIRS,
     DEFAULT_CACHE_DIR,
-    LEGACY_ATTACHMENTS_KEY,
-    VALID_ATTACHMENTS_KEY,
 )
 from podnet.runtime._conf import (
     NetworkConfigList,
@@ -52,7 +50,6 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Exec",
     "GCAttachment",
-    "LEGACY_ATTACHMENTS_KEY",
     "NetworkConfigList",
     "NoNetworkConfig",
     "POD_IFNAME",
@@ -70,7 +67,6 @@ __all__ = [
     "STOPPED",
     "Sandbox",
     "SandboxError",
-    "VALID_ATTACHMENTS_KEY",
     "conflist_from_bytes",
     "conflist_from_conf",
     "pod_args",

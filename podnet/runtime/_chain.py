@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.cni import (
+    LEGACY_ATTACHMENTS_KEY,
+    VALID_ATTACHMENTS_KEY,
     CNIError,
     IncompatibleVersion,
     InternalError,
@@ -29,6 +31,7 @@ from podnet.cni import (
     UnknownContainer,
     at_least,
     decode_result,
+    fixup_result_version,
     validate_container_id,
     validate_ifname,
     validate_network_name,
@@ -42,9 +45,6 @@ from podnet.runtime._types import GCAttachment, RuntimeConf
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
 DEFAULT_BIN_DIRS = ("/opt/cni/bin",)
-
-VALID_ATTACHMENTS_KEY = "cni.dev/valid-attachments"
-LEGACY_ATTACHMENTS_KEY = "cni.dev/attachments"  # the name before spec PR #1103
 
 
 def plugin_config(
@@ -77,10 +77,9 @@ def plugin_config(
 
 
 def in_version(raw: dict[str, Any], version: str) -> dict[str, Any]:
-    """A result as the list's version expects it (a result without cniVersion is taken to
-    be in the config's version, as libcni's fixupResultVersion does)."""
-    if not raw.get("cniVersion"):
-        raw = {**raw, "cniVersion": version}
+    """A result as the list's version expects it (one without cniVersion is in the
+    config's version: podnet.cni's fixup_result_version)."""
+    raw = fixup_result_version(raw, version)
     result = Result.from_json(raw)  # also validates what a plugin printed
     return raw if raw["cniVersion"] == version else result.to_json(version)
 

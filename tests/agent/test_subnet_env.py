@@ -5,7 +5,9 @@ from ipaddress import IPv4Network, IPv6Network
 
 import pytest
 
-from podnet.agent import NetworkConfig, read_subnet_env, render_subnet_env, write_subnet_env
+from podnet.agent import NetworkConfig, render_subnet_env, write_subnet_env
+from podnet.cni import TryAgainLater
+from podnet.plugins.meta.flannel import SubnetEnv, load_subnet_env
 
 V4 = NetworkConfig.from_dict({"Network": "10.244.0.0/16"})
 # The parser refuses EnableIPv6 until dual-stack lands; subnet.env's IPv6 keys are ready.
@@ -51,14 +53,17 @@ def test_enabled_family_without_subnet_is_refused() -> None:
 
 def test_written_atomically_0644_and_read_back(tmp_path) -> None:
     path = str(tmp_path / "run" / "flannel" / "subnet.env")
-    assert read_subnet_env(path) == {}
+    with pytest.raises(TryAgainLater):  # the plugin's answer while there is no file yet
+        load_subnet_env(path)
     write_subnet_env(path, V4, subnet=IPv4Network("10.244.1.0/24"), mtu=1450, ip_masq=True)
     write_subnet_env(path, V4, subnet=IPv4Network("10.244.2.0/24"), mtu=1450, ip_masq=True)
     assert os.stat(path).st_mode & 0o777 == 0o644
     assert os.listdir(os.path.dirname(path)) == ["subnet.env"], "no temp file is left behind"
-    assert read_subnet_env(path) == {
-        "FLANNEL_NETWORK": "10.244.0.0/16",
-        "FLANNEL_SUBNET": "10.244.2.1/24",
-        "FLANNEL_MTU": "1450",
-        "FLANNEL_IPMASQ": "true",
-    }
+    with open(path) as handle:
+        assert "FLANNEL_SUBNET=10.244.2.1/24\n" in handle.read()
+    assert load_subnet_env(path) == SubnetEnv(  # read back by the flannel plugin's parser
+        networks=(IPv4Network("10.244.0.0/16"),),
+        subnet=IPv4Network("10.244.2.0/24"),
+        mtu=1450,
+        ipmasq=True,
+    )

@@ -11,11 +11,16 @@ from typing import Any
 
 import pytest
 
-from podnet.cni import CNIError, DecodingFailure, IncompatibleVersion, TryAgainLater
-from podnet.runtime import (
-    CNI,
+from podnet.cni import (
     LEGACY_ATTACHMENTS_KEY,
     VALID_ATTACHMENTS_KEY,
+    CNIError,
+    DecodingFailure,
+    IncompatibleVersion,
+    TryAgainLater,
+)
+from podnet.runtime import (
+    CNI,
     GCAttachment,
     NetworkConfigList,
     PluginErrors,

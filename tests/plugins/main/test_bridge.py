@@ -341,7 +341,14 @@ def test_masquerade_lets_pods_reach_outside(
 def test_gc_drops_masquerade_of_unknown_attachments(cni: Cni, pod_netns: Callable[[], str]) -> None:
     conf = bridge_conf("1.1.0", cni.data_dir, ipMasq=True)
     kept = cni.add(conf, netns=pod_netns(), container_id="kept")
-    cni.add(conf, netns=pod_netns(), container_id="gone")
+    gone = cni.add(conf, netns=pod_netns(), container_id="gone")
+    # Without the valid list GC refuses (invalid config) rather than wipes.
+    without_list = cni.run("GC", dict(conf))
+    assert without_list.out is not None and without_list.out["code"] == 7, without_list.stderr
+    assert masq_elements(cni.node) == {
+        pod_address(kept): "kept/eth0",
+        pod_address(gone): "gone/eth0",
+    }
     gc = dict(conf)
     gc["cni.dev/valid-attachments"] = [{"containerID": "kept", "ifname": "eth0"}]
     outcome = cni.run("GC", gc)

@@ -15,7 +15,6 @@ version (1). The reference answers all of these with 999.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,8 @@ from podnet.cni import (
     Request,
     Route,
     at_least,
+    is_int,
+    parse_route,
 )
 from podnet.ipam import (
     IPAddress,
@@ -236,46 +237,14 @@ def _assign_requested(
 
 
 def _route(raw: Any, index: int) -> Route:
-    what = f"ipam.routes[{index}]"
-    _expect(raw, dict, what)
-    dst_text = raw.get("dst")
-    _expect(dst_text, str, f"{what}.dst")
-    try:
-        address, prefix = parse_cidr(dst_text)
-        dst = ipaddress.ip_network((address, prefix), strict=False)
-    except ValueError:
-        raise InvalidConfig(f"{what}.dst: invalid CIDR address: {dst_text}") from None
-    gw = None
-    gw_text = _optional_str(raw, "gw", what)
-    if gw_text:
-        try:
-            gw = parse_ip(gw_text)
-        except ValueError:
-            raise InvalidConfig(f"{what}.gw: invalid IP address: {gw_text}") from None
-        if gw.version != dst.version:
-            raise InvalidConfig(f"{what}: gw {gw} and dst {dst} are of different families")
-    extras = {}
-    for key in ("mtu", "advmss", "priority", "table", "scope"):
-        value = raw.get(key)
-        if value is not None:
-            _expect(value, int, f"{what}.{key}")
-            extras[key] = value
-    return Route(
-        dst=dst,
-        gw=gw,
-        mtu=extras.get("mtu", 0),
-        advmss=extras.get("advmss", 0),
-        priority=extras.get("priority", 0),
-        table=extras.get("table"),
-        scope=extras.get("scope"),
-    )
+    return parse_route(raw, f"ipam.routes[{index}]").route()
 
 
 _TYPE_NAMES = {dict: "an object", list: "a list", str: "a string", int: "an integer"}
 
 
 def _expect(value: Any, kind: type, what: str) -> None:
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    if not (is_int(value) if kind is int else isinstance(value, kind)):
         raise DecodingFailure(f"{what} must be {_TYPE_NAMES[kind]}, not {_json_type(value)}")
 
 

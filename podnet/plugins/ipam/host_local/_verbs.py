@@ -13,20 +13,18 @@ from typing import Any
 
 from podnet.cni import (
     CNIError,
-    DecodingFailure,
-    InvalidConfig,
     IPConfig,
     PluginNotAvailable,
     Request,
     Result,
     log,
+    prev_result,
+    valid_attachments,
 )
 from podnet.ipam import IPAddress, RangeSet, candidates, canonical_ip, count_free
 from podnet.plugins.ipam.host_local._config import HostLocalConfig, load_config
 from podnet.plugins.ipam.host_local._dns import read_resolv_conf
 from podnet.plugins.ipam.host_local._store import Attachment, DiskStore, Reservation
-
-GC_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
 
 
 def add(request: Request) -> Result:
@@ -163,14 +161,8 @@ def check(request: Request) -> None:
 
 
 def _prev_result_addresses(config: dict[str, Any]) -> set[IPAddress] | None:
-    raw = config.get("prevResult")
-    if raw is None:
-        return None
-    try:
-        prev = Result.from_json(raw)
-    except CNIError as exc:
-        raise DecodingFailure(f"prevResult: {exc.msg}") from None
-    return {canonical_ip(ip.address.ip) for ip in prev.ips}
+    prev = prev_result(config)
+    return None if prev is None else {canonical_ip(ip.address.ip) for ip in prev.ips}
 
 
 def _join(addresses: set[IPAddress]) -> str:
@@ -182,7 +174,7 @@ def gc(request: Request) -> None:
     (or the legacy cni.dev/attachments); a legacy ID-only file stays while any valid
     attachment has its container ID."""
     conf = load_config(request)
-    valid = _valid_attachments(request.config)
+    valid = {Attachment(*pair) for pair in valid_attachments(request.config)}
     valid_ids = {a.container_id.strip() for a in valid}
     store = DiskStore(conf.data_dir, conf.network)
     if not store.exists():
@@ -202,27 +194,6 @@ def gc(request: Request) -> None:
                 errors.append(exc.msg)
     if errors:
         raise CNIError(";".join(errors))
-
-
-def _valid_attachments(config: dict[str, Any]) -> set[Attachment]:
-    key = next((k for k in GC_KEYS if k in config), None)
-    if key is None:
-        # Without the list every reservation would look stale; refuse rather than wipe.
-        raise InvalidConfig("GC needs cni.dev/valid-attachments in the config")
-    raw = config[key]
-    if raw is None:
-        return set()  # a runtime without pods: Go encodes the empty list as null
-    if not isinstance(raw, list):
-        raise DecodingFailure(f"{key} must be a list")
-    valid = set()
-    for item in raw:
-        if not isinstance(item, dict):
-            raise DecodingFailure(f"{key}: an attachment must be an object")
-        container_id, ifname = item.get("containerID"), item.get("ifname")
-        if not isinstance(container_id, str) or not isinstance(ifname, str):
-            raise DecodingFailure(f"{key}: containerID and ifname must be strings")
-        valid.add(Attachment(container_id.strip(), ifname))
-    return valid
 
 
 def status(request: Request) -> None:

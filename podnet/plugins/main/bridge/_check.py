@@ -4,7 +4,7 @@ routes as prevResult has them, and the masquerade elements when ipMasq is on."""
 
 from __future__ import annotations
 
-from podnet.cni import CNIError, Interface, Request, Result
+from podnet.cni import CNIError, Interface, Request, Result, prev_result
 from podnet.netlink import Link, NftError, Rtnl, find_link, get_link_by_index, own_rtnl
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
@@ -16,10 +16,10 @@ from podnet.plugins.main.bridge._teardown import wait_for_teardown
 
 
 def _prev_result(request: Request) -> Result:
-    prev = request.config.get("prevResult")
+    prev = prev_result(request.config)
     if prev is None:
         raise CNIError("Required prevResult missing")
-    return Result.from_json(prev)
+    return prev
 
 
 def _check_bridge(node: Rtnl, wanted: Interface | None, config: BridgeConfig) -> Link:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.cni import DNS, InvalidConfig, Request, UnsupportedField, parse_cni_args
+from podnet.cni import DNS, InvalidConfig, Request, UnsupportedField, is_int, parse_cni_args
 
 DEFAULT_BRIDGE = "cni0"
 MAX_VLAN = 4094
@@ -48,7 +48,7 @@ def _typed(config: dict[str, Any], key: str, kind: type, default: Any) -> Any:
     if value is None:
         return default
     # bool is an int in Python; JSON true must not pass as a number, nor 1 as a flag
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+    if not (is_int(value) if kind is int else isinstance(value, kind)):
         expected = "boolean" if kind is bool else kind.__name__
         raise InvalidConfig(f"failed to load netconf: {key} must be a {expected}")
     return value

@@ -15,7 +15,15 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from podnet.cni import CNIError, InvalidEnvironment, Request, Result, can_defer, log
+from podnet.cni import (
+    CNIError,
+    InvalidEnvironment,
+    Request,
+    can_defer,
+    log,
+    prev_result,
+    valid_attachments,
+)
 from podnet.ipam import IPAddress
 from podnet.netlink import NetlinkError, NetnsError, NftError, NotANetns
 from podnet.plugins._delegate import delegate
@@ -86,29 +94,21 @@ def delete(request: Request) -> None:
 def _prev_addresses(config: dict[str, Any]) -> list[IPAddress] | None:
     """The pod's addresses from prevResult (runtimes send it to DEL from 0.4.0 on); None
     without one, or with one that cannot be read: then the masquerade table is searched."""
-    prev = config.get("prevResult")
-    if not isinstance(prev, dict):
-        return None
     try:
-        return [ip.address.ip for ip in Result.from_json(prev).ips]
-    except (CNIError, ValueError, TypeError, KeyError):
+        prev = prev_result(config)
+    except CNIError:
         return None
+    return None if prev is None else [ip.address.ip for ip in prev.ips]
 
 
 def _valid_owners(config: dict[str, Any]) -> set[str]:
-    attachments = config.get("cni.dev/valid-attachments")
-    if attachments is None:
-        attachments = config.get("cni.dev/attachments", [])
-    owners = set()
-    for item in attachments or []:
-        if isinstance(item, dict):
-            owners.add(owner_tag(str(item.get("containerID", "")), str(item.get("ifname", ""))))
-    return owners
+    return {owner_tag(container_id, ifname) for container_id, ifname in valid_attachments(config)}
 
 
 def gc(request: Request) -> None:
     """Forward GC to IPAM, and drop masquerade elements of attachments not in the valid list."""
     config = parse_config(request)
+    owners = _valid_owners(request.config)  # without the list, GC refuses rather than wipes
     errors: list[str] = []
     if config.layer3:
         try:
@@ -116,7 +116,7 @@ def gc(request: Request) -> None:
         except CNIError as exc:
             errors.append(str(exc))
     try:
-        removed = _masq.remove_all_but(config.network, _valid_owners(request.config))
+        removed = _masq.remove_all_but(config.network, owners)
         if removed:
             log(f"bridge GC: removed masquerade of {', '.join(map(str, removed))}")
     except NftError as exc:

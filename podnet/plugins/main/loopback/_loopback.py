@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import errno
 
-from podnet.cni import CNIError, Interface, InvalidEnvironment, IPConfig, Request, Result
+from podnet.cni import (
+    CNIError,
+    Interface,
+    InvalidEnvironment,
+    IPConfig,
+    Request,
+    Result,
+    prev_result,
+)
 from podnet.netlink import (
     LinkNotFound,
     NetlinkError,
@@ -19,16 +27,6 @@ from podnet.netlink import (
 LOOPBACK = "lo"
 
 
-def _prev_result(request: Request) -> Result | None:
-    prev = request.config.get("prevResult")
-    if prev is None:
-        return None
-    try:
-        return Result.from_json(prev)
-    except CNIError as exc:
-        raise CNIError(f"failed to parse prevResult: {exc}") from exc
-
-
 def _netlink_failure(what: str, exc: OSError) -> CNIError:
     if isinstance(exc, NotANetns):
         return InvalidEnvironment(f"{what}: {exc.strerror}")
@@ -36,7 +34,7 @@ def _netlink_failure(what: str, exc: OSError) -> CNIError:
 
 
 def add(request: Request) -> Result:
-    prev = _prev_result(request)
+    prev = prev_result(request.config)
     try:
         with open_rtnl(request.netns) as pod:
             lo = get_link(pod, LOOPBACK)

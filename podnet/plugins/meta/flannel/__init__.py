@@ -9,12 +9,18 @@ from podnet.plugins.meta.flannel._config import (
     load_flannel_config,
 )
 from podnet.plugins.meta.flannel._scratch import ScratchDir
-from podnet.plugins.meta.flannel._subnet_env import NOT_WRITTEN, load_subnet_env, parse_subnet_env
+from podnet.plugins.meta.flannel._subnet_env import (
+    NOT_WRITTEN,
+    SubnetEnv,
+    load_subnet_env,
+    parse_subnet_env,
+)
 from podnet.plugins.meta.flannel._verbs import add, check, delete, gc, status
 
 PLUGIN = Plugin(name="flannel", add=add, delete=delete, check=check, gc=gc, status=status)
 
 __all__ = [
+    "SubnetEnv",
     "DEFAULT_DATA_DIR",
     "NOT_WRITTEN",
     "PLUGIN",

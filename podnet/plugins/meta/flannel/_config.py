@@ -22,8 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from podnet.cni import DecodingFailure, InvalidConfig, Request
-from podnet.ipam import parse_cidr, parse_ip
+from podnet.cni import DecodingFailure, InvalidConfig, Request, parse_route
 from podnet.plugins.meta.flannel._subnet_env import SubnetEnv
 
 DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env"
@@ -92,36 +91,11 @@ def _delegate_ipam(conf: FlannelConfig, env: SubnetEnv) -> dict[str, Any]:
     return ipam
 
 
-_ROUTE_INTS = ("mtu", "advmss", "priority", "table", "scope")
-
-
 def _route(raw: Any, index: int) -> dict[str, Any]:
     """One of ipam.routes, re-encoded as libcni's types.Route: dst, gw and the 1.1.0
     integer fields are kept, anything else is dropped."""
-    what = f"failed to read IPAM routes: failed to parse ipam.routes[{index}]"
-    if not isinstance(raw, dict):
-        raise DecodingFailure(f"{what}: a route must be an object")
-    dst = raw.get("dst")
-    try:
-        address, prefix = parse_cidr(dst if isinstance(dst, str) else "")
-    except ValueError:
-        raise InvalidConfig(f"{what}: invalid CIDR address: {dst}") from None
-    route: dict[str, Any] = {"dst": f"{address}/{prefix}"}
-    gw = raw.get("gw")
-    if gw not in (None, ""):
-        try:
-            route["gw"] = str(parse_ip(gw if isinstance(gw, str) else ""))
-        except ValueError:
-            raise InvalidConfig(f"{what}: invalid IP address: {gw}") from None
-    for key in _ROUTE_INTS:
-        value = raw.get(key)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise DecodingFailure(f"{what}: {key} must be an integer")
-        if value:
-            route[key] = value
-    return route
+    what = f"failed to read IPAM routes: ipam.routes[{index}]"
+    return parse_route(raw, what).to_json()
 
 
 def go_json(obj: Any) -> bytes:

@@ -18,13 +18,14 @@ from __future__ import annotations
 from typing import Any
 
 from podnet.cni import (
+    LEGACY_ATTACHMENTS_KEY,
+    VALID_ATTACHMENTS_KEY,
     CNIError,
-    DecodingFailure,
-    InvalidConfig,
     PluginNotAvailable,
     Request,
     Result,
     log,
+    valid_attachments,
 )
 from podnet.plugins._delegate import delegate as run_delegate
 from podnet.plugins._delegate import delegate_add
@@ -37,7 +38,7 @@ from podnet.plugins.meta.flannel._config import (
 from podnet.plugins.meta.flannel._scratch import ScratchDir
 from podnet.plugins.meta.flannel._subnet_env import load_subnet_env
 
-GC_KEYS = ("cni.dev/valid-attachments", "cni.dev/attachments")
+GC_KEYS = (VALID_ATTACHMENTS_KEY, LEGACY_ATTACHMENTS_KEY)
 
 
 def add(request: Request) -> Result:
@@ -139,14 +140,4 @@ def gc(request: Request) -> None:
 
 
 def _valid_container_ids(config: dict[str, Any]) -> set[str]:
-    key = next((k for k in GC_KEYS if k in config), None)
-    if key is None:
-        raise InvalidConfig("GC needs cni.dev/valid-attachments in the config")
-    raw = config[key]
-    if raw is None:
-        return set()
-    if not isinstance(raw, list) or not all(
-        isinstance(a, dict) and isinstance(a.get("containerID"), str) for a in raw
-    ):
-        raise DecodingFailure(f"{key} must be a list of {{containerID, ifname}} objects")
-    return {a["containerID"] for a in raw}
+    return {container_id for container_id, _ in valid_attachments(config)}
