@@ -179,10 +179,13 @@ HOST_LOCAL_CONF: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("why", ["no socket file", "nobody listening"])
+@pytest.mark.parametrize("why", ["no socket file", "nobody listening", "path too long"])
 def test_without_agent_the_plugin_runs_in_process(tmp_path: Path, why: str) -> None:
     socket_path = tmp_path / "agent.sock"
     reason = "No such file or directory"
+    if why == "path too long":
+        socket_path = tmp_path / ("s" * 120)
+        reason = "AF_UNIX path too long"  # as Python words it
     if why == "nobody listening":
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as dead:
             dead.bind(str(socket_path))  # bound, never listening: connect is refused
@@ -284,3 +287,35 @@ def test_install_without_a_compiler_tells_the_caller_once(
     install_executables(str(tmp_path / "bin"), warn=told.append)
     assert len(told) == 1
     assert str(tmp_path / "no-such-cc") in told[0]
+
+
+def test_built_dynamically_where_static_linking_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiler = tmp_path / "cc-without-static-libc"
+    compiler.write_text(
+        "#!/bin/sh\n"
+        'for arg; do [ "$arg" = -static ] && { echo "ld: cannot find -lc" >&2; exit 1; }; done\n'
+        'exec cc "$@"\n'
+    )
+    compiler.chmod(0o755)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(COMPILER_ENV, str(compiler))
+    binary = Path(build_launcher()).read_bytes()
+    assert b"/ld-linux" in binary, "dynamically linked: it names its loader"
+    assert build_launcher() == build_launcher(), "built once, then taken from the cache"
+    exe = tmp_path / "loopback"
+    exe.write_bytes(launcher_image(binary, "loopback", str(tmp_path / "no.sock")))
+    exe.chmod(0o755)
+    proc = run(exe, {**base_env(), b"CNI_COMMAND": b"VERSION"}, b"")
+    assert proc.returncode == 0, proc.stdout
+    assert json.loads(proc.stdout)["cniVersion"] == "1.1.0"
+
+
+def test_static_where_the_toolchain_allows() -> None:
+    found = subprocess.run(
+        ["cc", "-print-file-name=libc.a"], capture_output=True, text=True, check=True
+    )
+    if not os.path.isabs(found.stdout.strip()):
+        pytest.skip("no static libc here (Debian's libc6-dev has one)")
+    assert b"/ld-linux" not in Path(build_launcher()).read_bytes()
