@@ -17,6 +17,8 @@ def clean_environ(
         if name.startswith("CNI_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("PODNET_LOG_FILE", str(tmp_path_factory.getbasetemp() / "cni.log"))
+    # attachment locks (podnet.cni._attachment_lock) of this run, not the host's /run
+    monkeypatch.setenv("PODNET_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "attachments"))
     yield
 
 

@@ -2,6 +2,7 @@
 conversion, request parsing and validation, the skel, and invoking other plugins."""
 
 from podnet.cni._after import after_answer, can_defer, collect_after_answer, run_after_answer
+from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV
 from podnet.cni._errors import (
     CODE_INTERNAL,
     CNIError,
@@ -16,7 +17,8 @@ from podnet.cni._errors import (
     UnknownContainer,
     UnsupportedField,
 )
-from podnet.cni._files import atomic_write, write_temp
+from podnet.cni._files import atomic_write, fsync_dir, remove_durably, write_temp
+from podnet.cni._flock import LockTimeout, flock_within
 from podnet.cni._invoke import (
     decode_result,
     exec_plugin,
@@ -101,4 +103,10 @@ __all__ = [
     "validate_ifname",
     "validate_network_name",
     "write_temp",
+    "fsync_dir",
+    "ATTACHMENT_VERBS",
+    "LOCKED_ENV",
+    "remove_durably",
+    "LockTimeout",
+    "flock_within",
 ]

@@ -1,4 +1,6 @@
-"""Writing state files so that a crash never leaves one half-written."""
+"""Writing state files so that a crash never leaves one half-written, and making their
+appearance or removal durable: a rename, link or unlink is only on disk once the
+directory holding the name is fsync'd."""
 
 from __future__ import annotations
 
@@ -74,6 +76,27 @@ def atomic_write(
     except BaseException:
         _remove_quietly(tmp)
         raise
+    if durable:
+        fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make the names created, renamed or removed in `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_durably(path: str) -> bool:
+    """Remove `path` and fsync its directory; False when there was nothing to remove."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    fsync_dir(os.path.dirname(path) or ".")
+    return True
 
 
 def _remove_quietly(path: str) -> None:

@@ -14,7 +14,16 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from podnet.cni._errors import CNIError, IncompatibleVersion, InternalError, InvalidNetNS
+from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV, attachment_locked
+from podnet.cni._errors import (
+    CNIError,
+    IncompatibleVersion,
+    InternalError,
+    InvalidNetNS,
+    IOFailure,
+    TryAgainLater,
+)
+from podnet.cni._flock import LockTimeout
 from podnet.cni._log import log
 from podnet.cni._plugin import Plugin
 from podnet.cni._request import Request, request_from_env
@@ -47,6 +56,32 @@ def call(plugin: Plugin, request: Request) -> Result | None:
     return None
 
 
+def _call_locked(plugin: Plugin, request: Request, environ: Mapping[str, str]) -> Result | None:
+    """`call`, holding the attachment's lock for the verbs that name one (see
+    podnet.cni._attachment_lock), unless a caller up the chain holds it already; a
+    successful DEL removes the lock file."""
+    if request.command not in ATTACHMENT_VERBS or environ.get(LOCKED_ENV) == "1":
+        return call(plugin, request)
+    locked = False
+    try:
+        with attachment_locked(request.container_id, request.ifname) as held:
+            locked = True
+            result = call(plugin, request)
+            held.remove = request.command == "DEL"
+            return result
+    except LockTimeout as exc:
+        if locked:
+            raise
+        raise TryAgainLater(
+            f"another operation on {request.container_id}/{request.ifname} is still running",
+            str(exc),
+        ) from None
+    except OSError as exc:
+        if locked:
+            raise  # the plugin's own: reported as any other bug
+        raise IOFailure(f"attachment lock {exc.filename or ''}: {exc.strerror}") from None
+
+
 def version_info(plugin: Plugin) -> dict[str, Any]:
     newest = max(plugin.versions, key=parse_version)
     return {"cniVersion": newest, "supportedVersions": list(plugin.versions)}
@@ -60,7 +95,7 @@ def dispatch(plugin: Plugin, environ: Mapping[str, str], stdin: bytes) -> tuple[
         if request.command == "VERSION":
             return 0, _encode(version_info(plugin))
         error_version = request.cni_version
-        result = call(plugin, request)
+        result = _call_locked(plugin, request, environ)
         if result is None:
             return 0, b""
         return 0, _encode(result.to_json(request.cni_version))

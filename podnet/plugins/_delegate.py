@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from podnet.cni import (
+    ATTACHMENT_VERBS,
+    LOCKED_ENV,
     Request,
     Result,
     call,
@@ -56,7 +58,10 @@ def delegate(
             # Hand the result over as the delegate's output would be: in the config's version.
             result = Result.from_json(result.to_json(sub_request.cni_version))
         return result
-    stdout = exec_plugin(executable, plugin_environ(sub_request.environ()), sub_request.stdin)
+    environ = plugin_environ(sub_request.environ())
+    if command in ATTACHMENT_VERBS:
+        environ[LOCKED_ENV] = "1"  # this call holds the attachment's lock (see the skel)
+    stdout = exec_plugin(executable, environ, sub_request.stdin)
     if command != "ADD":
         return None
     return Result.from_json(fixup_result_version(decode_result(stdout), sub_request.cni_version))

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from podnet.cni import DecodingFailure, IOFailure, atomic_write
+from podnet.cni import DecodingFailure, IOFailure, atomic_write, remove_durably
 from podnet.runtime._types import RuntimeConf, as_args
 
 CACHE_KIND = "cniCacheV1"
@@ -143,9 +143,11 @@ class ResultCache:
 
     def delete(self, network_name: str, container_id: str, ifname: str) -> None:
         try:
-            os.unlink(self.path(network_name, container_id, ifname))
-        except (FileNotFoundError, IOFailure):
-            pass  # no entry, or no name to have one under (libcni ignores both)
+            remove_durably(self.path(network_name, container_id, ifname))
+        except IOFailure:
+            pass  # no name to have an entry under (libcni ignores it)
+        except OSError as exc:
+            raise IOFailure(f"removing cached result: {exc.strerror}") from None
 
     def attachments(self, container_id: str = "") -> list[CachedAttachment]:
         """Every readable cniCacheV1 entry (of one container if given), as libcni's

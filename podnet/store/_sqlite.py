@@ -97,6 +97,23 @@ def _connect(path: str) -> sqlite3.Connection:
         return conn
 
 
+def _private_files(path: str) -> None:
+    """The store file 0600, created so before SQLite opens it: SQLite would make it 0644,
+    and gives its -wal and -shm files the database file's mode. Files of an older
+    store that are looser are tightened."""
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+            os.chmod(name, 0o600)
+
+
 def _key_range(prefix: str) -> tuple[str, tuple[bytes, ...]]:
     """SQL condition and parameters selecting the keys under `prefix` (bytewise, as etcd)."""
     start = prefix.encode()
@@ -115,6 +132,7 @@ class SqliteStore:
         directory = os.path.dirname(os.path.abspath(path))
         with map_exceptions(SQLITE_ERRORS, f"sqlite {path}"):
             os.makedirs(directory, exist_ok=True)
+            _private_files(path)
         self._conn = _connect(path)
         self._lock = threading.RLock()
         self._watches = OpenWatches()

@@ -65,3 +65,24 @@ def test_attachments_filter_by_container(tmp_path) -> None:
     cache.delete("net1", "c1", "eth0")
     cache.delete("", "", "eth0")
     assert len(cache.attachments()) == 2
+
+
+def test_entries_appear_and_go_durably(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The results directory is fsync'd after an entry is renamed into place or removed
+    (issue 13): a crash cannot bring back a deleted entry nor lose a written one."""
+    synced_dirs: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if os.path.isdir(path):
+            synced_dirs.append(path)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    cache = ResultCache(str(tmp_path))
+    cache.write(entry())
+    assert synced_dirs == [str(tmp_path / "results")]
+    cache.delete("net1", "c1", "eth0")
+    assert synced_dirs == [str(tmp_path / "results")] * 2
+    assert cache.read("net1", "c1", "eth0") is None

@@ -93,3 +93,38 @@ def test_lease_expires_with_only_a_watcher_running(tmp_path: Path) -> None:
             events = watch.get(0.1)
     assert [(e.type, e.key) for e in events] == [("DELETE", "/l/k")]
     watcher.close()
+
+
+def test_the_store_file_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
+    """Cluster state (tokens, leases) is no one else's to read (issue 13)."""
+    import os
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / "store.db"
+        store = SqliteStore(str(path))
+        try:
+            store.create("/k", b"v")
+            for name in ("store.db", "store.db-wal", "store.db-shm"):
+                mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+                assert mode == 0o600, (name, oct(mode))
+        finally:
+            store.close()
+    finally:
+        os.umask(old_umask)
+
+
+def test_an_older_store_file_readable_by_others_is_tightened(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    path = tmp_path / "store.db"
+    SqliteStore(str(path)).close()
+    os.chmod(path, 0o644)
+    store = SqliteStore(str(path))
+    try:
+        assert store.get("/missing") is None
+    finally:
+        store.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +26,7 @@ from tests.plugins.main._support import (
     Cni,
     bridge_conf,
     node_veths,
+    node_veths_once_settled,
     ping,
     reservations,
     with_prev,
@@ -163,3 +167,73 @@ def test_del_then_add_of_one_pod_through_the_agent(
     assert node_veths(node_netns) == []
     assert all(pod_link(pod) is None for pod in pods)
     assert agent.poll() is None
+
+
+def start_agent_with_timeout(socket_path: str, log: str, timeout: float) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "podnet.cli.main", "agent", "serve-cni"]
+            + ["--socket", socket_path, "--request-timeout", str(timeout)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    deadline = time.monotonic() + 20
+    while not os.path.exists(socket_path):
+        assert proc.poll() is None and time.monotonic() < deadline, f"agent did not start: {log}"
+        time.sleep(0.02)
+    return proc
+
+
+def test_a_del_that_comes_before_a_late_add_finishes_undoes_it(
+    cni_bin: Path, node_netns: str, pod_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    """The agent's watchdog answers a slow ADD "try again" (code 11) while it still runs;
+    the runtime then sends DEL. The DEL waits for the ADD (one lock per attachment) and
+    undoes it whole: no reservation and no veth are left behind (issue 13)."""
+    if shutil.which("flock") is None:
+        pytest.skip("util-linux flock is not installed")
+    pod = pod_netns()
+    conf = bridge_conf("1.0.0", tmp_path / "ipam")
+    socket_path = str(tmp_path / "agent.sock")
+    root = tmp_path / "agent-cni"
+    install_executables(str(root / "bin"), agent_socket=socket_path)
+    cni = Cni(root=root, node=node_netns, data_dir=tmp_path / "ipam")
+    network_dir = tmp_path / "ipam" / "cbr0"
+    network_dir.mkdir(parents=True)
+    (network_dir / "lock").touch()
+    # host-local's lock held by another process: the ADD is slow inside IPAM
+    holder = subprocess.Popen(
+        ["flock", str(network_dir / "lock"), "sleep", "60"], start_new_session=True
+    )
+    agent = run_in_netns(
+        node_netns,
+        lambda: start_agent_with_timeout(socket_path, str(tmp_path / "agent.log"), 1.5),
+    )
+    try:
+        added = cni.run("ADD", conf, netns=pod, container_id="late")
+        assert added.code == 1 and added.out is not None and added.out["code"] == 11, added.out
+        deleting: list[int] = []
+        first_del = threading.Thread(
+            target=lambda: deleting.append(
+                cni.run("DEL", conf, netns=pod, container_id="late").code
+            )
+        )
+        first_del.start()
+        time.sleep(0.3)
+        os.killpg(holder.pid, signal.SIGKILL)  # the ADD goes on, then the DEL
+        holder.wait(10)
+        first_del.join(30)
+        deadline = time.monotonic() + 30
+        while deleting != [0]:  # the runtime retries a DEL answered "try again"
+            assert time.monotonic() < deadline, "DEL never succeeded"
+            deleting = [cni.run("DEL", conf, netns=pod, container_id="late").code]
+        assert reservations(tmp_path / "ipam") == []
+        assert node_veths_once_settled(node_netns) == []
+        assert pod_link(pod) is None
+        assert agent.poll() is None
+    finally:
+        if holder.poll() is None:
+            os.killpg(holder.pid, signal.SIGKILL)
+            holder.wait(10)
+        agent.terminate()
+        agent.wait(10)

@@ -37,9 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from podnet.cni import IOFailure, TryAgainLater, write_temp
+from podnet.cni import IOFailure, LockTimeout, TryAgainLater, flock_within, fsync_dir, write_temp
 from podnet.ipam import IPAddress, canonical_ip
-from podnet.plugins.ipam.host_local._lock import LockTimeout, flock_within
 
 LAST_RESERVED_PREFIX = "last_reserved_ip."
 LOCK_NAME = "lock"
@@ -107,6 +106,12 @@ class DiskStore:
             raise TryAgainLater(f"the network's lock is busy: {exc}") from None
         finally:
             os.close(fd)  # closing the last descriptor releases the flock
+
+    def sync(self) -> None:
+        """Make the reservations created or released so far durable (fsync the
+        directory). Called after the lock is let go: other ADDs need not wait for it."""
+        with _io_errors():
+            fsync_dir(self.directory)
 
     def reservations(self) -> list[Reservation]:
         """Every reservation in the directory (names that are not addresses are skipped)."""

@@ -55,6 +55,7 @@ def add(request: Request) -> Result:
             for reservation in reserved:
                 store.release(reservation)
             raise
+    store.sync()  # the new names are on disk before the runtime hears of them
     return result
 
 
@@ -119,6 +120,8 @@ def delete(request: Request) -> None:
                 store.release(reservation)
             except CNIError as exc:
                 errors.append(exc.msg)
+    if mine:
+        store.sync()
     if errors:
         raise CNIError(";".join(errors))
 
@@ -192,6 +195,7 @@ def gc(request: Request) -> None:
                 log(f"host-local GC {conf.network}: released {reservation.address} ({owner})")
             except CNIError as exc:
                 errors.append(exc.msg)
+    store.sync()
     if errors:
         raise CNIError(";".join(errors))
 

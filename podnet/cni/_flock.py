@@ -1,7 +1,7 @@
-"""The network's lock file, taken with a deadline.
+"""Lock files taken with a deadline: host-local's network lock and the attachment locks.
 
-flock(LOCK_EX) waits forever, and a hung process holding the lock (a reference
-host-local stuck on a dead disk, say) would hold every pod of the node with it. So:
+flock(LOCK_EX) waits forever, and a hung process holding a lock (a reference host-local
+stuck on a dead disk, say) would hold every pod of the node with it. So:
 - threads of this process (the agent serves many pods at once) queue on a
   threading.Lock per lock file first, which waits with a timeout and in order;
 - the one at the front then asks flock without blocking, and retries with a short,

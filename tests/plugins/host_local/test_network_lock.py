@@ -3,12 +3,12 @@ hangs costs a pod a code 11 "try again" naming that process, not a request stuck
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +17,6 @@ import pytest
 
 from podnet.cni import dispatch
 from podnet.plugins.ipam.host_local import PLUGIN, _store
-from podnet.plugins.ipam.host_local._lock import LockTimeout, flock_within, holder
 from tests.plugins.host_local._helpers import environ, netconf, reservations
 
 
@@ -35,12 +34,21 @@ def held_lock(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     try:
         deadline = time.monotonic() + 10
         with open(lock, "rb") as handle:
-            while holder(handle.fileno()) == "by another process":
+            while _lock_is_free(handle.fileno()):
                 assert time.monotonic() < deadline, "flock(1) did not take the lock"
                 time.sleep(0.01)
         yield proc
     finally:
         end(proc)
+
+
+def _lock_is_free(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 def end(proc: subprocess.Popen[bytes]) -> None:
@@ -70,36 +78,3 @@ def test_a_held_lock_is_code_11_naming_its_holder(
     end(held_lock)
     code, result = add(tmp_path, "c1")
     assert code == 0, result
-
-
-def test_threads_of_one_process_queue_with_the_same_deadline(tmp_path: Path) -> None:
-    path = str(tmp_path / "lock")
-    open(path, "w").close()
-    first_in = threading.Event()
-    release = threading.Event()
-
-    def hold() -> None:
-        with open(path, "rb") as handle, flock_within(handle.fileno(), path, 5):
-            first_in.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert first_in.wait(5)
-    try:
-        with open(path, "rb") as handle:
-            with pytest.raises(LockTimeout, match="another request of this process"):
-                with flock_within(handle.fileno(), path, 0.2):
-                    pytest.fail("two holders at once")
-    finally:
-        release.set()
-        thread.join(10)
-    with open(path, "rb") as handle, flock_within(handle.fileno(), path, 1):
-        pass
-
-
-def test_no_holder_is_named_when_the_kernel_knows_none(tmp_path: Path) -> None:
-    path = tmp_path / "lock"
-    path.touch()
-    with open(path, "rb") as handle:
-        assert holder(handle.fileno()) == "by another process"
