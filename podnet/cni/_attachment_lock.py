@@ -15,7 +15,6 @@ the removed file sees that after taking the lock and opens the path again.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections.abc import Iterator
@@ -50,6 +49,8 @@ def lock_dir() -> str:
 def lock_path(container_id: str, ifname: str, directory: str | None = None) -> str:
     name = f"{container_id}:{ifname}"
     if len(name.encode(errors="surrogateescape")) > _MAX_NAME:
+        import hashlib  # only here: importing it costs every plugin process milliseconds
+
         name = hashlib.sha256(name.encode(errors="surrogateescape")).hexdigest()
     return os.path.join(directory or lock_dir(), name)
 

@@ -180,3 +180,9 @@ def test_lock_timeout_is_raised_by_the_lock_itself() -> None:
         thread.start()
         thread.join(10)
         assert len(waiter) == 1
+
+
+def test_a_long_attachment_name_is_hashed(tmp_path: Path) -> None:
+    path = lock_path("c" * 300, "eth0", str(tmp_path))
+    assert len(os.path.basename(path)) == 64
+    assert lock_path("c1", "eth0", str(tmp_path)) == str(tmp_path / "c1:eth0")
