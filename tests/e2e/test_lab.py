@@ -249,9 +249,14 @@ def test_the_agent_frees_what_a_forgotten_sandbox_left_behind(clean: Lab) -> Non
         # n1's GC leaves alone n2's entries in the cache dir both containerds share.
         assert footprint(lab, kept) == ALL and footprint(lab, other) == ALL
         assert set(reservations(lab, "n1")) == {kept.sandbox.ip}
-        with open(lab.log_path("agent-n1")) as handle:
-            log = handle.read()
-        assert f"GC {NETWORK}: released {lost.sandbox.ip} (reserved for" in log
+        released = f"GC {NETWORK}: released {lost.sandbox.ip} (reserved for"
+
+        def logged() -> bool:
+            with open(lab.log_path("agent-n1")) as handle:
+                return released in handle.read()
+
+        # The round logs what it freed once it is over: after the footprint is gone.
+        assert wait_until(logged, timeout=10), released
         print(f"freed {waited:.1f}s after the runtime forgot the sandbox")
         assert all(matrix(endpoints([kept, other])).values())
     finally:
