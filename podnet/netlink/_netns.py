@@ -25,6 +25,8 @@ from typing import TypeVar
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
+MS_REC = 16384
+MS_SHARED = 1 << 20
 MNT_DETACH = 2
 DEFAULT_NETNS_DIR = "/var/run/netns"
 # The namespace of the calling thread (setns moves one thread, not the process).
@@ -150,11 +152,36 @@ def _fs_magic(fd: int) -> int:
     return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
 
 
+def _share_netns_dir(directory: str) -> None:
+    """Make the standard namespace directory a shared mount of itself, as `ip netns add`
+    does before its first namespace. Done here too because iproute2 does it only when the
+    directory is not a mount yet: its bind mount of the directory onto itself would
+    otherwise cover the namespaces mounted before it, which then can be neither seen nor
+    deleted (unlink says EBUSY) until the machine restarts. Other directories (a test's
+    temp dir, containerd's state dir) are left as they are."""
+    if os.path.realpath(directory) != os.path.realpath(DEFAULT_NETNS_DIR):
+        return
+    target = directory.encode()
+    if _libc.mount(b"none", target, None, MS_SHARED | MS_REC, None) == 0:
+        return
+    if ctypes.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
+        _check(-1, f"make {directory} a shared mount")
+    _check(
+        _libc.mount(target, target, None, MS_BIND | MS_REC, None),
+        f"bind mount of {directory} onto itself",
+    )
+    _check(
+        _libc.mount(b"none", target, None, MS_SHARED | MS_REC, None),
+        f"make {directory} a shared mount",
+    )
+
+
 def create_netns(path: str) -> str:
     """A new, empty network namespace bind-mounted at `path` (as `ip netns add` and
     containerd do). Fails if something already exists there."""
     directory = os.path.dirname(path)
     os.makedirs(directory, mode=0o755, exist_ok=True)
+    _share_netns_dir(directory)
     fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
     os.close(fd)
 

@@ -167,3 +167,44 @@ def test_a_path_that_is_not_a_network_namespace_is_refused_without_blocking(
 def test_namespace_files_pass_the_check() -> None:
     for path in ("/proc/self/ns/net", "/proc/thread-self/ns/net"):
         os.close(open_netns(path))
+
+
+# Run in a private mount namespace, so the machine's own /run/netns is never changed:
+# there it starts as a plain directory (as on a fresh machine), podnet mounts a namespace,
+# then iproute2 adds one. iproute2 bind-mounts the directory onto itself when it is not a
+# mount yet, which used to hide podnet's namespace: unlistable and undeletable (EBUSY).
+_FRESH_NETNS_DIR_SCRIPT = """
+import os, subprocess, sys
+from podnet.netlink import DEFAULT_NETNS_DIR, create_netns, delete_netns, is_netns
+directory = os.path.realpath(DEFAULT_NETNS_DIR)
+while subprocess.run(["umount", directory], capture_output=True).returncode == 0:
+    pass  # peel every mount off: a plain directory, as on a fresh machine
+ours, theirs = os.path.join(directory, sys.argv[1]), sys.argv[1] + "-ip"
+create_netns(ours)
+subprocess.run(["ip", "netns", "add", theirs], check=True)
+listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+assert sys.argv[1] in listed.split(), listed
+assert is_netns(ours)
+delete_netns(ours)
+subprocess.run(["ip", "netns", "delete", theirs], check=True)
+assert not os.path.exists(ours)
+print("ok")
+"""
+
+
+def test_namespaces_made_before_iproute2s_first_stay_visible_and_deletable() -> None:
+    import subprocess
+    import sys
+
+    name = f"pn-{uuid.uuid4().hex[:8]}"
+    command = ["unshare", "--mount", "--propagation", "private", sys.executable, "-c"]
+    try:
+        done = subprocess.run(
+            [*command, _FRESH_NETNS_DIR_SCRIPT, name], capture_output=True, text=True, timeout=60
+        )
+    finally:  # the mounts died with that mount namespace, its files may not have
+        for leftover in (name, name + "-ip"):
+            path = os.path.join(os.path.realpath(_netns.DEFAULT_NETNS_DIR), leftover)
+            if os.path.lexists(path) and not is_netns(path):
+                os.unlink(path)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
