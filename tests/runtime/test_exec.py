@@ -48,12 +48,14 @@ def test_a_hanging_plugin_is_killed_after_the_timeout(tmp_path) -> None:
     write_plugin(str(tmp_path / "bin"), "first", log=log)
     write_plugin(str(tmp_path / "bin"), "hang", ADD="hang")
     cni = CNI(
-        [str(tmp_path / "bin")], cache_dir=str(tmp_path / "cache"), exec_=ProcessExec(timeout=0.5)
+        [str(tmp_path / "bin")], cache_dir=str(tmp_path / "cache"), exec_=ProcessExec(timeout=3)
     )
     started = time.monotonic()
-    with pytest.raises(PluginFailed, match=r"plugin hang failed \(add\): .*timed out after 0.5s"):
+    with pytest.raises(PluginFailed, match=r"plugin hang failed \(add\): .*timed out after 3s"):
         cni.add(network("first", "hang"), RT)
-    assert time.monotonic() - started < 5
+    # The hanging plugin sleeps for ever: coming back at all shows the deadline. The
+    # timeout leaves room for the first (Python) plugin to start on a loaded machine.
+    assert time.monotonic() - started < 60
     assert [c["command"] for c in read_log(log)] == ["ADD", "DEL"], "the first plugin is undone"
     assert cni.cache.attachments() == []
 
