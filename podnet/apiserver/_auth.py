@@ -22,12 +22,17 @@ from __future__ import annotations
 import csv
 import hmac
 import io
+import logging
 import os
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from podnet.apiserver._resources import Resource
 from podnet.apiserver._status import Forbidden, forbidden
+
+log = logging.getLogger(__name__)
 
 MASTERS = "system:masters"
 NODES_GROUP = "system:nodes"
@@ -114,6 +119,42 @@ class Tokens:
             if hmac.compare_digest(known.encode(), token.encode()):
                 return identity
         return None
+
+
+class TokenFile(Tokens):
+    """The tokens of a file, read again when it changes (checked at most once a second),
+    so an identity added to it (a node joining the lab) works without a restart. A file
+    that turns unreadable or malformed keeps the tokens read last."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._stamp: tuple[int, int, int] | None = None
+        self._checked = 0.0
+        self._reload_lock = threading.Lock()
+        super().__init__({})
+        self._reload()
+
+    def _reload(self) -> None:
+        try:
+            info = os.stat(self.path)
+        except OSError as exc:
+            raise TokenFileError(f"token file {self.path}: {exc.strerror or exc}") from exc
+        stamp = (info.st_mtime_ns, info.st_size, info.st_ino)
+        if stamp != self._stamp:
+            self._identities = Tokens.load(self.path)._identities
+            self._stamp = stamp
+
+    def authenticate(self, header: str) -> Identity | None:
+        now = time.monotonic()
+        if now - self._checked >= 1.0 and self._reload_lock.acquire(blocking=False):
+            try:
+                self._checked = now
+                self._reload()
+            except TokenFileError as exc:
+                log.warning("%s; keeping the tokens read before", exc)
+            finally:
+                self._reload_lock.release()
+        return super().authenticate(header)
 
 
 def write_token_file(path: str, rows: list[tuple[str, str, str, tuple[str, ...]]]) -> None:

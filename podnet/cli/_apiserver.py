@@ -22,6 +22,7 @@ from typing import Any
 
 from podnet.apiserver import (
     APIServer,
+    TokenFile,
     TokenFileError,
     Tokens,
     ensure_serving_certs,
@@ -120,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     default = [] if args.listen_fd else [DEFAULT_LISTEN]
     listens = [parse_listen(text) for text in (args.listen or default)]
     sockets = [inherited_socket(fd) for fd in args.listen_fd]
-    tokens = Tokens.load(args.token_file)
+    tokens = TokenFile(args.token_file)
     hosts = [h for h, _ in listens] + [str(s.getsockname()[0]) for s in sockets] + args.tls_san
     serving = ensure_serving_certs(args.cert_dir, hosts)
     logging.basicConfig(

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -13,15 +17,18 @@ from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab import (
+    LAB_ROOT,
     RUNTIMES,
     Endpoint,
     Lab,
     LabError,
     LabPod,
+    SandboxDriver,
     TopologyError,
     matrix,
     run_restarter,
 )
+from podnet.netlink import DEFAULT_NETNS_DIR
 from podnet.runtime import PodExists, PodNotFound, SandboxError
 from podnet.store import StoreError
 
@@ -110,6 +117,12 @@ def register(subparsers: Any) -> None:
     check = verbs.add_parser("check", help="ping from every pod to every other pod")
     check.set_defaults(handler=lab_check)
 
+    driver = verbs.add_parser("driver", help="(started by `lab up`) one node's sandbox driver")
+    driver.add_argument("--node", required=True)
+    driver.add_argument("--root", default=LAB_ROOT, help=argparse.SUPPRESS)
+    driver.add_argument("--netns-dir", default=DEFAULT_NETNS_DIR, help=argparse.SUPPRESS)
+    driver.set_defaults(handler=lab_driver)
+
     kubeconfig = verbs.add_parser(
         "kubeconfig", help="print the path of the admin kubeconfig (export KUBECONFIG=$(...))"
     )
@@ -150,6 +163,36 @@ def lab_up(args: argparse.Namespace) -> int:
         print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
     except ERRORS as exc:
         return _fail(args, exc)
+    return 0
+
+
+def lab_driver(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    stop = threading.Event()
+
+    def terminate(*_: object) -> None:
+        stop.set()
+        raise SystemExit(0)  # out of the blocking watch read at once
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, terminate)
+    try:
+        lab = Lab(args.name, root=args.root, netns_dir=args.netns_dir)
+        node = lab.node(args.node)
+        driver = SandboxDriver(
+            args.node,
+            lab.node_runtime,
+            lab.apiserver_files().host_kubeconfig(f"system:node:{args.node}"),
+            host_ip=str(node.ip),
+            owned_file=os.path.join(lab.node_dirs(args.node).root, "driver-pods.json"),
+        )
+    except ERRORS as exc:
+        return _fail(args, exc)
+    driver.run(stop)
     return 0
 
 

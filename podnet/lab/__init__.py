@@ -10,8 +10,9 @@ CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built 
 """
 
 from podnet.lab._check import Endpoint, matrix, ping
-from podnet.lab._cluster import RUNTIMES, Lab, LabPod
+from podnet.lab._cluster import LAB_ROOT, RUNTIMES, Lab, LabPod
 from podnet.lab._containerd import Containerd, default_snapshotter, missing_prerequisites
+from podnet.lab._driver import SandboxDriver
 from podnet.lab._errors import LabError
 from podnet.lab._host import mounts_under, shim_pids
 from podnet.lab._image import (
@@ -38,6 +39,8 @@ from podnet.lab._topology import (
 
 __all__ = [
     "DEFAULT_BUSYBOX",
+    "LAB_ROOT",
+    "SandboxDriver",
     "NODE_UNDERLAY_IF",
     "RESTARTER",
     "PodnetNodes",

@@ -13,6 +13,7 @@ for every node; each gets a kubeconfig beside it.
 
 from __future__ import annotations
 
+import csv
 import http.client
 import os
 import secrets
@@ -58,7 +59,52 @@ class APIServerFiles:
         return os.path.join(self.dir, "admin.kubeconfig")
 
     def kubeconfig(self, user: str) -> str:
+        """The identity's kubeconfig naming the control-plane address (inside the lab)."""
         return os.path.join(self.dir, f"{user.replace(':', '-')}.kubeconfig")
+
+    def host_kubeconfig(self, user: str) -> str:
+        """The identity's kubeconfig naming the loopback listener (on this machine)."""
+        return os.path.join(self.dir, f"{user.replace(':', '-')}.host.kubeconfig")
+
+
+def node_user(node: str) -> str:
+    return f"system:node:{node}"
+
+
+def add_identities(files: APIServerFiles, nodes: Sequence[str], port: int) -> None:
+    """Tokens and kubeconfigs for nodes joining; the API server reads the file again."""
+    rows = _read_rows(files.tokens)
+    known = {user for _token, user, _uid, _groups in rows}
+    ca = os.path.join(files.pki, "ca.crt")
+    for node in nodes:
+        user = node_user(node)
+        if user in known:
+            continue
+        token = secrets.token_urlsafe(24)
+        rows.append((token, user, user, (NODES_GROUP,)))
+        _node_kubeconfigs(files, user, token, ca, port)
+    write_token_file(files.tokens, rows)
+
+
+def _read_rows(path: str) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    with open(path, encoding="utf-8") as handle:
+        return [
+            (r[0], r[1], r[2], tuple(g for g in r[3].split(",") if g) if len(r) > 3 else ())
+            for r in csv.reader(handle)
+            if r
+        ]
+
+
+def _node_kubeconfigs(files: APIServerFiles, user: str, token: str, ca: str, port: int) -> None:
+    inside = f"https://{CONTROL_PLANE.ip}:{APISERVER_PORT}"
+    write_kubeconfig(files.kubeconfig(user), server=inside, ca_cert=ca, token=token, user=user)
+    write_kubeconfig(
+        files.host_kubeconfig(user),
+        server=f"https://127.0.0.1:{port}",
+        ca_cert=ca,
+        token=token,
+        user=user,
+    )
 
 
 def _listening(host: str, port: int) -> socket.socket:
@@ -123,14 +169,17 @@ def start_apiserver(
     finally:
         inside.close()
         loopback.close()
-    outside = f"https://127.0.0.1:{port}"
-    inside_url = f"https://{CONTROL_PLANE.ip}:{APISERVER_PORT}"
     for user, _groups in identities:
-        server = outside if user == ADMIN else inside_url
-        path = files.admin_kubeconfig if user == ADMIN else files.kubeconfig(user)
-        write_kubeconfig(
-            path, server=server, ca_cert=serving.ca_cert, token=tokens[user], user=user
-        )
+        if user == ADMIN:
+            write_kubeconfig(
+                files.admin_kubeconfig,
+                server=f"https://127.0.0.1:{port}",
+                ca_cert=serving.ca_cert,
+                token=tokens[user],
+                user=user,
+            )
+        else:
+            _node_kubeconfigs(files, user, tokens[user], serving.ca_cert, port)
     _wait_healthy(supervisor, serving.ca_cert, port, timeout)
     return files, port
 

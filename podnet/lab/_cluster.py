@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.agent import DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
-from podnet.lab._apiserver import APISERVER_PORT, APIServerFiles, start_apiserver
+from podnet.lab._apiserver import (
+    APISERVER_PORT,
+    APIServerFiles,
+    add_identities,
+    start_apiserver,
+)
 from podnet.lab._containerd import Containerd
 from podnet.lab._containerd_nodes import ContainerdNodes
 from podnet.lab._errors import LabError
@@ -295,9 +300,19 @@ class Lab:
             for name in names:
                 self._start_agent(name, url, node_runtime)
             self.wait_ready(progress=progress, timeout=timeout)
+            for name in names:
+                self._start_driver(name)
+            progress("a sandbox driver per node: Pods bound to a node get a sandbox and an IP")
         except BaseException:
             self.down()
             raise
+
+    def _start_driver(self, name: str) -> None:
+        argv = podnet_argv(
+            "lab", "--name", self.name, "driver", "--node", name,
+            "--root", os.path.dirname(self.dir), "--netns-dir", self.netns_dir,
+        )  # fmt: skip
+        self.processes.spawn(f"driver-{name}", argv, self.log_path(f"driver-{name}"))
 
     def _run_cli(self, *args: str) -> None:
         argv = ["nsenter", f"--net={self.control_plane_netns}", *podnet_argv(*args)]
@@ -405,6 +420,9 @@ class Lab:
         state["nodes"].append(name)
         state.setdefault("index", {})[name] = index
         self._state_file.save(state)
+        api = state.get("apiserver")
+        if api:
+            add_identities(self.apiserver_files(), [name], int(api["port"]))
         node_runtime = self.node_runtime
         node_runtime.start(name, lambda _: None)
         self._start_agent(name, self.store_url, node_runtime)
@@ -418,6 +436,8 @@ class Lab:
                 raise LabError(f"the agent of {name} is not ready after {timeout:g}s")
             time.sleep(0.05)
         node_runtime.wait_ready(name, deadline, lambda _: None)
+        if api:
+            self._start_driver(name)
         return node
 
     def remove_node(self, name: str) -> None:
@@ -425,6 +445,7 @@ class Lab:
         controller frees its podCIDR and the other agents drop its routes), and its
         namespace is unplugged and removed."""
         node = self.node(name)
+        self.processes.stop(f"driver-{name}")
         self.node_runtime.stop_node(name)
         self.processes.stop(f"agent-{name}")
         _delete_pod_namespaces(self.node_dirs(name))

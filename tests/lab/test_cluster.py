@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import pytest
@@ -294,3 +294,43 @@ def test_kubectl_on_the_lab(lab: Lab) -> None:
     assert stat.S_IMODE(os.stat(files.tokens).st_mode) == 0o600
     db = lab.store_url.removeprefix("sqlite://")
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def test_pods_are_pod_objects(lab: Lab) -> None:
+    """`kubectl run` with spec.nodeName: n1's sandbox driver starts the sandbox and reports
+    its IP; `kubectl delete pod` runs the CNI DEL and frees the address."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    lab.up(2)
+
+    def kubectl(*args: str) -> str:
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", lab.kubeconfig, *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    kubectl("run", "web", "--image=registry.k8s.io/pause:3.9",
+            '--overrides={"spec":{"nodeName":"n1"}}')  # fmt: skip
+    ip = ""
+
+    def has_ip() -> bool:
+        nonlocal ip
+        ip = kubectl("get", "pod", "web", "-o", "jsonpath={.status.podIP}")
+        return bool(ip)
+
+    wait_for(has_ip, timeout=60)
+    cidrs = {n.name: n.pod_cidr for n in lab.nodes()}
+    assert ip_address(ip) in ip_network(cidrs["n1"])
+    pod = json.loads(kubectl("get", "pod", "web", "-o", "json"))
+    assert pod["status"]["phase"] == "Running"
+    assert pod["status"]["hostIP"] == str(lab.node("n1").ip)
+    assert pod["status"]["podIPs"] == [{"ip": ip}]
+    wide = kubectl("get", "pods", "-o", "wide").splitlines()
+    assert wide[1].split()[5:7] == [ip, "n1"]
+    assert [(p.node, p.sandbox.name, p.sandbox.ip) for p in lab.pods()] == [("n1", "web", ip)]
+    assert kubectl("delete", "pod", "web") == 'pod "web" deleted\n'
+    wait_for(lambda: lab.pods() == [], timeout=60)
+    networks = os.path.join(lab.node_dirs("n1").cni_data_dir, "networks", "cbr0")
+    assert not os.path.exists(os.path.join(networks, ip))
