@@ -4,11 +4,12 @@ words."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
-from podnet.apiserver import TokenFileError, Tokens
+from podnet.apiserver import TokenFile, TokenFileError, Tokens, write_token_file
 from tests.apiserver.conftest import Cluster
 from tests.apiserver.test_wire import node, pod, status_of
 
@@ -123,3 +124,24 @@ def test_token_file_groups() -> None:
     assert identity.node_name == "n1"
     assert tokens.authenticate("Bearer abd") is None
     assert tokens.token_of("system:node:n1") == "abc"
+
+
+def test_a_token_file_is_read_again_when_it_changes(tmp_path: Any, monkeypatch: Any) -> None:
+    path = str(tmp_path / "tokens.csv")
+    write_token_file(path, [("one", "system:node:n1", "n1", ("system:nodes",))])
+    tokens = TokenFile(path)
+    assert tokens.authenticate("Bearer one") is not None
+    assert tokens.authenticate("Bearer two") is None
+    write_token_file(
+        path,
+        [("one", "system:node:n1", "n1", ("system:nodes",)),
+         ("two", "system:node:n3", "n3", ("system:nodes",))],
+    )  # fmt: skip
+    clock = [time.monotonic() + 10]
+    monkeypatch.setattr(time, "monotonic", lambda: clock[0])
+    identity = tokens.authenticate("Bearer two")
+    assert identity is not None and identity.node_name == "n3"
+    # A broken file keeps what was read before.
+    (tmp_path / "tokens.csv").write_text("broken\n")
+    clock[0] += 5
+    assert tokens.authenticate("Bearer two") is not None
