@@ -143,6 +143,10 @@ class SlowReader:
                 for key in list(selector.get_map().values()):
                     if key.data is not None:
                         self._release(key.data.conn)
+                with self._lock:  # handed over after the last pass: close them too
+                    left, self._incoming = self._incoming, []
+                for pending in left:
+                    self._release(pending.conn)
 
     def _run(self, selector: selectors.BaseSelector) -> None:
         watched: dict[int, _Pending] = {}

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -313,3 +314,18 @@ def test_the_python_client_reads_an_answer_sent_before_its_request_was_read(
     code, out = exchange(connect(server.socket_path, 10), "agent-test", ENV, stdin)
     assert code == 1
     assert json.loads(out)["code"] == 6
+
+
+def test_stopping_closes_the_connections_of_slow_clients(tmp_path: Path) -> None:
+    srv = CNIServer(str(tmp_path / "agent.sock"), resolve=resolve, read_timeout=60.0)
+    srv.start()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(srv.socket_path)
+        sock.sendall(b"P")
+        deadline = time.monotonic() + 10
+        while srv._slow.held != 1:  # handed to the slow reader after the workers' read
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        srv.stop()
+        assert sock.recv(1) == b""  # closed by the agent, not left to the GC
