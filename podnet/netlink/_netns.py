@@ -36,6 +36,9 @@ OWN_NETNS = "/proc/thread-self/ns/net"
 NSFS_MAGIC = 0x6E736673
 PROC_SUPER_MAGIC = 0x9FA0
 _STATFS_SIZE = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
+# ioctl(fd, NS_GET_NSTYPE) names the kind of an nsfs file (Linux 4.11+): the filesystem
+# check alone lets a mount or PID namespace file through, which setns then refuses.
+NS_GET_NSTYPE = 0xB703
 
 T = TypeVar("T")
 
@@ -139,6 +142,12 @@ def open_netns(path: str) -> int:
         if magic not in (NSFS_MAGIC, PROC_SUPER_MAGIC):
             raise NotANetns(
                 errno.EINVAL, f"{path} is not a network namespace (filesystem magic {magic:#x})"
+            )
+        kind = _libc.ioctl(fd, NS_GET_NSTYPE)
+        # -1: a kernel or file that cannot tell (proc on old kernels); setns decides then
+        if kind != -1 and kind != CLONE_NEWNET:
+            raise NotANetns(
+                errno.EINVAL, f"{path} is not a network namespace (namespace type {kind:#x})"
             )
     except BaseException:
         os.close(fd)

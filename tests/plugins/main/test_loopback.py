@@ -79,12 +79,16 @@ def test_add_into_missing_netns_fails(cni: Cni) -> None:
 
 
 @pytest.mark.parametrize("command", ["ADD", "CHECK", "DEL"])
-def test_a_netns_that_is_a_fifo_is_code_4(cni: Cni, tmp_path, command: str) -> None:
+@pytest.mark.parametrize("kind", ["fifo", "mount-namespace"])
+def test_a_netns_that_is_a_fifo_is_code_4(cni: Cni, tmp_path, command: str, kind: str) -> None:
     import os
 
-    fifo = str(tmp_path / "not-a-netns")
-    os.mkfifo(fifo)
-    outcome = cni.run(command, conf("1.0.0"), netns=fifo)
+    path = str(tmp_path / "not-a-netns")
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path = "/proc/self/ns/mnt"  # a namespace file, of the wrong kind
+    outcome = cni.run(command, conf("1.0.0"), netns=path)
     assert outcome.code == 1
     assert outcome.out is not None and outcome.out["code"] == 4, outcome.out
     assert "is not a network namespace" in outcome.error
