@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import signal
 import sys
-import threading
 from typing import Any
 
 from podnet.agent import (
@@ -25,6 +22,7 @@ from podnet.agent import (
     read_network_config,
     write_network_config,
 )
+from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cni import ALL_VERSIONS
 from podnet.runtime import DEFAULT_CACHE_DIR
 from podnet.store import StoreError, open_store, store_url
@@ -110,17 +108,8 @@ def seconds(text: str) -> float:
     return value
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
-
-
 def run_agent(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_to_stderr()
     settings = DaemonSettings(
         node=args.node,
         underlay=args.iface,
@@ -139,7 +128,7 @@ def run_agent(args: argparse.Namespace) -> int:
         gc_grace=args.gc_grace,
         runtime_cache_dir=args.runtime_cache_dir,
     )
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     try:
         Agent(settings).run(stop)
     except (StoreError, ConfigError, OSError) as exc:
@@ -156,7 +145,7 @@ def serve_cni(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"podnet agent: cannot listen on {args.socket}: {exc.strerror}", file=sys.stderr)
         return 1
-    _stop_on_signals().wait()
+    stop_on_signals().wait()
     server.stop()
     return 0
 

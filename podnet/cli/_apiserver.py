@@ -13,11 +13,8 @@ problem with one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import socket
 import sys
-import threading
 from typing import Any
 
 from podnet.apiserver import (
@@ -28,6 +25,7 @@ from podnet.apiserver import (
     ensure_serving_certs,
     write_kubeconfig,
 )
+from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.store import STORE_ENV, StoreError, open_store, store_url
 
 DEFAULT_CERT_DIR = "/var/lib/podnet/pki"
@@ -124,14 +122,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     tokens = TokenFile(args.token_file)
     hosts = [h for h, _ in listens] + [str(s.getsockname()[0]) for s in sockets] + args.tls_san
     serving = ensure_serving_certs(args.cert_dir, hosts)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    log_to_stderr()
+    stop = stop_on_signals()
     store = open_store(store_url(args.store))
     try:
         server = APIServer(store, tokens=tokens, serving=serving)

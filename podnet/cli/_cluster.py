@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cli._table import table
 from podnet.cli._yaml import dump_yaml
 from podnet.nodeipam import (
@@ -303,14 +302,8 @@ def _config(args: argparse.Namespace) -> NodeIPAMConfig:
 
 def cmd_nodeipam_run(args: argparse.Namespace) -> int:
     config = _config(args)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    log_to_stderr()
+    stop = stop_on_signals()
     with _store(args) as store:
         controller = Controller(store, config)
         metrics = None

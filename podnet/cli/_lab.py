@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import signal
 import sys
@@ -14,6 +13,7 @@ from typing import Any
 
 from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._agent import positive_seconds, seconds
+from podnet.cli._daemon import log_to_stderr
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab import (
@@ -167,11 +167,7 @@ def lab_up(args: argparse.Namespace) -> int:
 
 
 def lab_driver(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    log_to_stderr()
     stop = threading.Event()
 
     def terminate(*_: object) -> None:
