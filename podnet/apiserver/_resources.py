@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.apiserver._selectors import FieldGetter
-from podnet.store import EVENTS_PREFIX, NODES_PREFIX, Node, parse_rfc3339, validate_node
+from podnet.store import (
+    EVENTS_PREFIX,
+    NODES_PREFIX,
+    SUBDOMAIN,
+    SUBDOMAIN_MESSAGE,
+    Node,
+    parse_rfc3339,
+    validate_node,
+)
 from podnet.store import Invalid as StoreInvalid
 from podnet.store import validate_node_update as store_validate_node_update
 
@@ -26,13 +34,6 @@ Cause = tuple[str, str]
 Validator = Callable[[Object, Object | None], list[Cause]]
 
 _LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_SUBDOMAIN_MESSAGE = (
-    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
-    "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
-    "regex used for validation is "
-    "'[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
-)
 _LABEL_MESSAGE = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
     "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
@@ -115,7 +116,7 @@ def validate_name(resource: Resource, name: str) -> list[Cause]:
     pattern, message, limit = (
         (_LABEL, _LABEL_MESSAGE, 63)
         if resource.name_is_label
-        else (_SUBDOMAIN, _SUBDOMAIN_MESSAGE, 253)
+        else (SUBDOMAIN, SUBDOMAIN_MESSAGE, 253)
     )
     if resource.kind == "Event":
         return []  # event names are "<object>.<hash>" and are not checked further

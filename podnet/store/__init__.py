@@ -28,6 +28,8 @@ from podnet.store._etcd_server import (
 from podnet.store._events import EVENTS_PREFIX, WARNING, EventRecorder, list_events
 from podnet.store._nodes import (
     NODES_PREFIX,
+    SUBDOMAIN,
+    SUBDOMAIN_MESSAGE,
     Node,
     NodeChange,
     Nodes,
@@ -48,6 +50,8 @@ from podnet.store._url import DEFAULT_STORE_URL, STORE_ENV, open_store, store_ur
 __all__ = [
     "EVENTS_PREFIX",
     "NODES_PREFIX",
+    "SUBDOMAIN",
+    "SUBDOMAIN_MESSAGE",
     "NO_LEASE",
     "PROGRESS_NOTIFY_INTERVAL",
     "WARNING",

@@ -31,8 +31,9 @@ NODES_PREFIX = "/registry/minions/"
 INTERNAL_IP = "InternalIP"
 
 PODCIDR_IMMUTABLE = 'node updates may not change podCIDR except from "" to valid'
-_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-_SUBDOMAIN_MESSAGE = (
+# A DNS-1123 subdomain, as the API server checks object names (its wording below).
+SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+SUBDOMAIN_MESSAGE = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, "
     "'-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', "
     "regex used for validation is "
@@ -159,8 +160,8 @@ class Node:
 def validate_node(node: Node) -> None:
     """The API server's create-time checks; raises Invalid naming every problem."""
     causes = []
-    if not (len(node.name) <= 253 and _SUBDOMAIN.fullmatch(node.name)):
-        causes.append(f'metadata.name: Invalid value: "{node.name}": {_SUBDOMAIN_MESSAGE}')
+    if not (len(node.name) <= 253 and SUBDOMAIN.fullmatch(node.name)):
+        causes.append(f'metadata.name: Invalid value: "{node.name}": {SUBDOMAIN_MESSAGE}')
     for index, address in enumerate(node.addresses):
         try:
             ipaddress.ip_address(address.address)
