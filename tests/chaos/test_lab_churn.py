@@ -39,7 +39,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.root]
 OPS = 1000
 NODES = 3
 LIVE_TARGET = 24  # pods alive at a time, about; ADDs and DELs alternate around it
-KILL_EVERY = (2.0, 6.0)  # seconds between two agent kills, drawn uniformly
+# Pod operations between two agent kills, drawn uniformly: counted in operations, not
+# seconds, so a quiet machine that churns fast sees as many kills as a loaded one.
+KILL_EVERY_OPS = (15, 45)
 BUDGET = 420.0
 SEED = 4242
 NETWORK = "cbr0"
@@ -60,17 +62,23 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 class AgentKiller:
-    """Kills a random node's agent -9 every KILL_EVERY seconds, until stopped."""
+    """Kills a random node's agent -9 every KILL_EVERY_OPS pod operations (the test counts
+    them in `ops`), at a random moment a few milliseconds into one, until stopped."""
 
     def __init__(self, lab: Lab, rng: random.Random) -> None:
         self.lab = lab
         self.rng = rng
         self.kills = 0
+        self.ops = 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self.stop.wait(self.rng.uniform(*KILL_EVERY)):
+        next_kill = self.rng.randint(*KILL_EVERY_OPS)
+        while not self.stop.wait(self.rng.uniform(0.001, 0.01)):
+            if self.ops < next_kill:
+                continue
+            next_kill = self.ops + self.rng.randint(*KILL_EVERY_OPS)
             what = f"agent-{self.rng.choice(self.lab.node_names())}"
             pid = self.lab.processes.our_pid(self.lab.processes.pid_file(what))
             if pid is not None:
@@ -136,6 +144,7 @@ def test_pod_churn_while_agents_are_killed(lab: Lab) -> None:
     try:
         while ops < OPS and not budget.over():
             ops += 1
+            killer.ops = ops
             if not live or (len(live) < LIVE_TARGET and rng.random() < 0.6) or rng.random() < 0.3:
                 name, node = f"p{ops:04d}", rng.choice(nodes)
                 counts["adds"] += 1
