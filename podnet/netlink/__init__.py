@@ -57,7 +57,13 @@ from podnet.netlink._netns import (
     run_in_netns,
     write_sysctl,
 )
-from podnet.netlink._nft import NftError, nft_apply, nft_get_element, nft_list
+from podnet.netlink._nft import (
+    NftError,
+    nft_apply,
+    nft_apply_text,
+    nft_get_element,
+    nft_list,
+)
 from podnet.netlink._routes import add_route, list_routes
 from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl, RtnlError, open_rtnl, own_rtnl
 from podnet.netlink._sysctl import set_sysctls
@@ -130,6 +136,7 @@ __all__ = [
     "netns_path",
     "open_netns",
     "nft_apply",
+    "nft_apply_text",
     "nft_get_element",
     "nft_list",
     "open_rtnl",

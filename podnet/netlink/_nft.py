@@ -212,6 +212,13 @@ def nft_list(what_to_list: dict[str, Any], *, what: str = "nft list") -> list[di
     return [item for item in items if "metainfo" not in item]
 
 
+def nft_apply_text(script: str, *, what: str = "nft") -> None:
+    """Apply commands in nft's text syntax as one transaction: for rules that carry
+    expressions a user wrote in that syntax (portmap's conditionsV4/V6), which JSON
+    cannot take as they are."""
+    _run(script.encode(), what, json_input=False)
+
+
 def nft_get_element(family: str, table: str, set_name: str, value: str, *, what: str) -> str:
     """One element of a set in nft's text form (with its comment, if any): a lookup of
     one key, where listing the set would print every element. The JSON syntax has no

@@ -36,6 +36,7 @@ PLUGIN_MODULES: dict[str, str] = {
     "flannel": "podnet.plugins.meta.flannel",
     "host-local": "podnet.plugins.ipam.host_local",
     "loopback": "podnet.plugins.main.loopback",
+    "portmap": "podnet.plugins.meta.portmap",
 }
 
 
