@@ -103,6 +103,9 @@ class APIHandler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = IDLE_SECONDS
     server: APIHTTPServer
+    # Headers and body are two writes: with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms on Linux) whenever the first write is still unacknowledged.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
