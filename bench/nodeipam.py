@@ -1,11 +1,22 @@
 """Node IPAM benchmark: N node registrations until every node has a podCIDR, on sqlite and
-on etcd, and the pure allocator handing out every /24 of a /8 (65,536 blocks).
+on etcd, through the Kubernetes API and on the store directly, and the pure allocator
+handing out every /24 of a /8 (65,536 blocks).
 
     .venv/bin/python -m bench.nodeipam [--nodes 5000] [--backends sqlite,etcd]
+                                       [--through api,store]
 
-The controller runs in this process on its own store client; `--writers` threads register
-the nodes (as kubelets would), each with its own client; a watch records when each node's
-podCIDR appears. Results go to bench/results/nodeipam.json.
+Store: the controller runs in this process on its own store client; `--writers` threads
+register the nodes (as kubelets would), each with its own client; a watch records when
+each node's podCIDR appears.
+
+API (bench.nodeipam_api): `podnet apiserver run` over the store in its own process, the
+API controller (podnet.nodeipam.KubeController, the controller manager's identity) in
+this one, `--writers` processes registering the nodes through the API as kubelets do, and
+a watch through the API recording when each podCIDR appears. Two figures: nodes
+registered while the controller runs, and a backlog (all nodes registered first, then the
+controller starts, as after an outage).
+
+Results go to bench/results/nodeipam.json.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.nodeipam_api import bench_controller_api
 from podnet.nodeipam import CIDRRangeFull, CIDRSet, Controller, parse_config
 from podnet.store import LocalEtcd, Nodes, open_store
 
@@ -177,11 +189,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _bench(way: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    if way == "store":
+        return bench_controller(url, args.nodes, args.writers)
+    backlog = way == "api-backlog"
+    return bench_controller_api(url, args.nodes, args.writers, tmp, backlog=backlog)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.nodeipam", description=__doc__)
     parser.add_argument("--nodes", type=int, default=5000)
     parser.add_argument("--writers", type=int, default=4)
     parser.add_argument("--backends", default="sqlite,etcd")
+    parser.add_argument("--through", default="api,store", help="api, store or both")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -191,19 +211,31 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "allocator": bench_allocator(),
         "controller": {},
+        "controller_api": {},
     }
     print(f"allocator: {json.dumps(results['allocator'])}", file=sys.stderr)
+    through = {t.strip() for t in args.through.split(",") if t.strip()}
+    if not through <= {"api", "store"}:
+        parser.error(f"--through: api and/or store, not {args.through!r}")
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        with tempfile.TemporaryDirectory(prefix="pn-bench-") as tmp:
-            if backend == "sqlite":
-                outcome = bench_controller(f"sqlite://{tmp}/cluster.db", args.nodes, args.writers)
-            elif backend == "etcd":
-                with LocalEtcd(1, base_dir=Path(tmp)) as etcd:
-                    outcome = bench_controller(etcd.url, args.nodes, args.writers)
+        if backend not in ("sqlite", "etcd"):
+            parser.error(f"unknown backend {backend!r}")
+        ways = (["api", "api-backlog"] if "api" in through else []) + (
+            ["store"] if "store" in through else []
+        )
+        for way in ways:
+            with tempfile.TemporaryDirectory(prefix="pn-bench-") as tmp:
+                if backend == "sqlite":
+                    outcome = _bench(way, f"sqlite://{tmp}/cluster.db", args, Path(tmp))
+                else:
+                    with LocalEtcd(1, base_dir=Path(tmp) / "etcd") as etcd:
+                        outcome = _bench(way, etcd.url, args, Path(tmp))
+            if way == "store":
+                results["controller"][backend] = outcome
             else:
-                parser.error(f"unknown backend {backend!r}")
-        results["controller"][backend] = outcome
-        print(f"{backend}: {json.dumps(outcome)}", file=sys.stderr)
+                mode = "backlog" if way == "api-backlog" else "registered_while_running"
+                results["controller_api"].setdefault(backend, {})[mode] = outcome
+            print(f"{backend} ({way}): {json.dumps(outcome)}", file=sys.stderr)
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
     temp = args.output.with_suffix(".json.tmp")

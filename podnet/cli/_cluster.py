@@ -7,9 +7,11 @@
     podnet get events [-o json|yaml]
     podnet nodeipam run --cluster-cidr CIDR[,CIDR] [--node-cidr-mask-size[-ipv4|-ipv6] N]
                         [--service-cluster-ip-range CIDR[,CIDR]] [--metrics-port P]
+                        [--kubeconfig FILE [--leader-elect...]]   (see _nodeipam_api.py)
     podnet nodeipam plan --cluster-cidr CIDR[,CIDR] [...same flags] [-o json]
 
-Every command takes --store URL (else $PODNET_STORE, else the sqlite default). Problems
+Every command takes --store URL (else $PODNET_STORE, else the sqlite default); `nodeipam
+run` talks to the Kubernetes API instead with --kubeconfig or inside a pod. Problems
 are one line on stderr and a non-zero exit, never a traceback.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -25,11 +28,14 @@ from contextlib import contextmanager
 from typing import Any
 
 from podnet.cli._daemon import log_to_stderr, stop_on_signals
+from podnet.cli._nodeipam_api import add_api_flags, run_through_api
 from podnet.cli._table import table
 from podnet.cli._yaml import dump_yaml
 from podnet.nodeipam import (
     ConfigError,
     Controller,
+    KubeCredentialsError,
+    LeaderElectionConfigError,
     MetricsServer,
     NodeIPAMConfig,
     parse_config,
@@ -87,6 +93,7 @@ def register(subparsers: Any) -> None:
     ipam_commands = ipam.add_subparsers(dest="ipam_command", metavar="COMMAND", required=True)
     run = ipam_commands.add_parser("run", parents=[store_flag], help="allocate podCIDRs")
     _config_flags(run)
+    add_api_flags(run)
     run.add_argument("--metrics-port", type=int, metavar="PORT",
                      help="serve Prometheus metrics on this port (/metrics)")  # fmt: skip
     run.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR")
@@ -116,7 +123,10 @@ def _guarded(handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
         try:
             return handler(args)
-        except (CommandError, StoreError, ConfigError) as exc:
+        except (
+            CommandError, StoreError, ConfigError, KubeCredentialsError,
+            LeaderElectionConfigError,
+        ) as exc:  # fmt: skip
             print(f"podnet: {exc}", file=sys.stderr)
             return EXIT_FAILURE
         except OSError as exc:  # e.g. the metrics port is taken
@@ -302,8 +312,12 @@ def _config(args: argparse.Namespace) -> NodeIPAMConfig:
 
 def cmd_nodeipam_run(args: argparse.Namespace) -> int:
     config = _config(args)
+    if args.kubeconfig and args.store:
+        raise CommandError("--kubeconfig and --store: give one (the API, or the store directly)")
     log_to_stderr()
     stop = stop_on_signals()
+    if args.kubeconfig or (not args.store and os.environ.get("KUBERNETES_SERVICE_HOST")):
+        return run_through_api(args, config, stop)
     with _store(args) as store:
         controller = Controller(store, config)
         metrics = None

@@ -194,19 +194,7 @@ class Controller:
         )  # fmt: skip
 
     def _new_sets(self) -> list[CIDRSet]:
-        sets = [
-            CIDRSet(cidr, mask)
-            for cidr, mask in zip(
-                self.config.cluster_cidrs, self.config.node_mask_sizes, strict=True
-            )
-        ]
-        for service in self.config.service_cidrs:
-            for cidr_set in sets:
-                try:
-                    cidr_set.occupy(service)
-                except CIDROutOfRange:
-                    pass  # the service range does not overlap this cluster CIDR
-        return sets
+        return new_cidr_sets(self.config)
 
     # -- watch events ------------------------------------------------------------------------
     def _on_node(self, node: Node) -> None:
@@ -424,6 +412,21 @@ class Controller:
             raise
         except StoreError as exc:  # an event is not worth stopping for
             log.warning("could not record event %s for %s: %s", reason, node.name, exc)
+
+
+def new_cidr_sets(config: NodeIPAMConfig) -> list[CIDRSet]:
+    """One CIDRSet per cluster CIDR, with the service range(s) taken."""
+    sets = [
+        CIDRSet(cidr, mask)
+        for cidr, mask in zip(config.cluster_cidrs, config.node_mask_sizes, strict=True)
+    ]
+    for service in config.service_cidrs:
+        for cidr_set in sets:
+            try:
+                cidr_set.occupy(service)
+            except CIDROutOfRange:
+                pass  # the service range does not overlap this cluster CIDR
+    return sets
 
 
 def _parse(text: str) -> IPNetwork | None:

@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Protocol
 
-from podnet.nodeipam._controller import Controller
+from podnet.nodeipam._cidrset import CIDRSet
+from podnet.nodeipam._controller import Counters
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def render_metrics(controller: Controller) -> str:
+class Measured(Protocol):
+    """What both controllers (on the store, through the API) show."""
+
+    sets: list[CIDRSet]
+    counters: Counters
+
+    @property
+    def waiting(self) -> Sequence[str]: ...
+
+
+def render_metrics(controller: Measured) -> str:
     """The controller's state in the Prometheus text exposition format."""
     lines: list[str] = []
 
@@ -56,7 +69,7 @@ def render_metrics(controller: Controller) -> str:
 class MetricsServer:
     """Serves `render_metrics(controller)` on address:port from a daemon thread."""
 
-    def __init__(self, controller: Controller, *, port: int, address: str = "127.0.0.1") -> None:
+    def __init__(self, controller: Measured, *, port: int, address: str = "127.0.0.1") -> None:
         owner = controller
 
         class Handler(BaseHTTPRequestHandler):

@@ -196,6 +196,37 @@ def test_events_and_plan(sqlite_url: str) -> None:
             "podnet: Controller: Invalid --cluster-cidr, mask size of cluster CIDR must be less",
         ),
         (
+            ["nodeipam", "run", "--cluster-cidr", "10.0.0.0/16", "--kubeconfig", "/nonexistent"],
+            "podnet: cannot use the credentials in /nonexistent: Configuration file /nonexistent "
+            "not found",
+        ),
+        (
+            [
+                "nodeipam",
+                "run",
+                "--cluster-cidr",
+                "10.0.0.0/16",
+                "--kubeconfig",
+                "k",
+                "--store",
+                "sqlite:///tmp/x.db",
+            ],
+            "podnet: --kubeconfig and --store: give one",
+        ),  # fmt: skip
+        (
+            [
+                "nodeipam",
+                "run",
+                "--cluster-cidr",
+                "10.0.0.0/16",
+                "--kubeconfig",
+                "k",
+                "--leader-elect-renew-deadline",
+                "20s",
+            ],
+            "podnet: leaseDuration must be greater than renewDeadline",
+        ),  # fmt: skip
+        (
             ["get", "nodes", "--store", "nosuch://x"],
             "podnet: store URL 'nosuch://x': unknown scheme",
         ),
