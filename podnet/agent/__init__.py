@@ -21,6 +21,7 @@ from podnet.agent._gc import (
     InProcessExec,
     footprints,
 )
+from podnet.agent._hostgw import HostGwBackend
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
 from podnet.agent._lease import Lease, LeaseError, VxlanData, ipv4_pod_cidr, lease_from_node
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, lease_of
@@ -43,11 +44,13 @@ from podnet.agent._subnet_env import (
     write_subnet_env,
 )
 from podnet.agent._vtep_mac import vtep_mac
-from podnet.agent._vxlan import VxlanBackend
+from podnet.agent._vxlan import ENCAP_OVERHEAD, VxlanBackend
 from podnet.agent._watcher import EventKind, LeaseEvent, LeaseWatcher, added, removed
 
 __all__ = [
     "BACKEND_TYPES",
+    "ENCAP_OVERHEAD",
+    "HostGwBackend",
     "DEFAULT_BACKEND",
     "StoreNodeSource",
     "Agent",

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -123,6 +124,18 @@ def register(subparsers: Any) -> None:
     driver.add_argument("--netns-dir", default=DEFAULT_NETNS_DIR, help=argparse.SUPPRESS)
     driver.set_defaults(handler=lab_driver)
 
+    doctor = verbs.add_parser(
+        "doctor",
+        help="podnet doctor on a node: what keeps its pods from an IP, and the fix",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    doctor.add_argument("node", metavar="NODE", help="the node to examine")
+    doctor.add_argument("--fix", action="store_true", help="apply the fixes that are safe")
+    doctor.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
+    doctor.set_defaults(handler=lab_doctor)
+
     kubeconfig = verbs.add_parser(
         "kubeconfig", help="print the path of the admin kubeconfig (export KUBECONFIG=$(...))"
     )
@@ -190,6 +203,19 @@ def lab_driver(args: argparse.Namespace) -> int:
         return _fail(args, exc)
     driver.run(stop)
     return 0
+
+
+def lab_doctor(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        if not lab.exists():
+            raise LabError(f"lab {args.name!r} is not up")
+        extra = ["-o", args.output, *(["--fix"] if args.fix else [])]
+        argv = lab.doctor_argv(args.node, *extra)
+    except ERRORS as exc:
+        return _fail(args, exc)
+    # doctor's own output and exit code are the answer: non-zero while something is wrong
+    return subprocess.run(argv, check=False).returncode
 
 
 def lab_kubeconfig(args: argparse.Namespace) -> int:

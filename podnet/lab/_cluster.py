@@ -352,6 +352,38 @@ class Lab:
         ]
         self.processes.spawn(f"agent-{name}", argv, self.log_path(f"agent-{name}"), restart=True)
 
+    def doctor_argv(self, name: str, *extra: str) -> list[str]:
+        """`podnet doctor` for a node: inside its namespace, with its paths, its agent's
+        health port, its own identity to read the Node objects, and its runtime."""
+        node = self.node(name)
+        d = self.node_dirs(name)
+        files = self.apiserver_files()
+        return [
+            "nsenter",
+            f"--net={node.netns}",
+            *podnet_argv(
+                "doctor",
+                "--conf-dir",
+                d.conf_dir,
+                "--bin-dir",
+                d.bin_dir,
+                "--subnet-file",
+                d.subnet_file,
+                "--cni-data-dir",
+                d.cni_data_dir,
+                "--cni-socket",
+                d.cni_socket,
+                "--healthz-port",
+                str(HEALTH_PORT),
+                "--node-name",
+                name,
+                "--kubeconfig",
+                files.kubeconfig(f"system:node:{name}"),
+                *self.node_runtime.doctor_args(name),
+                *extra,
+            ),
+        ]
+
     def restart_agent(self, name: str) -> None:
         """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
         self.processes.stop(f"agent-{name}")

@@ -90,6 +90,9 @@ class ContainerdNodes:
             str(self.site.gc_grace),
         ]
 
+    def doctor_args(self, node: str) -> list[str]:
+        return ["--cri-socket", self.containerd(node).socket]
+
     def restart(self, node: str, sig: int = signal.SIGTERM) -> None:
         """Stop a node's containerd with `sig` and start it again on the same state, as
         after a runtime upgrade or crash: pods and their shims keep running."""

@@ -42,6 +42,10 @@ class NodeRuntime(Protocol):
         """What the node's agent needs to know of the runtime (`podnet agent run` flags)."""
         ...
 
+    def doctor_args(self, node: str) -> list[str]:
+        """What `podnet doctor` needs to know of the runtime (which sandboxes exist)."""
+        ...
+
     def wait_ready(self, node: str, deadline: float, progress: Progress) -> None:
         """Once the node's agent is ready: wait until the runtime can start pods."""
 
@@ -83,6 +87,9 @@ class PodnetNodes:
 
     def agent_args(self, node: str) -> list[str]:
         return []
+
+    def doctor_args(self, node: str) -> list[str]:
+        return []  # the cached attachments whose netns lives are the node's pods
 
     def wait_ready(self, node: str, deadline: float, progress: Progress) -> None:
         pass

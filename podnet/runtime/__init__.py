@@ -13,6 +13,7 @@ from podnet.runtime._chain import (
     DEFAULT_CACHE_DIR,
 )
 from podnet.runtime._conf import (
+    ConfScan,
     NetworkConfigList,
     conflist_from_bytes,
     conflist_from_conf,
@@ -42,6 +43,7 @@ from podnet.runtime._types import GCAttachment, RuntimeConf, pod_args
 __all__ = [
     "CNI",
     "CachedAttachment",
+    "ConfScan",
     "ConfError",
     "DEFAULT_BIN_DIRS",
     "DEFAULT_CACHE_DIR",

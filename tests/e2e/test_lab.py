@@ -275,3 +275,17 @@ def test_kubectl_reads_the_containerd_lab(lab: Lab) -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["spec"]["podCIDR"] == pod_cidrs(lab)["n2"] != ""
+
+
+def test_doctor_on_a_containerd_node_owns_reservations_by_its_cri_sandboxes(clean: Lab) -> None:
+    clean.pod_run("doc", "n1")
+    done = subprocess.run(
+        clean.doctor_argv("n1", "-o", "json"), capture_output=True, text=True, timeout=60
+    )
+    report = json.loads(done.stdout)
+    wrong = [f for f in report["findings"] if f["status"] not in ("ok", "skipped")]
+    reservations = next(f for f in report["findings"] if f["check"] == "reservations")
+    socket = clean.containerd("n1").socket
+    assert (done.returncode, wrong) == (0, [])
+    assert reservations["evidence"] == [f"owners: CRI {socket}"]
+    assert reservations["message"].startswith("1 reservation(s)")
