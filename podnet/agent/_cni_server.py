@@ -4,8 +4,10 @@ runs the plugin chain in-process (see podnet._thin for the other end).
 A fixed set of worker threads each wait in accept() on the socket and serve a connection
 from start to end: read the request, run it, answer. No thread is started per request
 and no request changes hands: a pod's ADD crosses no thread boundary in the agent, so it
-never waits for a second thread to be scheduled and take the GIL. Each worker also keeps
-its own warm netlink handle for the node (podnet.netlink.own_rtnl).
+never waits for a second thread to be scheduled and take the GIL. Each worker runs its
+requests with a `Host` of its own (podnet.cni.Host): its warm netlink handle for the node,
+and the work its requests leave for after the answer; all of them share the server's one
+`HostState` (the masquerade tables declared, the veths being destroyed).
 
 What a bad or slow client can cost is bounded:
 - only root and the agent's own user may connect (peer credentials, podnet.agent._cni_socket);
@@ -45,9 +47,10 @@ from podnet.agent._gate import Gate, GateBusy
 from podnet.cni import (
     CNIError,
     DecodingFailure,
+    Host,
+    HostState,
     Plugin,
     TryAgainLater,
-    collect_after_answer,
     dispatch,
     log,
     run_after_answer,
@@ -162,8 +165,11 @@ class CNIServer:
         fast_read: float = FAST_READ,
         read_timeout: float = READ_TIMEOUT,
         slow_capacity: int = _SLOW_CAPACITY,
+        host_state: HostState | None = None,
     ) -> None:
         self.socket_path = socket_path
+        # What the plugins keep across requests: one for every worker (and the agent's GC).
+        self.host_state = host_state if host_state is not None else HostState()
         self.gate = gate if gate is not None else Gate()
         self._resolve = resolve
         self._timeout = request_timeout
@@ -243,8 +249,13 @@ class CNIServer:
             self._threads.append(thread)
         thread.start()
 
+    def _host(self) -> Host:
+        """A worker's host: it defers work until after the answer."""
+        return Host(self.host_state, defers=True)
+
     def _work(self) -> None:
         assert self._listener is not None
+        host = self._host()
         try:
             while not self._closing.is_set():
                 try:
@@ -256,7 +267,7 @@ class CNIServer:
                     time.sleep(0.1)  # out of descriptors, say: let connections finish
                     continue
                 try:
-                    reply = self._accepted(conn)
+                    reply = self._accepted(conn, host)
                 except Exception as exc:  # whatever one connection did, the worker lives on
                     log(f"agent: a CNI connection failed: {exc!r}")
                     conn.close()
@@ -264,22 +275,24 @@ class CNIServer:
                 if reply is not None and reply.replaced:
                     return  # a fresh worker took this one's place when it ran late
         finally:
+            host.close()
             with self._threads_lock:
                 self._threads.remove(threading.current_thread())
 
     def _work_slow(self) -> None:
-        while True:
-            item = self._slow_queue.get()
-            if item is None:
-                return
-            conn, parser = item
-            try:
-                self._serve_parsed(conn, parser, main=False)
-            except Exception as exc:
-                log(f"agent: a CNI connection failed: {exc!r}")
-                conn.close()
+        with self._host() as host:
+            while True:
+                item = self._slow_queue.get()
+                if item is None:
+                    return
+                conn, parser = item
+                try:
+                    self._serve_parsed(conn, parser, host, main=False)
+                except Exception as exc:
+                    log(f"agent: a CNI connection failed: {exc!r}")
+                    conn.close()
 
-    def _accepted(self, conn: socket.socket) -> _Reply | None:
+    def _accepted(self, conn: socket.socket, host: Host) -> _Reply | None:
         uid = peer_uid(conn)
         if uid not in self._trusted:
             log(f"agent: refused a CNI connection from uid {uid}")
@@ -301,7 +314,7 @@ class CNIServer:
             if not self._slow.adopt(conn, parser, start + self._read_timeout):
                 self._refuse(conn, parser, _AgentBusy("too many slow CNI clients"))
             return None
-        return self._serve_parsed(conn, parser, main=True)
+        return self._serve_parsed(conn, parser, host, main=True)
 
     def _slow_request(self, conn: socket.socket, parser: RequestParser) -> None:
         try:
@@ -338,14 +351,14 @@ class CNIServer:
             self.refused += 1
 
     def _serve_parsed(
-        self, conn: socket.socket, parser: RequestParser, *, main: bool
+        self, conn: socket.socket, parser: RequestParser, host: Host, *, main: bool
     ) -> _Reply | None:
         try:
             plugin_type, environ, stdin = parser.request()
         except WireError as exc:
             self._refuse(conn, parser, exc)
             return None
-        return self._serve(conn, plugin_type, environ, stdin, main=main)
+        return self._serve(conn, plugin_type, environ, stdin, host, main=main)
 
     def _serve(
         self,
@@ -353,18 +366,19 @@ class CNIServer:
         plugin_type: str,
         environ: dict[str, str],
         stdin: bytes,
+        host: Host,
         *,
         main: bool,
     ) -> _Reply:
         what = f"{plugin_type} {environ.get('CNI_COMMAND')} {environ.get('CNI_CONTAINERID', '')}"
         reply = _Reply(conn, plugin_type, what, main=main)
         self._watchdog.watch(reply, time.monotonic() + self._timeout)
-        with collect_after_answer() as later:
-            try:
-                code, out = self._run(plugin_type, environ, stdin)
-            except BaseException as exc:  # dispatch never raises; this is the last guard
-                log(f"agent: {what} failed: {exc!r}")
-                code, out = _error(CNIError(f"the agent failed: {type(exc).__name__}"))
+        try:
+            code, out = self._run(plugin_type, environ, stdin, host)
+        except BaseException as exc:  # dispatch never raises; this is the last guard
+            log(f"agent: {what} failed: {exc!r}")
+            code, out = _error(CNIError(f"the agent failed: {type(exc).__name__}"))
+        later = host.take_after_answer()
         if reply.claim():
             with self._count_lock:
                 self.served += 1  # before the answer: whoever reads it sees the count
@@ -375,14 +389,16 @@ class CNIServer:
         run_after_answer(later)
         return reply
 
-    def _run(self, plugin_type: str, environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:
+    def _run(
+        self, plugin_type: str, environ: dict[str, str], stdin: bytes, host: Host
+    ) -> tuple[int, bytes]:
         try:
             plugin = self._resolve(plugin_type)
         except KeyError:
             return _error(CNIError(f"the agent has no plugin of type {plugin_type!r}"))
         try:
             with self.gate.shared(self._timeout):
-                return dispatch(plugin, environ, stdin)
+                return dispatch(plugin, environ, stdin, host)
         except GateBusy as exc:
             return _error(TryAgainLater(f"the agent's garbage collector is running: {exc}"))
 

@@ -22,12 +22,18 @@ from podnet.agent._backend import public_address
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import NetworkConfig
 from podnet.agent._gate import Gate
-from podnet.agent._gc import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL, GarbageCollector
+from podnet.agent._gc import (
+    DEFAULT_GC_GRACE,
+    DEFAULT_GC_INTERVAL,
+    GarbageCollector,
+    InProcessExec,
+)
 from podnet.agent._health import HealthServer
 from podnet.agent._loop import AgentLoop, AgentSettings, Stopped
 from podnet.agent._netconf_store import read_network_config
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
+from podnet.cni import HostState
 from podnet.netlink import Rtnl
 from podnet.plugins import default_conflist, install_executables, write_conflist
 from podnet.runtime import DEFAULT_CACHE_DIR
@@ -68,6 +74,8 @@ class Agent:
         self.loop: AgentLoop | None = None
         self.cni: CNIServer | None = None
         self.gate = Gate()
+        # What the plugins keep across requests, for the CNI server and GC alike.
+        self.host_state = HostState()
         self.gc: GarbageCollector | None = None
 
     def metrics(self) -> dict[str, float]:
@@ -96,7 +104,7 @@ class Agent:
             nodes = Nodes(store)
             self._register(nodes)
             config = self._wait_for_config(store, stop)
-            self.cni = CNIServer(s.cni_socket, gate=self.gate)
+            self.cni = CNIServer(s.cni_socket, gate=self.gate, host_state=self.host_state)
             self.cni.warm()
             self.cni.start()
             try:
@@ -180,6 +188,7 @@ class Agent:
                 gate=self.gate,
                 cache_dir=s.runtime_cache_dir,
                 grace=s.gc_grace,
+                exec_=InProcessExec(self.host_state),
             )
             log.info(
                 "GC every %gs (grace %gs) with the sandboxes of the runtime at %s",

@@ -26,7 +26,8 @@ it, every `interval` seconds:
    freed.
 
 The chain runs in this process (`InProcessExec`): it is warm, and the socket requests
-would come through is the one GC just closed.
+would come through is the one GC just closed. Its verbs see the CNI server's `HostState`,
+so a DEL waits for a veth the server is still destroying.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ from podnet.agent._gate import Gate, GateBusy
 from podnet.cni import (
     CURRENT_VERSION,
     CNIError,
+    Host,
+    HostState,
     dispatch,
     plugin_environ,
     plugin_error,
@@ -79,13 +82,19 @@ CACHED = "cached result"  # the runtime's libcni cache: <cacheDir>/results/<net>
 
 class InProcessExec(ProcessExec):
     """The runtime library's Exec for the agent: podnet's own executables run in this
-    process, any other plugin (a reference binary) as a process."""
+    process, with a host over `host_state` (the CNI server's, in the agent), any other
+    plugin (a reference binary) as a process."""
+
+    def __init__(self, host_state: HostState | None = None) -> None:
+        super().__init__()
+        self.host_state = host_state if host_state is not None else HostState()
 
     def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
         plugin_type = podnet_type_of(executable)
         if plugin_type is None:
             return super().exec_plugin(executable, cni_env, stdin)
-        code, out = dispatch(load_plugin(plugin_type), plugin_environ(cni_env), stdin)
+        with Host(self.host_state) as host:
+            code, out = dispatch(load_plugin(plugin_type), plugin_environ(cni_env), stdin, host)
         if code != 0:
             raise plugin_error(out, b"")
         return out

@@ -1,7 +1,6 @@
 """The CNI protocol (spec 1.1.0): errors with their codes, versions, results and their
 conversion, request parsing and validation, the skel, and invoking other plugins."""
 
-from podnet.cni._after import after_answer, can_defer, collect_after_answer, run_after_answer
 from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV
 from podnet.cni._errors import (
     CODE_INTERNAL,
@@ -19,6 +18,7 @@ from podnet.cni._errors import (
 )
 from podnet.cni._files import atomic_write, fsync_dir, remove_durably, write_temp
 from podnet.cni._flock import LockTimeout, flock_within
+from podnet.cni._host import Host, HostState, run_after_answer
 from podnet.cni._invoke import (
     decode_result,
     exec_plugin,
@@ -59,9 +59,8 @@ __all__ = [
     "parse_route",
     "prev_result",
     "valid_attachments",
-    "after_answer",
-    "can_defer",
-    "collect_after_answer",
+    "Host",
+    "HostState",
     "run_after_answer",
     "ALL_VERSIONS",
     "CODE_INTERNAL",

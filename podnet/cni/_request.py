@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from podnet.cni._errors import DecodingFailure, InvalidConfig, InvalidEnvironment
+from podnet.cni._host import Host
 from podnet.cni._version import config_version
 
 VERBS = ("ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION")
@@ -89,6 +90,9 @@ class Request:
     netns_override: str = ""
     stdin: bytes = b""
     config: dict[str, Any] = field(default_factory=dict)
+    # What the process running the verb provides it (see podnet.cni._host); a delegate's
+    # request keeps its caller's.
+    host: Host = field(default_factory=Host, compare=False, repr=False)
 
     @property
     def cni_version(self) -> str:
@@ -121,7 +125,7 @@ class Request:
         return replace(self, command=command, config=config, stdin=stdin)
 
 
-def request_from_env(environ: Mapping[str, str], stdin: bytes) -> Request:
+def request_from_env(environ: Mapping[str, str], stdin: bytes, host: Host | None = None) -> Request:
     command = environ.get("CNI_COMMAND", "")
     required = _REQUIRED.get(command, ())
     missing = [
@@ -142,6 +146,7 @@ def request_from_env(environ: Mapping[str, str], stdin: bytes) -> Request:
         path=tuple(p for p in environ.get("CNI_PATH", "").split(":") if p),
         netns_override=environ.get("CNI_NETNS_OVERRIDE", ""),
         stdin=b"" if command == "VERSION" else stdin,
+        host=host if host is not None else Host(),
     )
     if command == "VERSION":
         return replace(request, config=_decode_version_request(stdin))

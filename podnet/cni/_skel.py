@@ -2,8 +2,9 @@
 
 `dispatch` is pure with respect to the process: it takes the environment and stdin as
 values and returns what to print and the exit code, so tests (and the node agent, which
-runs forwarded requests) call it in-process. `plugin_main` is the thin wrapper an
-executable calls.
+runs forwarded requests) call it in-process, each with the `Host` the verb gets (a fresh
+default one when none is handed in). `plugin_main` is the thin wrapper an executable
+calls.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from podnet.cni._errors import (
     TryAgainLater,
 )
 from podnet.cni._flock import LockTimeout
+from podnet.cni._host import Host
 from podnet.cni._log import log
 from podnet.cni._plugin import Plugin
 from podnet.cni._request import Request, request_from_env
@@ -87,11 +89,23 @@ def version_info(plugin: Plugin) -> dict[str, Any]:
     return {"cniVersion": newest, "supportedVersions": list(plugin.versions)}
 
 
-def dispatch(plugin: Plugin, environ: Mapping[str, str], stdin: bytes) -> tuple[int, bytes]:
-    """One invocation: returns (exit code, stdout). Never raises."""
+def dispatch(
+    plugin: Plugin, environ: Mapping[str, str], stdin: bytes, host: Host | None = None
+) -> tuple[int, bytes]:
+    """One invocation: returns (exit code, stdout). Never raises. The verb runs with
+    `host`, or with a default one made for this call and closed after it."""
+    if host is None:
+        with Host() as own:
+            return _dispatch(plugin, environ, stdin, own)
+    return _dispatch(plugin, environ, stdin, host)
+
+
+def _dispatch(
+    plugin: Plugin, environ: Mapping[str, str], stdin: bytes, host: Host
+) -> tuple[int, bytes]:
     error_version = _error_version(stdin)
     try:
-        request = request_from_env(environ, stdin)
+        request = request_from_env(environ, stdin, host)
         if request.command == "VERSION":
             return 0, _encode(version_info(plugin))
         error_version = request.cni_version

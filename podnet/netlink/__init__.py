@@ -65,7 +65,7 @@ from podnet.netlink._nft import (
     nft_list,
 )
 from podnet.netlink._routes import add_route, list_routes
-from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl, RtnlError, open_rtnl, own_rtnl
+from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl, RtnlError, open_rtnl
 from podnet.netlink._sysctl import set_sysctls
 from podnet.netlink._tagged_routes import (
     GatewayRoute,
@@ -140,7 +140,6 @@ __all__ = [
     "nft_get_element",
     "nft_list",
     "open_rtnl",
-    "own_rtnl",
     "permanent_neighbours",
     "port_vlans",
     "read_sysctl",

@@ -22,13 +22,12 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
-from podnet.netlink._netns import netns_id, run_in_netns
+from podnet.netlink._netns import run_in_netns
 from podnet.netlink._nlmsg import NLM_F_DUMP_INTR, NetlinkRequestError, NetlinkSocket
 
 _DUMP_ATTEMPTS = 10
@@ -205,29 +204,3 @@ class Rtnl:
 def open_rtnl(netns: str = "") -> Rtnl:
     """A handle for the namespace at path `netns`, or for the caller's own when empty."""
     return Rtnl.open(netns)
-
-
-class _ThreadHandle:
-    """The handle a thread keeps for its own namespace; closed when the thread ends."""
-
-    def __init__(self, namespace: tuple[int, int], rtnl: Rtnl) -> None:
-        self.namespace = namespace
-        self.rtnl = rtnl
-
-    def __del__(self) -> None:
-        self.rtnl.close()
-
-
-_own = threading.local()
-
-
-def own_rtnl() -> Rtnl:
-    """The calling thread's handle for the namespace it is in, opened on its first use and
-    kept for the thread's life: the agent's worker threads serve every pod through the
-    same warm socket instead of opening one per request. The caller must not close it.
-    A thread that is now in another namespace than when it opened one gets a new one."""
-    namespace = netns_id()
-    held: _ThreadHandle | None = getattr(_own, "handle", None)
-    if held is None or held.namespace != namespace:
-        _own.handle = held = _ThreadHandle(namespace, Rtnl.open())
-    return held.rtnl

@@ -7,7 +7,6 @@ import ipaddress
 import socket
 import subprocess
 import sys
-import threading
 from typing import Any
 
 import pytest
@@ -21,12 +20,8 @@ from podnet.netlink import (
     Rtnl,
     add_address,
     add_route,
-    create_bridge,
-    find_link,
     list_routes,
     open_rtnl,
-    own_rtnl,
-    run_in_netns,
     set_link,
 )
 from podnet.netlink._nlmsg import NLM_F_DUMP_INTR
@@ -95,38 +90,15 @@ def test_open_missing_netns(tmp_path: Any) -> None:
 
 
 @pytest.mark.root
-def test_own_handle_is_kept_per_thread_and_namespace(
-    netns_pair: tuple[str, str],
-) -> None:
-    node, pod = netns_pair
-
-    def in_node() -> None:
-        first = own_rtnl()
-        assert own_rtnl() is first, "a thread reuses its handle"
-        create_bridge(first, "cni0")
-        elsewhere = run_in_netns(pod, own_rtnl)
-        assert elsewhere is not first, "in another namespace, another handle"
-        assert find_link(elsewhere, "cni0") is None
-        back = own_rtnl()
-        assert find_link(back, "cni0") is not None, "back home, a handle for home"
-        other: list[Rtnl] = []
-        thread = threading.Thread(target=lambda: other.append(run_in_netns(node, own_rtnl)))
-        thread.start()
-        thread.join()
-        assert other[0] is not back, "every thread has its own"
-
-    run_in_netns(node, in_node)
-
-
-@pytest.mark.root
 def test_pod_operations_do_not_import_pyroute2(netns_pair: tuple[str, str]) -> None:
     """What a pod's ADD needs from netlink runs without pyroute2 (~120 ms to import)."""
     node, _ = netns_pair
     script = f"""
 import sys
-from podnet.netlink import create_bridge, get_link, list_addresses, own_rtnl, run_in_netns
+from podnet.cni import Host
+from podnet.netlink import create_bridge, get_link, list_addresses, run_in_netns
 def work():
-    nl = own_rtnl()
+    nl = Host().node_rtnl()
     create_bridge(nl, "cni0")
     assert get_link(nl, "cni0").kind == "bridge"
     assert list_addresses(nl) == []

@@ -19,11 +19,14 @@ def ip(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
 
 def test_owners_add_take_over_and_remove(node_netns: str) -> None:
     def scenario() -> None:
-        _masq.add_pod("cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
-        _masq.add_pod("cbr0", "b/eth0", [ip("10.244.1.3/24")])
-        _masq.add_pod("cbr0", "b/eth0", [ip("10.244.1.3/24")])  # ADD twice: still one element
+        declared = _masq.DeclaredTables()
+        _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
+        _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])
+        _masq.add_pod(
+            declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")]
+        )  # ADD twice: still one element
         # a new pod got an address whose old owner's DEL never came: it takes it over
-        _masq.add_pod("cbr0", "c/eth0", [ip("10.244.1.2/24")])
+        _masq.add_pod(declared, "cbr0", "c/eth0", [ip("10.244.1.2/24")])
         assert _masq.pod_addresses("cbr0", "c/eth0") == {ipaddress.ip_address("10.244.1.2")}
         assert _masq.remove_pod("cbr0", "a/eth0") == [ipaddress.ip_address("fd00:1::2")]
         assert _masq.remove_pod("cbr0", "a/eth0") == []
@@ -36,8 +39,9 @@ def test_owners_add_take_over_and_remove(node_netns: str) -> None:
 
 def test_remove_by_address_leaves_what_another_owner_holds(node_netns: str) -> None:
     def scenario() -> None:
-        _masq.add_pod("cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
-        _masq.add_pod("cbr0", "b/eth0", [ip("10.244.1.3/24")])
+        declared = _masq.DeclaredTables()
+        _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
+        _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])
         a_ips = [ipaddress.ip_address("10.244.1.2"), ipaddress.ip_address("fd00:1::2")]
         b_ip = ipaddress.ip_address("10.244.1.3")
         # a's prevResult names b's address too (a stale result): b keeps its element
@@ -59,15 +63,16 @@ def test_the_table_comes_back_when_removed_or_its_rules_flushed(
         return sum(1 for item in listed if "rule" in item)
 
     def scenario() -> None:
-        _masq.add_pod("cbr0", "a/eth0", [ip("10.244.1.2/24")])
+        declared = _masq.DeclaredTables()
+        _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24")])
         nft_apply([{"delete": {"table": {"family": "inet", "name": table}}}])
-        _masq.add_pod("cbr0", "b/eth0", [ip("10.244.1.3/24")])  # declared again
+        _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])  # declared again
         assert rules() == 2
         nft_apply([{"flush": {"chain": {"family": "inet", "table": table, "name": "postrouting"}}}])
-        _masq.add_pod("cbr0", "c/eth0", [ip("10.244.1.4/24")])
+        _masq.add_pod(declared, "cbr0", "c/eth0", [ip("10.244.1.4/24")])
         assert rules() == 0  # within _REDECLARE_SECONDS only the elements are written
         monkeypatch.setattr(_masq, "_REDECLARE_SECONDS", 0.0)
-        _masq.add_pod("cbr0", "d/eth0", [ip("10.244.1.5/24")])
+        _masq.add_pod(declared, "cbr0", "d/eth0", [ip("10.244.1.5/24")])
         assert rules() == 2
 
     run_in_netns(node_netns, scenario)

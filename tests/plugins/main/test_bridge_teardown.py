@@ -18,7 +18,7 @@ from typing import TypeVar
 import pytest
 
 from bench.cni import start_agent
-from podnet.cni import collect_after_answer, dispatch, run_after_answer
+from podnet.cni import Host, HostState, dispatch, run_after_answer
 from podnet.netlink import find_link, get_link_by_index, open_rtnl, run_in_netns
 from podnet.plugins import load_plugin
 from podnet.plugins._install import install_executables
@@ -54,6 +54,15 @@ def in_agent_thread(node: str, call: Callable[[], T]) -> T:
     return run_in_netns(node, call)
 
 
+def run_with(state: HostState, environ: dict[str, str], stdin: bytes) -> tuple[int, bytes]:
+    """One request as an agent worker runs it: a deferring host over the agent's state;
+    what it leaves for after the answer is run at once."""
+    with Host(state, defers=True) as host:
+        answer = dispatch(BRIDGE, environ, stdin, host)
+        run_after_answer(host.take_after_answer())
+        return answer
+
+
 def pod_link(pod: str) -> tuple[bool, bool] | None:
     """(admin up, peer carrier) of the pod's eth0, None when it is gone."""
     with open_rtnl(pod) as nl:
@@ -68,8 +77,10 @@ def test_del_cuts_the_pod_off_answers_then_destroys(
     conf = bridge_conf("1.0.0", tmp_path / "ipam")
     stdin = json.dumps(conf).encode()
 
+    # As in the agent: one state, each worker a deferring host over it.
+    state = HostState()
     code, out = in_agent_thread(
-        node_netns, lambda: dispatch(BRIDGE, request_env(cni_bin, "ADD", pod, "c1"), stdin)
+        node_netns, lambda: run_with(state, request_env(cni_bin, "ADD", pod, "c1"), stdin)
     )
     assert code == 0, out
     first_ip = json.loads(out)["ips"][0]["address"].split("/")[0]
@@ -77,9 +88,9 @@ def test_del_cuts_the_pod_off_answers_then_destroys(
 
     def delete() -> tuple[tuple[int, bytes], list[Callable[[], None]]]:
         del_stdin = json.dumps(with_prev(conf, json.loads(out))).encode()
-        with collect_after_answer() as later:
-            answer = dispatch(BRIDGE, request_env(cni_bin, "DEL", pod, "c1"), del_stdin)
-        return answer, later
+        with Host(state, defers=True) as host:
+            answer = dispatch(BRIDGE, request_env(cni_bin, "DEL", pod, "c1"), del_stdin, host)
+            return answer, host.take_after_answer()
 
     (code, del_out), later = in_agent_thread(node_netns, delete)
     assert (code, del_out) == (0, b"")
@@ -100,7 +111,7 @@ def test_del_cuts_the_pod_off_answers_then_destroys(
         target=lambda: second.append(
             in_agent_thread(
                 node_netns,
-                lambda: dispatch(BRIDGE, request_env(cni_bin, "ADD", pod, "c2"), stdin),
+                lambda: run_with(state, request_env(cni_bin, "ADD", pod, "c2"), stdin),
             )
         )
     )
@@ -114,6 +125,32 @@ def test_del_cuts_the_pod_off_answers_then_destroys(
     second_ip = json.loads(second[0][1])["ips"][0]["address"].split("/")[0]
     assert reservations(tmp_path / "ipam") == [second_ip] != [first_ip]  # round-robin
     assert len(node_veths(node_netns)) == 1
+
+
+def test_del_with_a_host_that_does_not_defer_destroys_before_answering(
+    cni_bin: Path, node_netns: str, pod_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    """An executable's host: the veth is gone when DEL answers, nothing is left for later."""
+    pod = pod_netns()
+    conf = bridge_conf("1.0.0", tmp_path / "ipam")
+    state = HostState()
+    code, out = in_agent_thread(
+        node_netns,
+        lambda: run_with(state, request_env(cni_bin, "ADD", pod, "c1"), json.dumps(conf).encode()),
+    )
+    assert code == 0, out
+
+    def delete() -> tuple[tuple[int, bytes], list[Callable[[], None]]]:
+        del_stdin = json.dumps(with_prev(conf, json.loads(out))).encode()
+        with Host(state) as host:
+            answer = dispatch(BRIDGE, request_env(cni_bin, "DEL", pod, "c1"), del_stdin, host)
+            return answer, host.take_after_answer()
+
+    (code, del_out), later = in_agent_thread(node_netns, delete)
+    assert (code, del_out, later) == (0, b"", [])
+    assert pod_link(pod) is None
+    assert reservations(tmp_path / "ipam") == []
+    assert node_veths(node_netns) == []
 
 
 @pytest.fixture

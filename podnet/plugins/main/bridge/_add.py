@@ -24,7 +24,6 @@ from podnet.netlink import (
     find_link,
     get_link,
     open_rtnl,
-    own_rtnl,
     set_link,
 )
 from podnet.plugins._delegate import delegate
@@ -83,9 +82,9 @@ def _delete_pod_link(pod: Rtnl, ifname: str) -> None:
 def add(request: Request) -> Result:
     config = parse_config(request)
     validate_for_add(config)
-    wait_for_teardown(request.netns, request.ifname)  # a DEL of this pod just before
+    wait_for_teardown(request.host, request.netns, request.ifname)  # a DEL just before
     with as_cni_errors(), open_pod_netns(request.netns) as pod:
-        node = own_rtnl()  # the thread's warm handle: in the agent, reused by every pod
+        node = request.host.node_rtnl()  # warm: in the agent, reused by every pod
         with ExitStack() as undo:
             result = _add(request, config, node, pod, undo)
             undo.pop_all()  # success: keep everything
@@ -128,7 +127,8 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
         if config.ip_masq:
             owner = owner_tag(request.container_id, request.ifname)
             try:
-                _masq.add_pod(config.network, owner, [ip.address for ip in result.ips])
+                declared = request.host.state.get(_masq.DeclaredTables)
+                _masq.add_pod(declared, config.network, owner, [i.address for i in result.ips])
             except NftError as exc:
                 raise CNIError(f"failed to set up masquerade: {exc.strerror}") from exc
             undo.callback(_undo("masquerade", lambda: _masq.remove_pod(config.network, owner)))

@@ -5,7 +5,7 @@ routes as prevResult has them, and the masquerade elements when ipMasq is on."""
 from __future__ import annotations
 
 from podnet.cni import CNIError, Interface, Request, Result, prev_result
-from podnet.netlink import Link, NftError, Rtnl, find_link, get_link_by_index, own_rtnl
+from podnet.netlink import Link, NftError, Rtnl, find_link, get_link_by_index
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._add import open_pod_netns
@@ -83,9 +83,9 @@ def _check_host_veth(node: Rtnl, result: Result, bridge: Link, container: Link) 
 
 def check(request: Request) -> None:
     config = parse_config(request)
-    wait_for_teardown(request.netns, request.ifname)
+    wait_for_teardown(request.host, request.netns, request.ifname)
     with as_cni_errors(), open_pod_netns(request.netns) as pod:
-        node = own_rtnl()
+        node = request.host.node_rtnl()
         if config.layer3:
             delegate("CHECK", config.ipam_type, request.config, request)
         result = _prev_result(request)

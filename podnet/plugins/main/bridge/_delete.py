@@ -7,7 +7,7 @@ removed, since they are found by their owner and not through the pod's interface
 that is no longer a namespace (the runtime unmounted it but left the file) counts as gone
 too; the reference fails there and leaks the address. In an executable, the pod's
 interface is destroyed on a thread of its own while the address and the masquerade are
-released; in the agent, after the answer (see _teardown).
+released; where the host defers work (the agent), after the answer (see _teardown).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from podnet.cni import (
     CNIError,
     InvalidEnvironment,
     Request,
-    can_defer,
     log,
     prev_result,
     valid_attachments,
@@ -55,10 +54,11 @@ def delete(request: Request) -> None:
         except Exception as exc:  # a bug on the other thread must still reach the runtime
             into.append(CNIError(f"{type(exc).__name__}: {exc}"))
 
-    wait_for_teardown(request.netns, request.ifname)
+    host = request.host
+    wait_for_teardown(host, request.netns, request.ifname)
     remover = None
-    if request.netns and can_defer():
-        attempt(link_errors, cut_off_then_destroy, request.netns, request.ifname)
+    if request.netns and host.can_defer:
+        attempt(link_errors, cut_off_then_destroy, host, request.netns, request.ifname)
     elif request.netns:
         # Destroying a veth takes the kernel 10-20 ms, nearly all of it waiting for RCU
         # grace periods: the address and the masquerade are released meanwhile.

@@ -19,8 +19,9 @@ elements even when the pod's interface and addresses are already gone, and GC ca
 the elements of attachments the runtime no longer knows.
 
 Per pod, only the elements change: the table, sets, chain and rules are declared by the
-first pod a process sets up in a namespace, and again every _REDECLARE_SECONDS (which
-also puts back rules someone flushed) or whenever an element finds the table missing.
+first pod a host (podnet.cni.Host; `DeclaredTables` in its state) sets up in a namespace,
+and again every _REDECLARE_SECONDS (which also puts back rules someone flushed) or
+whenever an element finds the table missing.
 DEL looks up the pod's own addresses (prevResult) one key at a time; listing the table
 (every element, as JSON) is for DEL without prevResult, CHECK and GC.
 """
@@ -49,9 +50,26 @@ _PER_VERSION = {
 _DELETE_ATTEMPTS = 3
 _REDECLARE_SECONDS = 30.0
 
-# (namespace device, inode, table) -> when this process last declared the table there.
-_declared: dict[tuple[int, int, str], float] = {}
-_declared_lock = threading.Lock()
+
+class DeclaredTables:
+    """When a host last declared each masquerade table, by (namespace device, inode,
+    table): the cache that spares a pod's ADD the declaration. Safe across threads."""
+
+    def __init__(self) -> None:
+        self._when: dict[tuple[int, int, str], float] = {}
+        self._lock = threading.Lock()
+
+    def recent(self, key: tuple[int, int, str]) -> bool:
+        with self._lock:
+            when = self._when.get(key)
+        return when is not None and time.monotonic() - when < _REDECLARE_SECONDS
+
+    def note(self, key: tuple[int, int, str], declared: bool) -> None:
+        with self._lock:
+            if declared:
+                self._when[key] = time.monotonic()
+            else:
+                self._when.pop(key, None)
 
 
 def table_name(network: str) -> str:
@@ -136,35 +154,24 @@ def _namespace_key(table: str) -> tuple[int, int, str]:
     return (*netns_id(), table)
 
 
-def _declared_recently(key: tuple[int, int, str]) -> bool:
-    with _declared_lock:
-        when = _declared.get(key)
-    return when is not None and time.monotonic() - when < _REDECLARE_SECONDS
-
-
-def _note_declared(key: tuple[int, int, str], declared: bool) -> None:
-    with _declared_lock:
-        if declared:
-            _declared[key] = time.monotonic()
-        else:
-            _declared.pop(key, None)
-
-
-def add_pod(network: str, owner: str, addresses: list[IPInterface]) -> None:
-    """Masquerade traffic of `addresses` leaving their subnet (one nft transaction)."""
+def add_pod(
+    declared: DeclaredTables, network: str, owner: str, addresses: list[IPInterface]
+) -> None:
+    """Masquerade traffic of `addresses` leaving their subnet (one nft transaction); the
+    table is declared too unless `declared` says it was lately."""
     table = table_name(network)
     key = _namespace_key(table)
     what = f"set up masquerade for {owner}"
-    if _declared_recently(key):
+    if declared.recent(key):
         try:
             nft_apply(_pod_elements(table, owner, addresses), what=what)
             return
         except NftError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-            _note_declared(key, False)  # the table went away: declare it again
+            declared.note(key, False)  # the table went away: declare it again
     nft_apply(_declare(table) + _pod_elements(table, owner, addresses), what=what)
-    _note_declared(key, True)
+    declared.note(key, True)
 
 
 def _pod_elements(table: str, owner: str, addresses: list[IPInterface]) -> list[dict[str, Any]]:

@@ -2,11 +2,12 @@
 
 Destroying a veth takes the kernel 10-20 ms, nearly all of it waiting for RCU grace
 periods. Where the host runs work after answering (the node agent, see
-podnet.cni.after_answer), DEL cuts the pod off first (its interface down: the peer loses
-carrier and the bridge stops forwarding to that port), answers, and destroys the veth
-then; a later request for the same namespace and interface waits for that
-(`wait_for_teardown`), so an ADD right after a DEL never finds the old interface. In an
-executable the veth is destroyed before the answer, as the reference does.
+podnet.cni.Host.can_defer), DEL cuts the pod off first (its interface down: the peer
+loses carrier and the bridge stops forwarding to that port), answers, and destroys the
+veth then; a later request for the same namespace and interface waits for that
+(`wait_for_teardown`, through the `PendingTeardowns` in the host's state), so an ADD right
+after a DEL never finds the old interface. In an executable the veth is destroyed before
+the answer, as the reference does.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import errno
 import threading
 
-from podnet.cni import CNIError, after_answer, log
+from podnet.cni import CNIError, Host, log
 from podnet.netlink import (
     LinkNotFound,
     NetlinkError,
@@ -32,8 +33,14 @@ _GONE = (errno.ENOENT, errno.EINVAL)
 # A destroy the kernel has not finished within this is logged and no longer waited for.
 _WAIT_SECONDS = 10.0
 
-_pending: dict[tuple[int, int, str], threading.Event] = {}
-_pending_lock = threading.Lock()
+
+class PendingTeardowns:
+    """The interfaces a host cut off and has yet to destroy, by (namespace device,
+    inode, ifname), each with the event set once it is gone. Safe across threads."""
+
+    def __init__(self) -> None:
+        self.events: dict[tuple[int, int, str], threading.Event] = {}
+        self.lock = threading.Lock()
 
 
 def _key(netns: str, ifname: str) -> tuple[int, int, str] | None:
@@ -44,15 +51,16 @@ def _key(netns: str, ifname: str) -> tuple[int, int, str] | None:
         return None  # no namespace there: nothing of it can be pending
 
 
-def wait_for_teardown(netns: str, ifname: str) -> None:
-    """Return once no destroy of `ifname` in `netns` is pending."""
-    if not _pending:
+def wait_for_teardown(host: Host, netns: str, ifname: str) -> None:
+    """Return once no destroy of `ifname` in `netns` is pending on `host`'s state."""
+    pending = host.state.get(PendingTeardowns)
+    if not pending.events:
         return
     key = _key(netns, ifname) if netns else None
     if key is None:
         return
-    with _pending_lock:
-        event = _pending.get(key)
+    with pending.lock:
+        event = pending.events.get(key)
     if event is not None and not event.wait(_WAIT_SECONDS):
         log(f"bridge: {ifname} in {netns} still being destroyed after {_WAIT_SECONDS:g}s")
 
@@ -82,24 +90,25 @@ def destroy_now(netns: str, ifname: str) -> None:
             raise CNIError(f"failed to delete {ifname!r}: {exc.strerror}") from exc
 
 
-def cut_off_then_destroy(netns: str, ifname: str) -> None:
-    """Take the pod's interface down now and destroy it after the answer. Pending from
-    the start, so a request for the same interface never sees it half done."""
+def cut_off_then_destroy(host: Host, netns: str, ifname: str) -> None:
+    """Take the pod's interface down now and destroy it after `host` answers. Pending
+    from the start, so a request for the same interface never sees it half done."""
     pod = _open_pod(netns)
     if pod is None:
         return
+    pending = host.state.get(PendingTeardowns)
     key = _key(netns, ifname)
     done = threading.Event()
     if key is not None:
-        with _pending_lock:
-            _pending[key] = done
+        with pending.lock:
+            pending.events[key] = done
 
     def finish() -> None:
         pod.close()
         if key is not None:
-            with _pending_lock:
-                if _pending.get(key) is done:
-                    del _pending[key]
+            with pending.lock:
+                if pending.events.get(key) is done:
+                    del pending.events[key]
         done.set()
 
     try:
@@ -124,4 +133,4 @@ def cut_off_then_destroy(netns: str, ifname: str) -> None:
         finally:
             finish()
 
-    after_answer(destroy)
+    host.after_answer(destroy)

@@ -1,0 +1,119 @@
+"""What the process running a plugin verb provides it: the `Host` every request carries
+(`Request.host`), so a verb reads nothing from thread-locals or module globals.
+
+- Work after the answer. Destroying a pod's veth makes the kernel wait 10-20 ms for RCU
+  grace periods, and nothing the runtime does next depends on it once the pod is cut off.
+  A host that keeps running after it answers (the node agent) builds its hosts with
+  `defers=True`, takes the work with `take_after_answer` and runs it once the answer is
+  sent. Anywhere else (a plugin executable, whose runtime waits for it to exit anyway)
+  `can_defer` is False and the plugin does the work before answering, as the reference
+  does.
+- The warm netlink handle for the node's namespace (`node_rtnl`), opened on first use and
+  kept for the host's life: an agent worker serves every pod through the same socket.
+- `state`: what plugins keep across requests (the masquerade tables declared, the veths
+  still being destroyed), shared by every host built over one `HostState`.
+
+A host belongs to one thread at a time (its netlink socket and its deferred work are not
+shared); the agent builds one `HostState` and one `Host` per worker over it. The in-process
+path (an executable, `dispatch` without a host) builds a fresh default host per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+from podnet.cni._log import log
+
+if TYPE_CHECKING:
+    from podnet.netlink import Rtnl
+
+Work = Callable[[], None]
+T = TypeVar("T")
+
+
+class HostState:
+    """Plugin state kept across requests, one object per kind, made on first use by
+    calling the kind without arguments. Each kind guards itself against concurrent use."""
+
+    def __init__(self) -> None:
+        self._items: dict[type, object] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: type[T]) -> T:
+        item = self._items.get(kind)
+        if item is None:
+            with self._lock:
+                item = self._items.get(kind)
+                if item is None:
+                    item = self._items[kind] = kind()
+        assert isinstance(item, kind)
+        return item
+
+
+class Host:
+    """The context of the requests one thread runs. Use as a context manager, or `close()`."""
+
+    def __init__(self, state: HostState | None = None, *, defers: bool = False) -> None:
+        self.state = state if state is not None else HostState()
+        self._later: list[Work] | None = [] if defers else None
+        self._node: tuple[tuple[int, int], Rtnl] | None = None
+
+    @property
+    def can_defer(self) -> bool:
+        """True when this host runs `after_answer` work after answering."""
+        return self._later is not None
+
+    def after_answer(self, work: Work) -> None:
+        """Run `work` once the answer is sent; at once when this host does not defer."""
+        if self._later is None:
+            work()
+        else:
+            self._later.append(work)
+
+    def take_after_answer(self) -> list[Work]:
+        """The work left for after the answer since the last call, in order."""
+        if self._later is None:
+            return []
+        taken, self._later = self._later, []
+        return taken
+
+    def node_rtnl(self) -> Rtnl:
+        """The host's handle for the namespace the calling thread is in; the caller must
+        not close it. A thread now in another namespace than when it was opened gets a
+        new one."""
+        from podnet.netlink import Rtnl, netns_id
+
+        namespace = netns_id()
+        if self._node is None or self._node[0] != namespace:
+            if self._node is not None:
+                self._node[1].close()
+            self._node = (namespace, Rtnl.open())
+        return self._node[1]
+
+    def close(self) -> None:
+        if self._node is not None:
+            self._node[1].close()
+            self._node = None
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def run_after_answer(collected: list[Work]) -> None:
+    """Run collected work in order; a failure is logged and the rest still runs."""
+    for work in collected:
+        try:
+            work()
+        except Exception as exc:  # the runtime has its answer: the log is all that is left
+            log(f"work after the answer failed: {type(exc).__name__}: {exc}")
