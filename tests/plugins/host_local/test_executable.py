@@ -63,24 +63,6 @@ def test_version_command(ours):
     assert out.json == {"cniVersion": "1.1.0", "supportedVersions": list(ALL_VERSIONS)}
 
 
-def test_check_compares_the_addresses_of_prev_result(ours, tmp_path):
-    conf = netconf(tmp_path, ranges=DUAL_STACK)
-    first = run(ours, "ADD", conf, cid="pod-a").json
-    second = run(ours, "ADD", conf, cid="pod-b").json
-    assert run(ours, "CHECK", {**conf, "prevResult": first}, cid="pod-a").code == 0
-    # pod-a's reservation exists, but prevResult says pod-b's addresses
-    wrong = run(ours, "CHECK", {**conf, "prevResult": second}, cid="pod-a")
-    assert wrong.code == 1
-    assert "holds 10.1.2.2 in range set 0 but prevResult has 10.1.2.3" in wrong.json["msg"]
-    # no reservation at all for this attachment
-    missing = run(ours, "CHECK", {**conf, "prevResult": first}, cid="pod-a", ifname="eth1")
-    assert missing.json["msg"] == "host-local: Failed to find address added by container pod-a"
-    # without prevResult: the reservation must exist in every set
-    (tmp_path / "net1" / "fd00:1::2").unlink()
-    half = run(ours, "CHECK", conf, cid="pod-a")
-    assert "holds no address in range set 1" in half.json["msg"]
-
-
 def test_del_without_netns_and_on_a_fresh_data_dir(ours, tmp_path):
     conf = netconf(tmp_path / "never-used")
     out = run(ours, "DEL", conf, cid="pod-a", netns="")
@@ -90,46 +72,6 @@ def test_del_without_netns_and_on_a_fresh_data_dir(ours, tmp_path):
     assert run(ours, "ADD", conf, cid="pod-a").code == 0
     out = run(ours, "DEL", conf, cid="pod-a", netns="/var/run/netns/pn-gone-long-ago")
     assert (out.code, reservations(tmp_path / "net1")) == (0, {})
-
-
-def test_del_releases_only_its_interface_and_legacy_files(ours, tmp_path):
-    conf = netconf(tmp_path)
-    net = tmp_path / "net1"
-    run(ours, "ADD", conf, cid="pod-a", ifname="eth0")
-    run(ours, "ADD", conf, cid="pod-a", ifname="net1")
-    (net / "10.1.2.100").write_bytes(b"pod-old")  # written by host-local before ifname
-    run(ours, "DEL", conf, cid="pod-a", ifname="net1")
-    assert reservations(net) == {"10.1.2.2": b"pod-a\r\neth0", "10.1.2.100": b"pod-old"}
-    run(ours, "DEL", conf, cid="pod-old", ifname="eth0")
-    assert reservations(net) == {"10.1.2.2": b"pod-a\r\neth0"}
-
-
-def test_round_robin_continues_after_release(ours, tmp_path):
-    conf = netconf(tmp_path, ranges=[[{"subnet": "10.1.2.0/29"}]])
-    got = []
-    for i in range(4):
-        got += run(ours, "ADD", conf, cid=f"p{i}").addresses()
-        if i == 0:
-            run(ours, "DEL", conf, cid="p0")  # .2 is free again, but not next
-    assert got == ["10.1.2.2/29", "10.1.2.3/29", "10.1.2.4/29", "10.1.2.5/29"]
-    assert (tmp_path / "net1" / "last_reserved_ip.0").read_bytes() == b"10.1.2.5"
-
-
-def test_requested_addresses(ours, tmp_path):
-    conf = netconf(tmp_path, ranges=DUAL_STACK)
-    by_env = run(ours, "ADD", conf, cid="a", cni_args="IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.1.2.77")
-    assert by_env.addresses() == ["10.1.2.77/24", "fd00:1::2/120"]
-    by_args = run(ours, "ADD", {**conf, "args": {"cni": {"ips": ["fd00:1::99"]}}}, cid="b")
-    # a requested address also moves round-robin on, as in the reference
-    assert by_args.addresses() == ["10.1.2.78/24", "fd00:1::99/120"]
-    runtime = {"runtimeConfig": {"ips": ["10.1.2.90/24", "fd00:1::98/120"]}}
-    by_runtime = run(ours, "ADD", {**conf, **runtime}, cid="c")
-    assert by_runtime.addresses() == ["10.1.2.90/24", "fd00:1::98/120"]
-    taken = run(ours, "ADD", conf, cid="d", cni_args="IP=10.1.2.77")
-    assert taken.json["msg"] == (
-        "failed to allocate for range 0: requested IP address 10.1.2.77 is not available "
-        "in range set 10.1.2.1-10.1.2.254"
-    )
 
 
 def test_ip_ranges_capability_and_legacy_range(ours, tmp_path):
@@ -157,30 +99,3 @@ def test_ip_ranges_capability_and_legacy_range(ours, tmp_path):
         "search": ["a.svc", "b.svc"],
         "options": ["ndots:5"],
     }
-
-
-def test_rollback_of_earlier_sets_keeps_older_reservations(ours, tmp_path):
-    conf = netconf(
-        tmp_path,
-        ranges=[[{"subnet": "10.1.2.0/24"}], [{"subnet": "10.1.3.0/30"}]],
-    )
-    net = tmp_path / "net1"
-    assert run(ours, "ADD", conf, cid="a").code == 0  # takes 10.1.3.2, the only one
-    before = reservations(net)
-    out = run(ours, "ADD", conf, cid="b")
-    assert out.json["msg"] == (
-        "failed to allocate for range 1: no IP addresses available in range set: 10.1.3.1-10.1.3.2"
-    )
-    assert reservations(net) == before  # b's 10.1.2.3 was released again
-
-
-def test_duplicate_allocation_is_refused(ours, tmp_path):
-    conf = netconf(tmp_path)
-    run(ours, "ADD", conf, cid="a")
-    before = reservations(tmp_path / "net1")
-    out = run(ours, "ADD", conf, cid="a")
-    assert out.json["msg"] == (
-        "failed to allocate for range 0: 10.1.2.2 has been allocated to a, "
-        "duplicate allocation is not allowed"
-    )
-    assert reservations(tmp_path / "net1") == before

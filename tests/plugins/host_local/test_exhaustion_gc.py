@@ -64,12 +64,3 @@ def test_gc_with_legacy_key_and_legacy_files(ours, tmp_path):
         "10.1.2.50": b"b",
     }
     assert not (net / ".tmp-crashed").exists()
-
-
-def test_gc_with_an_empty_list_releases_everything(ours, tmp_path):
-    conf = netconf(tmp_path, version="1.1.0")
-    for cid in ("a", "b"):
-        run(ours, "ADD", conf, cid=cid)
-    out = run(ours, "GC", {**conf, "cni.dev/valid-attachments": None}, cid="", ifname="")
-    assert out.code == 0
-    assert reservations(tmp_path / "net1") == {}

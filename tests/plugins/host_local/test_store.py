@@ -1,5 +1,6 @@
 """The disk store in-process: the lock excludes the reference binary, reservations
-appear whole, and the fallback for filesystems without hard links."""
+appear whole, and the fallback for filesystems without hard links; and the contract the
+allocator relies on, held by the disk store and the in-memory fake alike."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ import ipaddress
 import os
 import time
 
+import pytest
+
 from podnet.plugins.ipam.host_local import Attachment, DiskStore
+from podnet.plugins.ipam.host_local._store import Reservation, Store
 from tests.plugins.host_local._helpers import netconf, reservations, start
+from tests.plugins.host_local.fake_store import FakeStore
 
 A = Attachment("pod-a", "eth0")
 
@@ -36,6 +41,7 @@ def test_reserve_is_exclusive_and_leaves_no_temp_files(tmp_path):
         assert store.reserve(ip("10.1.2.5"), A, 0)
         assert not store.reserve(ip("10.1.2.5"), Attachment("pod-b", "eth0"), 0)
     assert sorted(os.listdir(tmp_path / "net1")) == ["10.1.2.5", "last_reserved_ip.0", "lock"]
+    assert (tmp_path / "net1" / "last_reserved_ip.0").read_bytes() == b"10.1.2.5"
     assert store.last_reserved(0) == ip("10.1.2.5")
     [found] = store.reservations()
     assert (found.address, found.owner, found.attachment()) == (ip("10.1.2.5"), "pod-a\r\neth0", A)
@@ -91,3 +97,34 @@ def test_a_content_file_taken_for_debris_still_reserves(tmp_path):
             assert store.reserve(ip("10.1.2.7"), A, 0, content_file=content)
     assert reservations(tmp_path / "net1") == {"10.1.2.7": b"pod-a\r\neth0"}
     assert store.last_reserved(0) == ip("10.1.2.7")
+
+
+@pytest.fixture(params=["disk", "fake"])
+def any_store(request, tmp_path) -> Store:
+    return DiskStore(str(tmp_path), "net1") if request.param == "disk" else FakeStore()
+
+
+def test_both_stores_keep_the_contract(any_store):
+    """What the allocator relies on, so the fake's tests say something about the disk."""
+    store = any_store
+    assert not store.exists()
+    with store.locked():
+        assert store.reservations() == []
+        assert store.last_reserved(0) is None
+        assert store.reserve(ip("10.1.2.5"), A, 0)
+        assert not store.reserve(ip("10.1.2.5"), Attachment("pod-b", "eth0"), 0), "exclusive"
+        assert store.reserve(ip("fd00::5"), A, 1)
+    store.sync()
+    assert store.exists()
+    assert (store.last_reserved(0), store.last_reserved(1)) == (ip("10.1.2.5"), ip("fd00::5"))
+    found = sorted(store.reservations(), key=lambda r: r.address.version)
+    assert [(r.address, r.owner, r.attachment()) for r in found] == [
+        (ip("10.1.2.5"), "pod-a\r\neth0", A),
+        (ip("fd00::5"), "pod-a\r\neth0", A),
+    ]
+    with store.locked(create=False):
+        store.release(found[0])
+        store.release(Reservation(ip("10.1.2.5"), "10.1.2.5", "pod-a\r\neth0"))  # gone: fine
+        assert store.remove_debris() == []
+    assert [r.address for r in store.reservations()] == [ip("fd00::5")]
+    assert store.last_reserved(0) == ip("10.1.2.5"), "a release leaves the hint"

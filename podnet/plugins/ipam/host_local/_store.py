@@ -1,5 +1,7 @@
-"""host-local's disk store, in the reference's format so that both plugins can serve one
-node, even at the same moment (plugins/ipam/host-local/backend/disk):
+"""Where host-local's reservations live: the `Store` interface the allocator works over
+(the reference's backend.Store), and its one real implementation, the disk store, in the
+reference's format so that both plugins can serve one node, even at the same moment
+(plugins/ipam/host-local/backend/disk):
 
     <dataDir>/<network>/               mode 0755
         <ip>                           "<containerID>\\r\\n<ifname>" (before: "<containerID>")
@@ -34,8 +36,9 @@ import functools
 import ipaddress
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from typing import Protocol
 
 from podnet.cni import IOFailure, LockTimeout, TryAgainLater, flock_within, fsync_dir, write_temp
 from podnet.ipam import IPAddress, canonical_ip
@@ -77,6 +80,52 @@ class Reservation:
     def attachment(self) -> Attachment | None:
         container_id, sep, ifname = self.owner.partition(LINE_BREAK)
         return Attachment(container_id, ifname) if sep else None
+
+
+class Store(Protocol):
+    """The reservations of one network, as the allocator needs them. Changes happen
+    between `locked()`'s enter and exit; an implementation may make them durable only on
+    `sync()`, which the allocator calls after letting the lock go."""
+
+    def exists(self) -> bool:
+        """False when nothing was ever reserved on this network."""
+        ...
+
+    def locked(self, *, create: bool = True) -> AbstractContextManager[None]:
+        """Hold the network's lock (TryAgainLater when it stays busy); with `create`,
+        the network is created first."""
+        ...
+
+    def sync(self) -> None: ...
+
+    def reservations(self) -> list[Reservation]: ...
+
+    def content_file(self, attachment: Attachment) -> AbstractContextManager[str | None]:
+        """Before the lock: whatever makes reserving for `attachment` quick under it, to
+        hand to `reserve` (the disk store's reservation content, written and fsync'd)."""
+        ...
+
+    def reserve(
+        self,
+        address: IPAddress,
+        attachment: Attachment,
+        set_index: int,
+        *,
+        content_file: str | None = None,
+    ) -> bool:
+        """Reserve `address` for `attachment` and remember it as range set
+        `set_index`'s last reserved; False when the address is taken."""
+        ...
+
+    def last_reserved(self, set_index: int) -> IPAddress | None: ...
+
+    def release(self, reservation: Reservation) -> None:
+        """Drop a reservation; one already gone counts as released."""
+        ...
+
+    def remove_debris(self) -> list[str]:
+        """What a crashed ADD left behind (with the lock held); the names removed."""
+        ...
 
 
 class DiskStore:
