@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from podnet.netlink import nft_apply, nft_list, run_in_netns
+from podnet.plugins._declared import DeclaredTables
 from podnet.plugins.main.bridge import _masq
 from tests.plugins.main._support import masq_elements
 
@@ -19,7 +20,7 @@ def ip(text: str) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
 
 def test_owners_add_take_over_and_remove(node_netns: str) -> None:
     def scenario() -> None:
-        declared = _masq.DeclaredTables()
+        declared = DeclaredTables()
         _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
         _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])
         _masq.add_pod(
@@ -39,7 +40,7 @@ def test_owners_add_take_over_and_remove(node_netns: str) -> None:
 
 def test_remove_by_address_leaves_what_another_owner_holds(node_netns: str) -> None:
     def scenario() -> None:
-        declared = _masq.DeclaredTables()
+        declared = DeclaredTables()
         _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24"), ip("fd00:1::2/64")])
         _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])
         a_ips = [ipaddress.ip_address("10.244.1.2"), ipaddress.ip_address("fd00:1::2")]
@@ -63,7 +64,7 @@ def test_the_table_comes_back_when_removed_or_its_rules_flushed(
         return sum(1 for item in listed if "rule" in item)
 
     def scenario() -> None:
-        declared = _masq.DeclaredTables()
+        declared = DeclaredTables()
         _masq.add_pod(declared, "cbr0", "a/eth0", [ip("10.244.1.2/24")])
         nft_apply([{"delete": {"table": {"family": "inet", "name": table}}}])
         _masq.add_pod(declared, "cbr0", "b/eth0", [ip("10.244.1.3/24")])  # declared again

@@ -26,6 +26,7 @@ from podnet.netlink import (
     open_rtnl,
     set_link,
 )
+from podnet.plugins._declared import DeclaredTables
 from podnet.plugins._delegate import delegate
 from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._bridge import (
@@ -127,7 +128,7 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
         if config.ip_masq:
             owner = owner_tag(request.container_id, request.ifname)
             try:
-                declared = request.host.state.get(_masq.DeclaredTables)
+                declared = request.host.state.get(DeclaredTables)
                 _masq.add_pod(declared, config.network, owner, [i.address for i in result.ips])
             except NftError as exc:
                 raise CNIError(f"failed to set up masquerade: {exc.strerror}") from exc

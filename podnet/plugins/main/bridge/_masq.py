@@ -19,7 +19,7 @@ elements even when the pod's interface and addresses are already gone, and GC ca
 the elements of attachments the runtime no longer knows.
 
 Per pod, only the elements change: the table, sets, chain and rules are declared by the
-first pod a host (podnet.cni.Host; `DeclaredTables` in its state) sets up in a namespace,
+first pod a host (podnet.cni.Host; podnet.plugins._declared in its state) sets up in a namespace,
 and again every _REDECLARE_SECONDS (which also puts back rules someone flushed) or
 whenever an element finds the table missing.
 DEL looks up the pod's own addresses (prevResult) one key at a time; listing the table
@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from podnet.netlink import NftError, netns_id, nft_apply, nft_get_element, nft_list
+from podnet.netlink import NftError, nft_apply, nft_get_element, nft_list
+from podnet.plugins._declared import DeclaredTables
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -49,27 +48,6 @@ _PER_VERSION = {
 }
 _DELETE_ATTEMPTS = 3
 _REDECLARE_SECONDS = 30.0
-
-
-class DeclaredTables:
-    """When a host last declared each masquerade table, by (namespace device, inode,
-    table): the cache that spares a pod's ADD the declaration. Safe across threads."""
-
-    def __init__(self) -> None:
-        self._when: dict[tuple[int, int, str], float] = {}
-        self._lock = threading.Lock()
-
-    def recent(self, key: tuple[int, int, str]) -> bool:
-        with self._lock:
-            when = self._when.get(key)
-        return when is not None and time.monotonic() - when < _REDECLARE_SECONDS
-
-    def note(self, key: tuple[int, int, str], declared: bool) -> None:
-        with self._lock:
-            if declared:
-                self._when[key] = time.monotonic()
-            else:
-                self._when.pop(key, None)
 
 
 def table_name(network: str) -> str:
@@ -150,28 +128,24 @@ def _element(table: str, set_name: str, elem: list[Any]) -> dict[str, Any]:
     return {"element": {"family": _FAMILY, "table": table, "name": set_name, "elem": elem}}
 
 
-def _namespace_key(table: str) -> tuple[int, int, str]:
-    return (*netns_id(), table)
-
-
 def add_pod(
     declared: DeclaredTables, network: str, owner: str, addresses: list[IPInterface]
 ) -> None:
     """Masquerade traffic of `addresses` leaving their subnet (one nft transaction); the
     table is declared too unless `declared` says it was lately."""
     table = table_name(network)
-    key = _namespace_key(table)
+    key = declared.key(table)
     what = f"set up masquerade for {owner}"
-    if declared.recent(key):
+    if declared.recent(key, _REDECLARE_SECONDS):
         try:
             nft_apply(_pod_elements(table, owner, addresses), what=what)
             return
         except NftError as exc:
             if exc.errno != errno.ENOENT:
                 raise
-            declared.note(key, False)  # the table went away: declare it again
+            declared.forget(key)  # the table went away: declare it again
     nft_apply(_declare(table) + _pod_elements(table, owner, addresses), what=what)
-    declared.note(key, True)
+    declared.note(key)
 
 
 def _pod_elements(table: str, owner: str, addresses: list[IPInterface]) -> list[dict[str, Any]]:

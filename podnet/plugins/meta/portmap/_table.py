@@ -41,20 +41,18 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from podnet.netlink import (
     NftError,
-    netns_id,
     nft_apply,
     nft_apply_text,
     nft_get_element,
     nft_list,
 )
+from podnet.plugins._declared import DeclaredTables
 from podnet.plugins.meta.portmap._config import PortMapping
 
 TABLE = "podnet-portmap"
@@ -66,10 +64,6 @@ _MAX_TAG = 120  # the kernel keeps up to 256 bytes of an element's comment
 _ADDR = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 _NFPROTO = {4: "ipv4", 6: "ipv6"}
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
-
-# (namespace device, inode, declaration) -> when this process last declared it there
-_declared: dict[tuple[int, int, str], float] = {}
-_declared_lock = threading.Lock()
 
 
 def _hashed(text: str) -> str:
@@ -223,27 +217,6 @@ def _declaration(conditions_v4: tuple[str, ...], conditions_v6: tuple[str, ...])
 EXPECTED_RULES = {"prerouting": 2, "output": 2, "hostports": 4, "postrouting": 3}
 
 
-def _declared_key(declaration: str) -> tuple[int, int, str]:
-    return (*netns_id(), declaration)
-
-
-def _declared_recently(key: tuple[int, int, str]) -> bool:
-    with _declared_lock:
-        when = _declared.get(key)
-    return when is not None and time.monotonic() - when < _REDECLARE_SECONDS
-
-
-def _note_declared(key: tuple[int, int, str], declared: bool) -> None:
-    with _declared_lock:
-        if declared:
-            # one declaration per namespace: other conditions replace the rules there
-            for other in [k for k in _declared if k[:2] == key[:2]]:
-                del _declared[other]
-            _declared[key] = time.monotonic()
-        else:
-            _declared.pop(key, None)
-
-
 class HostPortTaken(Exception):
     """A hostPort of the pod is mapped to another attachment on this node."""
 
@@ -254,19 +227,22 @@ class HostPortTaken(Exception):
 
 
 def add_elements(
+    declared: DeclaredTables,
     elements: list[Element],
     conditions_v4: tuple[str, ...] = (),
     conditions_v6: tuple[str, ...] = (),
 ) -> None:
     """Put a pod's elements in (one nft transaction when the table is there). A map key
-    another owner holds raises HostPortTaken; the pod's own (an ADD repeated) is rewritten."""
+    another owner holds raises HostPortTaken; the pod's own (an ADD repeated) is rewritten.
+    The table is declared first unless `declared` says it was lately, with these
+    conditions (other conditions replace the rules: one declaration per namespace)."""
     if not elements:
         return
     declaration = _declaration(conditions_v4, conditions_v6)
-    key = _declared_key(declaration)
-    if not _declared_recently(key):
+    key = declared.key(TABLE)
+    if not declared.recent(key, _REDECLARE_SECONDS, declaration):
         nft_apply_text(declaration, what="set up the hostport table")
-        _note_declared(key, True)
+        declared.note(key, declaration)
     replace: list[Element] = []
     for attempt in range(3):
         try:
@@ -276,7 +252,7 @@ def add_elements(
             if exc.errno == errno.ENOENT and attempt == 0:
                 # the table went away since we declared it: declare it again
                 nft_apply_text(declaration, what="set up the hostport table")
-                _note_declared(key, True)
+                declared.note(key, declaration)
                 continue
             if exc.errno != errno.EEXIST or attempt == 2:
                 raise

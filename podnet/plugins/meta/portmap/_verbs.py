@@ -13,6 +13,7 @@ import ipaddress
 
 from podnet.cni import CNIError, Request, Result, log, prev_result, valid_attachments
 from podnet.netlink import NetlinkError, NftError
+from podnet.plugins._declared import DeclaredTables
 from podnet.plugins.meta.portmap import _table
 from podnet.plugins.meta.portmap._config import (
     PortMapConfig,
@@ -53,7 +54,8 @@ def add(request: Request) -> Result:
         return result
     elements = _elements(request, config, result)
     try:
-        _table.add_elements(elements, config.conditions_v4, config.conditions_v6)
+        declared = request.host.state.get(DeclaredTables)
+        _table.add_elements(declared, elements, config.conditions_v4, config.conditions_v6)
     except _table.HostPortTaken as taken:
         raise CNIError(
             f"{describe(taken.element)} is already mapped on this node",
