@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from podnet.agent import DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.apiserver import CONTROLLER_MANAGER
 from podnet.lab._apiserver import (
     APISERVER_PORT,
     APIServerFiles,
@@ -281,6 +282,8 @@ class Lab:
                 [
                     "nsenter",
                     f"--net={self.control_plane_netns}",
+                    # Through the API with the controller manager's identity, leader
+                    # elected as on a cluster (a restarted one waits out the old lease).
                     *podnet_argv(
                         "nodeipam",
                         "run",
@@ -288,8 +291,8 @@ class Lab:
                         CLUSTER_CIDR,
                         "--node-cidr-mask-size",
                         str(NODE_MASK),
-                        "--store",
-                        url,
+                        "--kubeconfig",
+                        files.kubeconfig(CONTROLLER_MANAGER),
                     ),
                 ],
                 self.log_path("nodeipam"),
