@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
+import httpx
 from lightkube import ApiError, Client, ConfigError, KubeConfig
 from lightkube.resources.core_v1 import Node
 from lightkube.types import OnErrorAction, OnErrorResult
@@ -63,7 +63,7 @@ def connect(
             config,
             field_manager=field_manager,
             trust_env=False,
-            timeout=httpx2.Timeout(timeout),
+            timeout=httpx.Timeout(timeout),
         )
     except (ConfigError, OSError, KeyError, ValueError) as exc:
         where = kubeconfig or service_account_dir
@@ -119,7 +119,7 @@ class NodeReflector:
                     log.info("node watch: %s; relisting", exc.status.message)
                     continue
                 log.warning("node list/watch: %s; again in %.1fs", exc.status.message, backoff)
-            except (httpx2.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 log.warning("node list/watch: %s; again in %.1fs", exc, backoff)
             self.stop.wait(backoff * random.uniform(1.0, 1.2))
             backoff = min(backoff * 2, _BACKOFF_MAX)

@@ -37,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-import httpx2
+import httpx
 from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Node
 from lightkube.types import PatchType
@@ -321,7 +321,7 @@ class KubeController:
                     self._queue.put(_Outcome("taken", name, uid, cidrs, self._get(name)))
                     return
                 problem: Any = exc.status.message
-            except (httpx2.HTTPError, OSError) as exc:
+            except (httpx.HTTPError, OSError) as exc:
                 problem = exc
             failures += 1
             if failures < CIDR_UPDATE_RETRIES:
@@ -341,7 +341,7 @@ class KubeController:
         try:
             node: Node = self.client.get(Node, name)
             return node
-        except (ApiError, httpx2.HTTPError, OSError):
+        except (ApiError, httpx.HTTPError, OSError):
             return None
 
     # -- blocks --------------------------------------------------------------------------

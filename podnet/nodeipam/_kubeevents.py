@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx2
+import httpx
 from lightkube import ApiError, Client
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
@@ -110,7 +110,7 @@ class KubeEventRecorder:
                 with self._lock:  # expired (event TTL): the next repeat starts a new one
                     self._seen.pop(key, None)
             log.warning("could not record event %s for node %s: %s", reason, node, exc)
-        except (httpx2.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             log.warning("could not record event %s for node %s: %s", reason, node, exc)
 
 

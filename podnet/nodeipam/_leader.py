@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx2
+import httpx
 from lightkube import ApiError, Client
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
@@ -170,7 +170,7 @@ class LeaderElector:
                 log.warning("error retrieving lease %s: %s", config.name, exc.status.message)
                 return False
             return self._create(now)
-        except (httpx2.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             log.warning("error retrieving lease %s: %s", config.name, exc)
             return False
 
@@ -194,7 +194,7 @@ class LeaderElector:
             if exc.status.code != 409:
                 log.warning("failed to update lease %s: %s", config.name, exc.status.message)
             return False
-        except (httpx2.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             log.warning("failed to update lease %s: %s", config.name, exc)
             return False
         if not mine:
@@ -224,7 +224,7 @@ class LeaderElector:
             if exc.status.code != 409:  # 409: another candidate created it first
                 log.warning("error initially creating lease %s: %s", config.name, exc)
             return False
-        except (httpx2.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError) as exc:
             log.warning("error initially creating lease %s: %s", config.name, exc)
             return False
         self._observed, self._observed_at = _record(created), self.clock()
@@ -256,5 +256,5 @@ class LeaderElector:
             )
             self.client.replace(lease)
             log.info("released lease %s/%s", config.namespace, config.name)
-        except (ApiError, httpx2.HTTPError, OSError) as exc:
+        except (ApiError, httpx.HTTPError, OSError) as exc:
             log.warning("could not release lease %s: %s", config.name, exc)
