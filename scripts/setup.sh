@@ -12,6 +12,7 @@ APT_PACKAGES=(
     containernetworking-plugins   # the reference plugins, in /usr/lib/cni
     etcd-server etcd-client       # the distributed store backend
     containerd runc busybox-static  # the real CRI runtime the e2e tests drive
+    graphviz                      # `podnet lab graph` and the demo's picture of the cluster
     jq                            # the walk-through's `kubectl get no n1 -o json | jq .spec.podCIDR`
 )
 # kubectl tests podnet's API server (tests/apiserver); Debian's package where none is on PATH.

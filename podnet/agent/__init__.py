@@ -23,7 +23,14 @@ from podnet.agent._gc import (
 )
 from podnet.agent._hostgw import HostGwBackend
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
-from podnet.agent._lease import Lease, LeaseError, VxlanData, ipv4_pod_cidr, lease_from_node
+from podnet.agent._lease import (
+    BACKEND_TYPE,
+    Lease,
+    LeaseError,
+    VxlanData,
+    ipv4_pod_cidr,
+    lease_from_node,
+)
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, lease_of
 from podnet.agent._masq import (
     MasqueradeError,
@@ -48,6 +55,7 @@ from podnet.agent._vxlan import ENCAP_OVERHEAD, VxlanBackend
 from podnet.agent._watcher import EventKind, LeaseEvent, LeaseWatcher, added, removed
 
 __all__ = [
+    "BACKEND_TYPE",
     "BACKEND_TYPES",
     "ENCAP_OVERHEAD",
     "HostGwBackend",

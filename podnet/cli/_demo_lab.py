@@ -17,7 +17,7 @@ import time
 
 from podnet.cli._lab import ERRORS, endpoints_of, pod_cidrs, print_matrix
 from podnet.cli._table import table
-from podnet.lab import Lab, LabPod, matrix
+from podnet.lab import GraphError, Lab, LabPod, matrix, render, take_picture
 
 DEMO_LAB = "demo"
 POD_KINDS = ("web", "api", "db", "cache")
@@ -126,6 +126,12 @@ def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
     _section("connectivity: real ICMP from every pod to every other pod")
     endpoints = endpoints_of(pods)
     ok = print_matrix(matrix(endpoints), endpoints)
+
+    _section("a picture of the cluster, read from the Node objects and each node's kernel")
+    try:
+        print(f"  {render(take_picture(lab), args.picture)}")
+    except GraphError as exc:
+        print(f"  (no picture: {exc})")
 
     pod = pods[min(len(pods) - 1, args.pods_per_node)]  # the first pod of the second node
     d = lab.node_dirs(pod.node)

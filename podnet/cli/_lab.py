@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -18,22 +19,27 @@ from podnet.cli._daemon import log_to_stderr
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab import (
+    GRAPH_FORMATS,
     LAB_ROOT,
     RUNTIMES,
     Endpoint,
+    GraphError,
     Lab,
     LabError,
     LabPod,
     SandboxDriver,
     TopologyError,
     matrix,
+    render,
     run_restarter,
+    take_picture,
 )
 from podnet.netlink import DEFAULT_NETNS_DIR
 from podnet.runtime import PodExists, PodNotFound, SandboxError
 from podnet.store import StoreError
 
 DEFAULT_LAB = "lab"
+DEMO_PICTURE = os.path.join(tempfile.gettempdir(), "podnet-demo.svg")
 ERRORS = (
     LabError,
     TopologyError,
@@ -136,6 +142,20 @@ def register(subparsers: Any) -> None:
     )
     doctor.set_defaults(handler=lab_doctor)
 
+    graph = verbs.add_parser(
+        "graph",
+        help="draw the cluster as it is: underlay, nodes, tunnels or routes, cni0, pods",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    graph.add_argument(
+        "-o",
+        "--output",
+        default="lab.svg",
+        metavar="FILE",
+        help=f"where to draw it; the suffix names the format ({', '.join(GRAPH_FORMATS)})",
+    )
+    graph.set_defaults(handler=lab_graph)
+
     kubeconfig = verbs.add_parser(
         "kubeconfig", help="print the path of the admin kubeconfig (export KUBECONFIG=$(...))"
     )
@@ -146,6 +166,12 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--pods-per-node", type=int, default=2)
     demo.add_argument("--backend", choices=BACKEND_TYPES, default=DEFAULT_BACKEND)
     demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    demo.add_argument(
+        "--picture",
+        default=DEMO_PICTURE,
+        metavar="FILE",
+        help=f"where to draw the cluster (svg, png, pdf or dot; default: {DEMO_PICTURE})",
+    )
     demo.set_defaults(handler=demo_run)
 
 
@@ -216,6 +242,17 @@ def lab_doctor(args: argparse.Namespace) -> int:
         return _fail(args, exc)
     # doctor's own output and exit code are the answer: non-zero while something is wrong
     return subprocess.run(argv, check=False).returncode
+
+
+def lab_graph(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        if not lab.exists():
+            raise LabError(f"lab {args.name!r} is not up")
+        print(render(take_picture(lab), args.output))
+    except (*ERRORS, GraphError) as exc:
+        return _fail(args, exc)
+    return 0
 
 
 def lab_kubeconfig(args: argparse.Namespace) -> int:

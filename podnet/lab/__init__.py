@@ -14,6 +14,8 @@ from podnet.lab._cluster import LAB_ROOT, RUNTIMES, Lab, LabPod
 from podnet.lab._containerd import Containerd, default_snapshotter, missing_prerequisites
 from podnet.lab._driver import SandboxDriver
 from podnet.lab._errors import LabError
+from podnet.lab._graph import FORMATS as GRAPH_FORMATS
+from podnet.lab._graph import GraphError, Picture, render, take_picture
 from podnet.lab._host import mounts_under, shim_pids
 from podnet.lab._image import (
     DEFAULT_BUSYBOX,
@@ -38,6 +40,11 @@ from podnet.lab._topology import (
 )
 
 __all__ = [
+    "GRAPH_FORMATS",
+    "GraphError",
+    "Picture",
+    "render",
+    "take_picture",
     "DEFAULT_BUSYBOX",
     "LAB_ROOT",
     "SandboxDriver",
