@@ -24,10 +24,13 @@ from podnet.runtime import (
     DEFAULT_TIMEOUT,
     READY,
     PodRuntime,
+    PortSpecError,
     ProcessExec,
     RuntimePaths,
     Sandbox,
+    parse_port_mapping,
     pod_ips,
+    port_capability_args,
 )
 
 Handler = Callable[[argparse.Namespace, PodRuntime], int]
@@ -64,13 +67,36 @@ def _output_flag() -> argparse.ArgumentParser:
     return parent
 
 
+def _port_mapping(text: str) -> dict[str, Any]:
+    try:
+        return parse_port_mapping(text)
+    except PortSpecError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def port_flag() -> argparse.ArgumentParser:
+    """--port, repeatable: the pod's hostPorts, handed to CNI as portMappings."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-p",
+        "--port",
+        dest="ports",
+        action="append",
+        type=_port_mapping,
+        default=[],
+        metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
+        help="map a port of the node to the pod (repeatable; protocol tcp, udp or sctp)",
+    )
+    return parent
+
+
 def register(subparsers: Any) -> None:
     paths, pod, output = _path_flags(), _pod_flags(), _output_flag()
 
     pod_parser = subparsers.add_parser("pod", help="pod sandboxes: run, ls, inspect, check, rm")
     pod_commands = pod_parser.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
     for name, handler, parents, help_text in (
-        ("run", _run, [pod, paths, output], "create a pod sandbox and its network"),
+        ("run", _run, [pod, paths, output, port_flag()], "create a pod sandbox and its network"),
         ("ls", _ls, [paths, output], "list pod sandboxes"),
         ("inspect", _inspect, [pod, paths], "a pod's record, netns and cached CNI result"),
         ("check", _check, [pod, paths], "CNI CHECK of a pod's network"),
@@ -124,7 +150,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _run(args: argparse.Namespace, runtime: PodRuntime) -> int:
-    run = runtime.run(args.name, args.namespace)
+    run = runtime.run(args.name, args.namespace, capability_args=port_capability_args(args.ports))
     sandbox = run.sandbox
     if args.output == "json":
         out = run.result.to_json(run.result.cni_version)

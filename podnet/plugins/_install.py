@@ -102,7 +102,8 @@ def default_conflist(
     subnet_file: str | None = None,
     data_dir: str | None = None,
 ) -> dict[str, Any]:
-    """kube-flannel's conflist, at a version that lets the runtime use CHECK, GC and STATUS.
+    """kube-flannel's conflist (flannel, then portmap for hostPorts), at a version that
+    lets the runtime use CHECK, GC and STATUS.
     `subnet_file` and `data_dir` (flannel's scratch configs in <data_dir>/flannel and
     host-local's reservations in <data_dir>/networks) are written only when given, so the
     default is exactly kube-flannel's shape; several nodes on one machine need them."""
@@ -113,7 +114,8 @@ def default_conflist(
         flannel["dataDir"] = os.path.join(data_dir, "flannel")
         flannel["ipam"] = {"dataDir": os.path.join(data_dir, "networks")}
     flannel["delegate"] = {"hairpinMode": True, "isDefaultGateway": True}
-    return {"name": name, "cniVersion": cni_version, "plugins": [flannel]}
+    portmap = {"type": "portmap", "capabilities": {"portMappings": True}}
+    return {"name": name, "cniVersion": cni_version, "plugins": [flannel, portmap]}
 
 
 def write_conflist(conf_dir: str, conflist: dict[str, Any], filename: str = CONFLIST_NAME) -> str:

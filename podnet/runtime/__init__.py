@@ -29,6 +29,12 @@ from podnet.runtime._errors import (
     SandboxError,
 )
 from podnet.runtime._exec import DEFAULT_TIMEOUT, Exec, ProcessExec
+from podnet.runtime._ports import (
+    PORT_MAPPINGS,
+    PortSpecError,
+    parse_port_mapping,
+    port_capability_args,
+)
 from podnet.runtime._sandbox import (
     DEFAULT_CONF_DIR,
     POD_IFNAME,
@@ -55,6 +61,10 @@ __all__ = [
     "NetworkConfigList",
     "NoNetworkConfig",
     "POD_IFNAME",
+    "PORT_MAPPINGS",
+    "PortSpecError",
+    "parse_port_mapping",
+    "port_capability_args",
     "PluginErrors",
     "PluginFailed",
     "PodExists",

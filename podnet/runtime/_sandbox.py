@@ -252,9 +252,24 @@ class PodRuntime:
         with self.store.lock(exclusive=False):
             return self._stop(self._get(name, namespace))
 
+    def _cached_capability_args(self, sandbox: Sandbox) -> dict[str, Any]:
+        """The capability args the pod was added with (its hostPorts), from the cache: DEL
+        and CHECK get them again, as containerd hands the sandbox's port mappings to both."""
+        try:
+            cached = self.cni.cached_attachment(
+                sandbox.network, self._runtime_conf(sandbox, netns="")
+            )
+        except CNIError:
+            return {}
+        return dict(cached.capability_args) if cached is not None else {}
+
     def _stop(self, sandbox: Sandbox) -> Sandbox:
         alive = is_netns(sandbox.netns)
-        rt = self._runtime_conf(sandbox, netns=sandbox.netns if alive else "")
+        rt = self._runtime_conf(
+            sandbox,
+            netns=sandbox.netns if alive else "",
+            capability_args=self._cached_capability_args(sandbox),
+        )
         network = self._network_for(sandbox)
         if network is not None:
             self.cni.delete(network, rt)
@@ -294,7 +309,10 @@ class PodRuntime:
         network = self._network_for(sandbox)
         if network is None:
             raise SandboxError(f'pod {sandbox.key}: network "{sandbox.network}" is unknown')
-        self.cni.check(network, self._runtime_conf(sandbox, netns=sandbox.netns))
+        rt = self._runtime_conf(
+            sandbox, netns=sandbox.netns, capability_args=self._cached_capability_args(sandbox)
+        )
+        self.cni.check(network, rt)
 
     def inspect(self, name: str, namespace: str = "default") -> dict[str, Any]:
         """The record, whether its netns lives, and its cache entry with the result."""

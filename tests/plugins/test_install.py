@@ -27,10 +27,10 @@ def test_conflist_defaults() -> None:
     conf = default_conflist()
     assert conf["cniVersion"] == "1.1.0"
     assert conf["name"] == "cbr0"
-    assert conf["plugins"][0] == {
-        "type": "flannel",
-        "delegate": {"hairpinMode": True, "isDefaultGateway": True},
-    }
+    assert conf["plugins"] == [  # kube-flannel's cni-conf.json
+        {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ]
 
 
 def test_conflist_with_node_paths() -> None:
@@ -42,7 +42,8 @@ def test_conflist_with_node_paths() -> None:
             "subnetFile": "/lab/n1/subnet.env",
             "dataDir": "/lab/n1/cni/flannel",
             "ipam": {"dataDir": "/lab/n1/cni/networks"},
-        }
+        },
+        {"type": "portmap", "capabilities": {"portMappings": True}},
     ]
     assert {k: v for k, v in conf.items() if k != "plugins"} == {
         "name": "cbr0",

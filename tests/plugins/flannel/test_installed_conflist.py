@@ -18,6 +18,7 @@ from podnet.netlink import delete_netns, is_netns
 from podnet.plugins._install import default_conflist
 from tests.plugins.flannel._chain import GATEWAY, NOTHING_LEFT, ChainNode
 from tests.plugins.main._support import bridge_state, ping
+from tests.plugins.portmap._node import connect, serve, stop_server
 
 pytestmark = pytest.mark.root
 
@@ -53,8 +54,7 @@ class InstalledNode:
         )
         assert done.returncode == 0, done.stderr
 
-    def pod(self, *args: str) -> str:
-        """`podnet ARGS` in the node namespace, with the node's paths."""
+    def _flags(self) -> list[str]:
         flags = {
             "--conf-dir": self.conf_dir,
             "--bin-dir": self.bin_dir,
@@ -62,14 +62,12 @@ class InstalledNode:
             "--netns-dir": self.netns_dir,
             "--state-dir": self.root / "pods",
         }
+        return [str(part) for item in flags.items() for part in item]
+
+    def pod(self, *args: str) -> str:
+        """`podnet ARGS` in the node namespace, with the node's paths."""
         done = subprocess.run(
-            [
-                "nsenter",
-                f"--net={self.chain.node}",
-                *PODNET,
-                *args,
-                *(str(part) for item in flags.items() for part in item),
-            ],
+            ["nsenter", f"--net={self.chain.node}", *PODNET, *args, *self._flags()],
             capture_output=True,
             text=True,
             timeout=60,
@@ -77,6 +75,18 @@ class InstalledNode:
         )
         assert done.returncode == 0, done.stderr
         return done.stdout
+
+    def pod_fails(self, *args: str) -> str:
+        """`podnet ARGS` that must fail: its stderr."""
+        done = subprocess.run(
+            ["nsenter", f"--net={self.chain.node}", *PODNET, *args, *self._flags()],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0, done.stdout
+        return done.stderr
 
     def pod_netns_left(self) -> list[str]:
         return sorted(os.listdir(self.netns_dir)) if self.netns_dir.exists() else []
@@ -114,9 +124,41 @@ def test_pods_from_the_installed_conflist(installed: InstalledNode) -> None:
     assert installed.pod("pod", "check", "a") == "pod default/a: ok\n"
     status = json.loads(installed.pod("cni", "status", "-o", "json"))
     assert (status["ready"], status["cniVersion"]) == (True, "1.1.0")
-    assert [p["type"] for p in status["plugins"]] == ["flannel"]
+    assert [p["type"] for p in status["plugins"]] == ["flannel", "portmap"]
 
     for name in ("a", "b"):
         installed.pod("pod", "rm", name)
     assert installed.pod_netns_left() == []
     assert chain.leftovers([]) == NOTHING_LEFT
+
+
+def test_pod_run_port_maps_a_host_port_until_the_pod_stops(installed: InstalledNode) -> None:
+    """`podnet pod run --port`: the runtime passes portMappings to the conflist's portmap,
+    and again to DEL and CHECK from its cache."""
+    installed.install_cni()
+    node = installed.chain.node
+    subprocess.run(["nsenter", f"--net={node}", "ip", "link", "set", "lo", "up"], check=True)
+    web = json.loads(installed.pod("pod", "run", "web", "--port", "8080:80/tcp", "-o", "json"))
+    client = json.loads(installed.pod("pod", "run", "client", "-o", "json"))
+    server = serve(web["netns"])
+    try:
+        # from another pod and from the node, through the node's address on cni0
+        assert connect(client["netns"], GATEWAY, 8080) == GATEWAY  # masqueraded: same subnet
+        assert connect(node, "127.0.0.1", 8080) == GATEWAY
+        assert installed.pod("pod", "check", "web") == "pod default/web: ok\n"
+        cached = json.loads(installed.pod("pod", "inspect", "web"))["cache"]["capabilityArgs"]
+        assert cached == {
+            "portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
+        }
+        # a second pod asking for the same hostPort is refused, and leaves nothing behind
+        refused = installed.pod_fails("pod", "run", "web2", "--port", "8080:80")
+        assert "hostPort 8080/tcp is already mapped on this node" in refused
+        installed.pod("pod", "stop", "web")
+        assert connect(node, "127.0.0.1", 8080).startswith("error")
+    finally:
+        stop_server(server)
+    bad = installed.pod_fails("pod", "run", "web3", "--port", "8080")
+    assert "expected [HOSTIP:]HOST:CONTAINER[/PROTO]" in bad
+    for name in ("web", "client"):
+        installed.pod("pod", "rm", name)
+    assert installed.pod_netns_left() == []

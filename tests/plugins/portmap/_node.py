@@ -95,33 +95,48 @@ class HostPortNode:
             self._serve(pod)
 
     def _serve(self, pod: str) -> None:
-        server = subprocess.Popen(
-            ["nsenter", f"--net={pod}", sys.executable, "-c", _SERVER],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.servers.append(server)
-        assert server.stdout is not None
-        ready = server.stdout.readline()  # the server prints once it listens
-        assert ready.strip() == b"ready"
+        self.servers.append(serve(pod))
 
     def stop(self) -> None:
         for server in self.servers:
-            server.kill()
-            server.wait(timeout=10)
-            if server.stdout is not None:
-                server.stdout.close()
+            stop_server(server)
 
     def connect(self, source: str, host: str, port: int, kind: str = "tcp") -> str:
-        """From namespace `source`: what the server saw as our address, or "error: ..."."""
-        proc = subprocess.run(
-            ["nsenter", f"--net={source}", sys.executable, "-c", _CLIENT, kind, host, str(port)],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-        return proc.stdout.strip() or f"error: {proc.stderr.strip()}"
+        return connect(source, host, port, kind)
+
+
+def serve(netns: str) -> subprocess.Popen[bytes]:
+    """A server on port 80 (TCP and UDP) in `netns` that answers with its peer's address."""
+    server = subprocess.Popen(
+        ["nsenter", f"--net={netns}", sys.executable, "-c", _SERVER],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert server.stdout is not None
+    ready = server.stdout.readline()  # the server prints once it listens
+    if ready.strip() != b"ready":
+        stop_server(server)
+        raise AssertionError(f"the server in {netns} did not start")
+    return server
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    server.kill()
+    server.wait(timeout=10)
+    if server.stdout is not None:
+        server.stdout.close()
+
+
+def connect(source: str, host: str, port: int, kind: str = "tcp") -> str:
+    """From namespace `source`: what the server saw as our address, or "error: ..."."""
+    proc = subprocess.run(
+        ["nsenter", f"--net={source}", sys.executable, "-c", _CLIENT, kind, host, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.stdout.strip() or f"error: {proc.stderr.strip()}"
 
 
 def pod_result(pod: str, address: str, version: str = "1.0.0") -> dict[str, Any]:
