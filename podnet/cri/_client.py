@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
 
@@ -179,12 +179,15 @@ class CRIClient:
         labels: Mapping[str, str] | None = None,
         cgroup_parent: str = "",
         runtime_handler: str = "",
+        port_mappings: Sequence[Mapping[str, Any]] = (),
     ) -> str:
         """Start a pod sandbox with its own network namespace, as kubelet does for every
         pod that is not hostNetwork; containerd runs CNI ADD before this returns.
 
         `cgroup_parent` is a cgroupfs path (kubelet passes /kubepods/...); empty means the
-        runtime's default, /k8s.io for containerd."""
+        runtime's default, /k8s.io for containerd. `port_mappings` are the pod's hostPorts
+        as CNI's portMappings write them ({hostPort, containerPort, protocol, hostIP});
+        containerd hands them to the plugins that declare the portMappings capability."""
         all_labels = {
             "io.kubernetes.pod.name": pod.name,
             "io.kubernetes.pod.namespace": pod.namespace,
@@ -196,6 +199,7 @@ class CRIClient:
                 name=pod.name, namespace=pod.namespace, uid=pod.uid, attempt=pod.attempt
             ),
             hostname=pod.name,
+            port_mappings=[_port_mapping(entry) for entry in port_mappings],
             labels=all_labels,
             annotations={"kubernetes.io/config.source": "api"},
             linux=cri.LinuxPodSandboxConfig(
@@ -249,3 +253,13 @@ class CRIClient:
             )
             for item in response.items
         ]
+
+
+def _port_mapping(entry: Mapping[str, Any]) -> cri.PortMapping:
+    """A portMappings entry as kubelet fills CRI's PortMapping (protocol upper-case)."""
+    return cri.PortMapping(
+        protocol=cri.Protocol.Value(str(entry.get("protocol") or "tcp").upper()),
+        container_port=int(entry["containerPort"]),
+        host_port=int(entry["hostPort"]),
+        host_ip=str(entry.get("hostIP", "")),
+    )

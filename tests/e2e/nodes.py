@@ -33,7 +33,7 @@ from podnet.plugins import PLUGIN_MODULES
 
 REFERENCE_BIN_DIR = "/usr/lib/cni"
 # The plugin types containerd runs for our conflist: loopback for lo, always, then ours.
-USED_TYPES = ("loopback", "bridge", "host-local")
+USED_TYPES = ("loopback", "bridge", "host-local", "portmap")
 # PODNET_E2E_PLUGINS=reference (or podnet) runs one set only.
 PLUGIN_SETS = os.environ.get("PODNET_E2E_PLUGINS", "reference,podnet").split(",")
 NETWORK_NAME = "cbr0"
@@ -118,10 +118,17 @@ class Node:
     containerd: Containerd
     cri: CRIClient | None = None
     pods: list[Pod] = field(default_factory=list)
+    portmap: bool = False  # chain portmap after bridge, as kube-flannel's conflist does
 
     @classmethod
     def create(
-        cls, plugins: PluginSet, *, subnet: str, with_conflist: bool = True, start: bool = True
+        cls,
+        plugins: PluginSet,
+        *,
+        subnet: str,
+        with_conflist: bool = True,
+        start: bool = True,
+        portmap: bool = False,
     ) -> Node:
         name = f"pn-{secrets.token_hex(4)}"
         netns = create_netns(f"/run/netns/{name}")
@@ -136,7 +143,7 @@ class Node:
             # containerd passes its environment to the plugins: podnet's log here.
             env={"PODNET_LOG_FILE": os.path.join(workdir, "cni.log")},
         )
-        node = cls(name, netns, workdir, subnet, plugins, containerd)
+        node = cls(name, netns, workdir, subnet, plugins, containerd, portmap=portmap)
         try:
             os.makedirs(containerd.cni_conf_dir)
             if with_conflist:
@@ -156,6 +163,7 @@ class Node:
         return os.path.join(self.workdir, "ipam")
 
     def conflist(self) -> dict[str, Any]:
+        portmap = [{"type": "portmap", "capabilities": {"portMappings": True}}]
         return {
             "cniVersion": CNI_VERSION,
             "name": NETWORK_NAME,
@@ -172,7 +180,8 @@ class Node:
                         "routes": [{"dst": "0.0.0.0/0"}],
                         "dataDir": self.ipam_dir,
                     },
-                }
+                },
+                *(portmap if self.portmap else []),
             ],
         }
 
@@ -211,12 +220,15 @@ class Node:
         assert self.cri is not None, "node not started"
         return self.cri
 
-    def run_pod(self, name: str, namespace: str = "default") -> Pod:
+    def run_pod(
+        self, name: str, namespace: str = "default", *, ports: list[dict[str, Any]] | None = None
+    ) -> Pod:
         """RunPodSandbox as kubelet does it, then read the pod IP and netns back."""
         uid = str(uuid.uuid4())
         sandbox_id = self.client.run_pod_sandbox(
             PodMetadata(name=name, namespace=namespace, uid=uid),
             cgroup_parent=self.containerd.cgroup_parent,
+            port_mappings=ports or (),
         )
         status = self.client.pod_sandbox_status(sandbox_id)
         assert status.netns_path, f"no netns in the status of {name}"

@@ -215,3 +215,25 @@ def ip_in_pod(netns_path: str) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def test_cri_port_mappings_reach_portmap_until_the_sandbox_stops(make_node) -> None:
+    """kubelet's hostPorts: CRI port_mappings, which containerd hands to portmap as
+    runtimeConfig portMappings on ADD and again on DEL (reference and podnet alike)."""
+    from tests.plugins.portmap._node import connect, serve, stop_server
+
+    node = make_node(portmap=True)
+    web = node.run_pod("web", ports=[{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}])
+    client = node.run_pod("client")
+    server = serve(web.netns_path)
+    try:
+        # from another pod (masqueraded: same subnet) and from the node, to the node's
+        # address on cni0
+        assert connect(client.netns_path, "10.244.1.1", 8080) == "10.244.1.1"
+        assert connect(node.netns, "10.244.1.1", 8080) == "10.244.1.1"
+        assert connect(client.netns_path, "10.244.1.1", 8081).startswith("error")
+        node.client.stop_pod_sandbox(web.sandbox_id)  # CNI DEL, with the port mappings
+        assert connect(client.netns_path, "10.244.1.1", 8080).startswith("error")
+    finally:
+        stop_server(server)
+    node.remove_pod(web)

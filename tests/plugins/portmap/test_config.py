@@ -115,6 +115,14 @@ def test_bad_config_is_refused_with_its_code(keys: dict[str, Any], code: int, wo
     assert words in str(caught.value)
 
 
+def test_keys_match_as_go_matches_them() -> None:
+    """containerd (go-cni) marshals its PortMapping struct without JSON tags."""
+    config = parse_config(
+        mapped({"HostPort": 8080, "ContainerPort": 80, "Protocol": "tcp", "HostIP": ""})
+    )
+    assert config.mappings == (PortMapping(8080, 80, "tcp"),)
+
+
 def test_the_pod_addresses_are_the_first_per_family_on_the_sandbox_interface() -> None:
     result = Result.from_json(
         json.loads(

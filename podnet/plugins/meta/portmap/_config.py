@@ -3,7 +3,8 @@ plugins/meta/portmap main.go parseConfig) reads it, for a plugin that always run
 nftables:
 
 - runtimeConfig.portMappings: [{hostPort, containerPort, protocol, hostIP}], what a runtime
-  fills in for the `portMappings` capability (CONVENTIONS.md). Ports must be 1-65535,
+  fills in for the `portMappings` capability (CONVENTIONS.md); keys matched as Go matches
+  them, case-insensitively (containerd sends "HostPort", ...). Ports must be 1-65535,
   protocol tcp, udp or sctp (case-insensitive, as CRI and the CONVENTIONS write them;
   empty means tcp), hostIP an address or absent.
 - snat (default true), masqAll (default false); markMasqBit 0-31, default 13, checked
@@ -168,12 +169,23 @@ def _mappings(config: dict[str, Any]) -> tuple[PortMapping, ...]:
     return tuple(sorted(seen.values(), key=lambda m: (m.protocol, m.host_port, str(m.host_ip))))
 
 
+def _go_field(item: dict[str, Any], key: str) -> Any:
+    """A field as Go's encoding/json finds it: the exact key, else one that differs only
+    in case. containerd (go-cni) sends its PortMapping struct without JSON tags, so its
+    entries arrive as {"HostPort", "ContainerPort", "Protocol", "HostIP"}."""
+    if key in item:
+        return item[key]
+    folded = key.casefold()
+    return next((v for k, v in item.items() if k.casefold() == folded), None)
+
+
 def _mapping(item: Any, what: str) -> PortMapping:
     if not isinstance(item, dict):
         raise DecodingFailure(f"failed to parse network configuration: {what} is no object")
     ports = {}
     for key, label in (("containerPort", "container"), ("hostPort", "host")):
-        value = item.get(key, 0)
+        value = _go_field(item, key)
+        value = 0 if value is None else value
         if not is_int(value):
             raise DecodingFailure(f"failed to parse network configuration: {what}.{key}")
         if value <= 0:
@@ -181,10 +193,10 @@ def _mapping(item: Any, what: str) -> PortMapping:
         if value > 65535:
             raise InvalidConfig(f"Invalid {label} port number: {value} (above 65535)")
         ports[key] = value
-    protocol = item.get("protocol") or "tcp"
+    protocol = _go_field(item, "protocol") or "tcp"
     if not isinstance(protocol, str) or protocol.lower() not in PROTOCOLS:
         raise InvalidConfig(f"{what}: protocol {protocol!r} is not one of tcp, udp, sctp")
-    host_ip_text = item.get("hostIP") or ""
+    host_ip_text = _go_field(item, "hostIP") or ""
     if not isinstance(host_ip_text, str):
         raise DecodingFailure(f"failed to parse network configuration: {what}.hostIP")
     host_ip: IPAddress | None = None
