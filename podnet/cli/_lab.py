@@ -16,6 +16,7 @@ from typing import Any
 from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._daemon import log_to_stderr
+from podnet.cli._pod import port_mapping
 from podnet.cli._table import table
 from podnet.cni import CNIError
 from podnet.lab import (
@@ -104,6 +105,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("pod_name", metavar="NAME")
     run.add_argument("--node", required=True)
     run.add_argument("--namespace", default="default")
+    run.add_argument(
+        "-p",
+        "--port",
+        dest="ports",
+        action="append",
+        type=port_mapping,
+        default=[],
+        metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
+        help="map a port of the node to the pod (repeatable; protocol tcp, udp or sctp)",
+    )
     run.set_defaults(handler=lab_pod_run)
     rm = pod_verbs.add_parser("rm", help="stop and remove a pod")
     rm.add_argument("pod_name", metavar="NAME")
@@ -295,7 +306,7 @@ def lab_node_rm(args: argparse.Namespace) -> int:
 
 def lab_pod_run(args: argparse.Namespace) -> int:
     try:
-        run = Lab(args.name).pod_run(args.pod_name, args.node, args.namespace)
+        run = Lab(args.name).pod_run(args.pod_name, args.node, args.namespace, ports=args.ports)
     except ERRORS as exc:
         return _fail(args, exc)
     print(f"pod {run.sandbox.key} on {args.node}: {run.sandbox.ip}")

@@ -67,7 +67,8 @@ def _output_flag() -> argparse.ArgumentParser:
     return parent
 
 
-def _port_mapping(text: str) -> dict[str, Any]:
+def port_mapping(text: str) -> dict[str, Any]:
+    """argparse's type for --port."""
     try:
         return parse_port_mapping(text)
     except PortSpecError as exc:
@@ -82,7 +83,7 @@ def port_flag() -> argparse.ArgumentParser:
         "--port",
         dest="ports",
         action="append",
-        type=_port_mapping,
+        type=port_mapping,
         default=[],
         metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
         help="map a port of the node to the pod (repeatable; protocol tcp, udp or sctp)",

@@ -23,7 +23,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -523,13 +523,21 @@ class Lab:
 
     # ---- pods ---------------------------------------------------------------------
 
-    def pod_run(self, name: str, node: str, namespace: str = "default") -> LabPod:
-        """Start a pod on `node` with the lab's node runtime."""
+    def pod_run(
+        self,
+        name: str,
+        node: str,
+        namespace: str = "default",
+        *,
+        ports: Sequence[Mapping[str, Any]] = (),
+    ) -> LabPod:
+        """Start a pod on `node` with the lab's node runtime; `ports` are its hostPorts
+        (portMappings entries), reached through the node's addresses."""
         self.node(node)
         for pod in self.pods():  # pod names are unique in the cluster, not just per node
             if (pod.sandbox.name, pod.sandbox.namespace) == (name, namespace):
                 raise LabError(f"pod {pod.sandbox.key} exists already, on {pod.node}")
-        return LabPod(node, self.node_runtime.run_pod(node, name, namespace))
+        return LabPod(node, self.node_runtime.run_pod(node, name, namespace, ports=ports))
 
     def pod_rm(self, name: str, namespace: str = "default") -> str:
         for pod in self.pods():

@@ -8,6 +8,7 @@ import hashlib
 import os
 import signal
 import time
+from collections.abc import Sequence
 
 from podnet.lab._containerd import (
     Containerd,
@@ -17,7 +18,7 @@ from podnet.lab._containerd import (
 )
 from podnet.lab._cri_pods import PodError, list_pods, remove_pod, run_pod
 from podnet.lab._errors import LabError
-from podnet.lab._node_runtime import LabSite, Progress
+from podnet.lab._node_runtime import LabSite, PortMapping, Progress
 from podnet.lab._state import dirs_on_disk, node_dirs
 from podnet.runtime import Sandbox
 
@@ -118,9 +119,11 @@ class ContainerdNodes:
             time.sleep(0.05)
         progress(f"containerd on {node}: NetworkReady true (the agent's conflist)")
 
-    def run_pod(self, node: str, name: str, namespace: str) -> Sandbox:
+    def run_pod(
+        self, node: str, name: str, namespace: str, *, ports: Sequence[PortMapping] = ()
+    ) -> Sandbox:
         try:
-            return run_pod(self.containerd(node), name, namespace)
+            return run_pod(self.containerd(node), name, namespace, ports=ports)
         except PodError as exc:
             raise LabError(f"{node}: {exc}") from None
 

@@ -4,6 +4,8 @@ does, and shown in the lab's terms (the runtime library's `Sandbox` record)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from podnet.cri import CRIError, PodMetadata, SandboxStatus
 from podnet.lab._containerd import Containerd
@@ -27,13 +29,21 @@ def sandbox_of(status: SandboxStatus) -> Sandbox:
     )
 
 
-def run_pod(containerd: Containerd, name: str, namespace: str) -> Sandbox:
-    """RunPodSandbox (containerd runs CNI ADD inside it), then the sandbox's status."""
+def run_pod(
+    containerd: Containerd,
+    name: str,
+    namespace: str,
+    *,
+    ports: Sequence[Mapping[str, Any]] = (),
+) -> Sandbox:
+    """RunPodSandbox (containerd runs CNI ADD inside it, with `ports` as the portmap's
+    portMappings), then the sandbox's status."""
     try:
         with containerd.client() as cri:
             sandbox_id = cri.run_pod_sandbox(
                 PodMetadata(name=name, namespace=namespace, uid=str(uuid.uuid4())),
                 cgroup_parent=containerd.cgroup_parent,
+                port_mappings=ports,
             )
             return sandbox_of(cri.pod_sandbox_status(sandbox_id))
     except CRIError as exc:

@@ -44,6 +44,25 @@ def _read_owned(path: str) -> list[str]:
     return [str(k) for k in keys] if isinstance(keys, list) else []
 
 
+def host_ports(pod: Any) -> list[dict[str, Any]]:
+    """The Pod's hostPorts as kubelet hands them to the runtime (CRI port_mappings): every
+    container port with a hostPort, protocol lower-cased for CNI's portMappings."""
+    out: list[dict[str, Any]] = []
+    for container in (pod.spec.containers or []) if pod.spec else []:
+        for port in container.ports or []:
+            if not port.host_port:
+                continue
+            entry: dict[str, Any] = {
+                "hostPort": port.host_port,
+                "containerPort": port.container_port,
+                "protocol": (port.protocol or "TCP").lower(),
+            }
+            if port.host_ip:
+                entry["hostIP"] = port.host_ip
+            out.append(entry)
+    return out
+
+
 def pod_key(pod: Any) -> str:
     return f"{pod.metadata.namespace}/{pod.metadata.name}"
 
@@ -153,7 +172,9 @@ class SandboxDriver:
         sandbox = self._find(key)
         if sandbox is None or not sandbox.ip:
             self._own(key, True)
-            sandbox = self.runtime.run_pod(self.node, pod.metadata.name, pod.metadata.namespace)
+            sandbox = self.runtime.run_pod(
+                self.node, pod.metadata.name, pod.metadata.namespace, ports=host_ports(pod)
+            )
             log.info("%s: started %s with %s", self.node, key, sandbox.ip)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
         status = {

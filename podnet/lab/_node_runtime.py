@@ -4,7 +4,7 @@ a real containerd per node driven over CRI (`podnet.lab._containerd_nodes`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -12,9 +12,10 @@ from podnet.agent import DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.lab._state import node_dirs
 from podnet.lab._supervise import Supervisor
 from podnet.netlink import run_in_netns
-from podnet.runtime import PodRun, PodRuntime, Sandbox
+from podnet.runtime import PodRun, PodRuntime, Sandbox, port_capability_args
 
 Progress = Callable[[str], None]
+PortMapping = Mapping[str, Any]  # {hostPort, containerPort, protocol[, hostIP]}
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,11 @@ class NodeRuntime(Protocol):
     def wait_ready(self, node: str, deadline: float, progress: Progress) -> None:
         """Once the node's agent is ready: wait until the runtime can start pods."""
 
-    def run_pod(self, node: str, name: str, namespace: str) -> Sandbox: ...
+    def run_pod(
+        self, node: str, name: str, namespace: str, *, ports: Sequence[PortMapping] = ()
+    ) -> Sandbox:
+        """Start a pod; `ports` are its hostPorts, as CNI's portMappings entries."""
+        ...
 
     def remove_pod(self, node: str, sandbox: Sandbox) -> None: ...
 
@@ -94,8 +99,11 @@ class PodnetNodes:
     def wait_ready(self, node: str, deadline: float, progress: Progress) -> None:
         pass
 
-    def run_pod(self, node: str, name: str, namespace: str) -> Sandbox:
-        run: PodRun = self._in_node(node, lambda rt: rt.run(name, namespace))
+    def run_pod(
+        self, node: str, name: str, namespace: str, *, ports: Sequence[PortMapping] = ()
+    ) -> Sandbox:
+        args = port_capability_args(ports)
+        run: PodRun = self._in_node(node, lambda rt: rt.run(name, namespace, capability_args=args))
         return run.sandbox
 
     def remove_pod(self, node: str, sandbox: Sandbox) -> None:

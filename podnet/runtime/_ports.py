@@ -5,6 +5,7 @@ a command line as `[HOSTIP:]HOST:CONTAINER[/PROTO]` (docker's -p order)."""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 PORT_MAPPINGS = "portMappings"
@@ -53,6 +54,6 @@ def parse_port_mapping(spec: str) -> dict[str, Any]:
     return entry
 
 
-def port_capability_args(mappings: list[dict[str, Any]]) -> dict[str, Any]:
+def port_capability_args(mappings: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """The capability args for these mappings (none at all without any, as containerd)."""
-    return {PORT_MAPPINGS: list(mappings)} if mappings else {}
+    return {PORT_MAPPINGS: [dict(m) for m in mappings]} if mappings else {}

@@ -152,6 +152,25 @@ def test_pods_on_two_nodes_get_their_node_addresses_and_reach_each_other(clean: 
     assert reservations(lab, "n1") == {} and reservations(lab, "n2") == {}
 
 
+def test_a_host_port_through_containerd_is_reached_from_the_other_node(clean: Lab) -> None:
+    """containerd hands the sandbox's port mappings to the conflist's portmap (podnet's,
+    installed by the agent) on ADD and DEL."""
+    from tests.plugins.portmap._node import connect, serve, stop_server
+
+    lab = clean
+    ports = [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]
+    web = lab.pod_run("web", "n1", ports=ports).sandbox
+    client = lab.pod_run("client", "n2").sandbox
+    n1, n2 = str(lab.node("n1").ip), str(lab.node("n2").ip)
+    server = serve(web.netns)
+    try:
+        assert connect(client.netns, n1, 8080) == n2  # masqueraded leaving the cluster net
+        lab.pod_rm("web")
+        assert connect(client.netns, n1, 8080).startswith("error")
+    finally:
+        stop_server(server)
+
+
 def test_network_ready_follows_the_conflist_the_agent_installs(clean: Lab) -> None:
     lab = clean
     d = lab.node_dirs("n2")
@@ -163,6 +182,7 @@ def test_network_ready_follows_the_conflist_the_agent_installs(clean: Lab) -> No
     assert installed["cniVersion"] == "1.0.0"
     assert installed["plugins"][0]["type"] == "flannel"
     assert installed["plugins"][0]["subnetFile"] == d.subnet_file
+    assert installed["plugins"][1] == {"type": "portmap", "capabilities": {"portMappings": True}}
 
     os.unlink(conflist)  # gone: containerd reloads its conf dir and is not ready
     assert wait_until(lambda: not lab.network_ready("n2"), timeout=10)
@@ -181,7 +201,7 @@ def test_network_ready_follows_the_conflist_the_agent_installs(clean: Lab) -> No
     statuses = run_in_netns(
         lab.node("n2").netns, lambda: cni.status(replace(network, cni_version="1.1.0"))
     )
-    assert [(s.plugin_type, s.error) for s in statuses] == [("flannel", None)]
+    assert [(s.plugin_type, s.error) for s in statuses] == [("flannel", None), ("portmap", None)]
 
 
 def test_a_containerd_restart_loses_and_duplicates_no_address(clean: Lab) -> None:

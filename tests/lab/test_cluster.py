@@ -334,3 +334,69 @@ def test_pods_are_pod_objects(lab: Lab) -> None:
     wait_for(lambda: lab.pods() == [], timeout=60)
     networks = os.path.join(lab.node_dirs("n1").cni_data_dir, "networks", "cbr0")
     assert not os.path.exists(os.path.join(networks, ip))
+
+
+def test_a_host_port_is_reached_from_another_node() -> None:
+    """`podnet lab pod run web --node n1 --port 8080:80/tcp`: a pod on n2 reaches web
+    through n1's address and port 8080, until web is removed."""
+    from tests.plugins.portmap._node import connect, serve, stop_server
+
+    name = "h" + secrets.token_hex(3)
+    podnet = [sys.executable, "-m", "podnet.cli.main", "lab", "--name", name]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*podnet, *args], capture_output=True, text=True, check=False)
+
+    lab = Lab(name)
+    try:
+        up = run("up", "--nodes", "2")
+        assert up.returncode == 0, up.stderr
+        web = run("pod", "run", "web", "--node", "n1", "--port", "8080:80/tcp")
+        assert web.returncode == 0, web.stderr
+        bad = run("pod", "run", "bad", "--node", "n1", "--port", "80")
+        assert bad.returncode != 0 and "HOST:CONTAINER" in bad.stderr
+        pods = {p.sandbox.name: p.sandbox for p in lab.pods()}
+        client = lab.pod_run("client", "n2").sandbox
+        n1, n2 = str(lab.node("n1").ip), str(lab.node("n2").ip)
+        server = serve(pods["web"].netns)
+        try:
+            # leaving the cluster network, the client is masqueraded to n2's address
+            assert connect(client.netns, n1, 8080) == n2
+            assert connect(client.netns, n1, 8081).startswith("error")
+            assert run("pod", "rm", "web").returncode == 0
+            assert connect(client.netns, n1, 8080).startswith("error")
+        finally:
+            stop_server(server)
+    finally:
+        down = run("down")
+        assert down.returncode == 0, down.stderr
+
+
+def test_a_pod_object_s_host_port_is_mapped_by_the_driver(lab: Lab) -> None:
+    """A Pod whose container asks for hostPort 8080: n1's sandbox driver passes it to the
+    runtime as kubelet does (CRI port_mappings / portMappings), and n2's pods reach it."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    from tests.plugins.portmap._node import connect, serve, stop_server
+
+    lab.up(2)
+    container = {
+        "name": "web",
+        "image": "registry.k8s.io/pause:3.9",
+        "ports": [{"containerPort": 80, "hostPort": 8080, "protocol": "TCP"}],
+    }
+    overrides = json.dumps({"spec": {"nodeName": "n1", "containers": [container]}})
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "run", "web",
+         "--image=registry.k8s.io/pause:3.9", f"--overrides={overrides}"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: any(p.sandbox.name == "web" and p.sandbox.ip for p in lab.pods()), 60)
+    web = next(p.sandbox for p in lab.pods() if p.sandbox.name == "web")
+    client = lab.pod_run("client", "n2").sandbox
+    server = serve(web.netns)
+    try:
+        assert connect(client.netns, str(lab.node("n1").ip), 8080) == str(lab.node("n2").ip)
+    finally:
+        stop_server(server)
