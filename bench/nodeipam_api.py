@@ -27,7 +27,7 @@ from podnet.apiserver import (
     write_kubeconfig,
     write_token_file,
 )
-from podnet.nodeipam import KubeController, connect, parse_config
+from podnet.nodeipam import CIDR_UPDATE_WORKERS, KubeController, connect, parse_config
 
 CLUSTER_CIDR = "10.0.0.0/8"
 _READY_SECONDS = 60.0
@@ -174,7 +174,13 @@ class _Observer:
 
 
 def bench_controller_api(
-    store_url: str, nodes: int, writers: int, work: Path, *, backlog: bool
+    store_url: str,
+    nodes: int,
+    writers: int,
+    work: Path,
+    *,
+    backlog: bool,
+    workers: int = CIDR_UPDATE_WORKERS,
 ) -> dict[str, Any]:
     """Time from the first registration (backlog: from the controller's start, all nodes
     registered before) until every node's podCIDR is seen through the API."""
@@ -182,7 +188,9 @@ def bench_controller_api(
     stop = threading.Event()
     runner: threading.Thread | None = None
     controller = KubeController(
-        connect(api.kubeconfig), parse_config(CLUSTER_CIDR, node_cidr_mask_size=24)
+        connect(api.kubeconfig),
+        parse_config(CLUSTER_CIDR, node_cidr_mask_size=24),
+        workers=workers,
     )
     try:
         observer = _Observer(api, nodes)
@@ -239,6 +247,7 @@ def bench_controller_api(
         result: dict[str, Any] = {
             "nodes": nodes,
             "writers": writers,
+            "patch_workers": workers,
             "mode": "backlog" if backlog else "registered_while_running",
             "register_seconds": round(register_seconds, 3),
             "all_assigned_seconds": round(done - began, 3),

@@ -8,7 +8,11 @@ from podnet.nodeipam._claims import CLAIMS_PREFIX, decode_claim
 from podnet.nodeipam._config import ConfigError, NodeIPAMConfig, parse_config
 from podnet.nodeipam._controller import CIDR_NOT_AVAILABLE, POD_CIDR_OUT_OF_RANGE, Controller
 from podnet.nodeipam._kubeclient import KubeCredentialsError, connect
-from podnet.nodeipam._kubecontroller import CIDR_ASSIGNMENT_FAILED, KubeController
+from podnet.nodeipam._kubecontroller import (
+    CIDR_ASSIGNMENT_FAILED,
+    CIDR_UPDATE_WORKERS,
+    KubeController,
+)
 from podnet.nodeipam._leader import (
     DEFAULT_LEASE_NAME,
     DEFAULT_LEASE_NAMESPACE,
@@ -23,6 +27,7 @@ from podnet.nodeipam._plan import plan
 __all__ = [
     "CIDR_ASSIGNMENT_FAILED",
     "CIDR_NOT_AVAILABLE",
+    "CIDR_UPDATE_WORKERS",
     "DEFAULT_LEASE_NAME",
     "DEFAULT_LEASE_NAMESPACE",
     "CLAIMS_PREFIX",
