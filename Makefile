@@ -32,6 +32,7 @@ demo: setup
 
 bench: setup
 	$(PY) -m bench.cni
+	$(PY) -m bench.trace
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

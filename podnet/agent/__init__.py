@@ -50,6 +50,7 @@ from podnet.agent._subnet_env import (
     render_subnet_env,
     write_subnet_env,
 )
+from podnet.agent._traces import RequestLog
 from podnet.agent._vtep_mac import vtep_mac
 from podnet.agent._vxlan import ENCAP_OVERHEAD, VxlanBackend
 from podnet.agent._watcher import EventKind, LeaseEvent, LeaseWatcher, added, removed
@@ -96,6 +97,7 @@ __all__ = [
     "RESERVATION",
     "ROUTE_PROTO",
     "Reconciler",
+    "RequestLog",
     "SCRATCH",
     "RtnlTables",
     "VxlanBackend",

@@ -44,12 +44,14 @@ from podnet._wire import RequestParser, RequestRefused, WireError, write_respons
 from podnet.agent._cni_read import ReadTimeout, SlowReader, read_for
 from podnet.agent._cni_socket import listen, peer_uid, trusted_uids
 from podnet.agent._gate import Gate, GateBusy
+from podnet.agent._traces import RequestLog
 from podnet.cni import (
     CNIError,
     DecodingFailure,
     Host,
     HostState,
     Plugin,
+    Trace,
     TryAgainLater,
     dispatch,
     log,
@@ -166,10 +168,12 @@ class CNIServer:
         read_timeout: float = READ_TIMEOUT,
         slow_capacity: int = _SLOW_CAPACITY,
         host_state: HostState | None = None,
+        requests: RequestLog | None = None,
     ) -> None:
         self.socket_path = socket_path
         # What the plugins keep across requests: one for every worker (and the agent's GC).
         self.host_state = host_state if host_state is not None else HostState()
+        self.requests = requests  # traces and metrics of the requests served; None: none kept
         self.gate = gate if gate is not None else Gate()
         self._resolve = resolve
         self._timeout = request_timeout
@@ -373,11 +377,16 @@ class CNIServer:
         what = f"{plugin_type} {environ.get('CNI_COMMAND')} {environ.get('CNI_CONTAINERID', '')}"
         reply = _Reply(conn, plugin_type, what, main=main)
         self._watchdog.watch(reply, time.monotonic() + self._timeout)
+        trace = host.trace = Trace(plugin_type, environ) if self.requests is not None else None
         try:
             code, out = self._run(plugin_type, environ, stdin, host)
         except BaseException as exc:  # dispatch never raises; this is the last guard
             log(f"agent: {what} failed: {exc!r}")
             code, out = _error(CNIError(f"the agent failed: {type(exc).__name__}"))
+        finally:
+            host.trace = None
+        if trace is not None:
+            trace.finish(code)
         later = host.take_after_answer()
         if reply.claim():
             with self._count_lock:
@@ -385,6 +394,9 @@ class CNIServer:
             reply.write(code, out)
         else:
             log(f"agent: {what} finished after its {self._timeout:g}s timeout; answer dropped")
+        if trace is not None and self.requests is not None:
+            trace.error = _message(out) if code else ""
+            self.requests.record(trace)
         # What the plugin left for after the answer (a veth to destroy): off the pod's path.
         run_after_answer(later)
         return reply
@@ -420,6 +432,14 @@ class CNIServer:
             return False
         self._add_worker()
         return True
+
+
+def _message(out: bytes) -> str:
+    """The msg of a CNI error answer (only answers with an error are read)."""
+    try:
+        return str(json.loads(out).get("msg", ""))
+    except (ValueError, AttributeError):
+        return out[:200].decode(errors="replace")
 
 
 def _error(error: CNIError) -> tuple[int, bytes]:

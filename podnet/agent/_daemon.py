@@ -18,6 +18,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
+
 from podnet.agent._backend import public_address
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import NetworkConfig
@@ -33,6 +35,7 @@ from podnet.agent._loop import AgentLoop, AgentSettings, Stopped
 from podnet.agent._netconf_store import read_network_config
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
+from podnet.agent._traces import RequestLog
 from podnet.cni import HostState
 from podnet.netlink import Rtnl
 from podnet.plugins import default_conflist, install_executables, write_conflist
@@ -76,6 +79,9 @@ class Agent:
         self.gate = Gate()
         # What the plugins keep across requests, for the CNI server and GC alike.
         self.host_state = HostState()
+        # Prometheus metrics beyond the gauges of `metrics()`, and the traces of CNI requests.
+        self.registry = CollectorRegistry()
+        self.requests = RequestLog(self.registry)
         self.gc: GarbageCollector | None = None
 
     def metrics(self) -> dict[str, float]:
@@ -95,7 +101,12 @@ class Agent:
         health = None
         if s.health_port is not None:
             health = HealthServer(
-                s.health_address, s.health_port, ready=self.ready.is_set, metrics=self.metrics
+                s.health_address,
+                s.health_port,
+                ready=self.ready.is_set,
+                metrics=self.metrics,
+                registry=self.registry,
+                traces=self.requests.ring.to_json,
             )
             health.start()
             log.info("health endpoints on %s:%d", s.health_address, health.port)
@@ -104,7 +115,9 @@ class Agent:
             nodes = Nodes(store)
             self._register(nodes)
             config = self._wait_for_config(store, stop)
-            self.cni = CNIServer(s.cni_socket, gate=self.gate, host_state=self.host_state)
+            self.cni = CNIServer(
+                s.cni_socket, gate=self.gate, host_state=self.host_state, requests=self.requests
+            )
             self.cni.warm()
             self.cni.start()
             try:

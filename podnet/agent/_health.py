@@ -14,6 +14,9 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from prometheus_client import CollectorRegistry, generate_latest
 
 HANDLER_TIMEOUT = 5.0
 MAX_CLIENTS = 16
@@ -70,6 +73,8 @@ class HealthServer:
         *,
         ready: Callable[[], bool],
         metrics: Callable[[], dict[str, float]],
+        registry: CollectorRegistry | None = None,
+        traces: Callable[[str, str], bytes] | None = None,
         handler_timeout: float = HANDLER_TIMEOUT,
         max_clients: int = MAX_CLIENTS,
     ) -> None:
@@ -88,7 +93,15 @@ class HealthServer:
                     )
                 elif self.path == "/metrics":
                     lines = [f"{name} {value:g}" for name, value in sorted(metrics().items())]
-                    owner._answer(self, 200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
+                    text = "\n".join(lines) + "\n"
+                    if registry is not None:
+                        text += generate_latest(registry).decode()
+                    owner._answer(self, 200, text, "text/plain; version=0.0.4")
+                elif traces is not None and self.path.split("?")[0] == "/traces":
+                    query = parse_qs(urlsplit(self.path).query)
+                    pod = query.get("pod", [""])[0]
+                    container = query.get("container", [""])[0]
+                    owner._answer(self, 200, traces(pod, container).decode(), "application/json")
                 else:
                     owner._answer(self, 404, "not found\n")
 

@@ -18,6 +18,8 @@ from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._daemon import log_to_stderr
 from podnet.cli._pod import port_mapping
 from podnet.cli._table import table
+from podnet.cli._trace import latest as latest_traces
+from podnet.cli._trace import timeline
 from podnet.cni import CNIError
 from podnet.lab import (
     GRAPH_FORMATS,
@@ -153,6 +155,21 @@ def register(subparsers: Any) -> None:
     )
     doctor.set_defaults(handler=lab_doctor)
 
+    trace = verbs.add_parser(
+        "trace",
+        help="how a pod's node agent served its last ADD and DEL, hop by hop",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    trace.add_argument("pod", metavar="POD", help="the pod's name")
+    trace.add_argument("-n", "--namespace", default="default", help="the pod's namespace")
+    trace.add_argument(
+        "--verb", choices=("ADD", "DEL", "CHECK", "all"), default="all", help="which requests"
+    )
+    trace.add_argument(
+        "-o", "--output", choices=("text", "json"), default="text", help="output format"
+    )
+    trace.set_defaults(handler=lab_trace)
+
     graph = verbs.add_parser(
         "graph",
         help="draw the cluster as it is: underlay, nodes, tunnels or routes, cni0, pods",
@@ -253,6 +270,32 @@ def lab_doctor(args: argparse.Namespace) -> int:
         return _fail(args, exc)
     # doctor's own output and exit code are the answer: non-zero while something is wrong
     return subprocess.run(argv, check=False).returncode
+
+
+def lab_trace(args: argparse.Namespace) -> int:
+    try:
+        lab = Lab(args.name)
+        if not lab.exists():
+            raise LabError(f"lab {args.name!r} is not up")
+        argvs = lab.trace_argvs(args.pod, args.namespace, "--verb", args.verb, "-o", "json")
+    except ERRORS as exc:
+        return _fail(args, exc)
+    traces, errors = [], []
+    for argv in argvs:  # every node that may have served the pod: the latest answers win
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        if done.returncode == 0:
+            traces += json.loads(done.stdout)["traces"]
+        else:
+            errors.append(done.stderr.strip())
+    if not traces:
+        print(errors[-1] if errors else "podnet lab: no node to ask", file=sys.stderr)
+        return 1
+    chosen = latest_traces(traces, args.verb)
+    if args.output == "json":
+        print(json.dumps({"traces": chosen}, indent=2))
+    else:
+        print("\n\n".join(timeline(trace) for trace in chosen))
+    return 0
 
 
 def lab_graph(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from podnet.cli import _agent, _apiserver, _cluster, _demo, _doctor, _install, _lab, _pod
+from podnet.cli import _agent, _apiserver, _cluster, _demo, _doctor, _install, _lab, _pod, _trace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     _lab.register(subparsers)
     _apiserver.register(subparsers)
     _doctor.register(subparsers)
+    _trace.register(subparsers)
     return parser
 
 

@@ -1,6 +1,8 @@
 """The CNI protocol (spec 1.1.0): errors with their codes, versions, results and their
 conversion, request parsing and validation, the skel, and invoking other plugins."""
 
+from typing import TYPE_CHECKING, Any
+
 from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV
 from podnet.cni._errors import (
     CODE_INTERNAL,
@@ -50,6 +52,20 @@ from podnet.cni._skel import call, dispatch, plugin_main
 from podnet.cni._values import is_int
 from podnet.cni._version import ALL_VERSIONS, CURRENT_VERSION, at_least, negotiate, parse_version
 
+if TYPE_CHECKING:
+    from podnet.cni._trace import Span, Trace
+
+
+def __getattr__(name: str) -> Any:
+    """The trace types load on first use: a plugin run by a CNI executable never traces,
+    and its import time is the in-process path's cost."""
+    if name in ("Span", "Trace"):
+        from podnet.cni import _trace
+
+        return getattr(_trace, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "LEGACY_ATTACHMENTS_KEY",
     "VALID_ATTACHMENTS_KEY",
@@ -60,6 +76,8 @@ __all__ = [
     "prev_result",
     "valid_attachments",
     "Host",
+    "Span",
+    "Trace",
     "HostState",
     "run_after_answer",
     "ALL_VERSIONS",

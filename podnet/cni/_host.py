@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, TypeVar
 from podnet.cni._log import log
 
 if TYPE_CHECKING:
+    from podnet.cni._trace import Trace
     from podnet.netlink import Rtnl
 
 Work = Callable[[], None]
@@ -60,6 +61,8 @@ class Host:
         self.state = state if state is not None else HostState()
         self._later: list[Work] | None = [] if defers else None
         self._node: tuple[tuple[int, int], Rtnl] | None = None
+        # The trace of the request this host serves now, when its server keeps traces.
+        self.trace: Trace | None = None
 
     @property
     def can_defer(self) -> bool:

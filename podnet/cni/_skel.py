@@ -34,7 +34,20 @@ from podnet.cni._version import CURRENT_VERSION, MIN_VERSION_FOR_VERB, at_least,
 
 
 def call(plugin: Plugin, request: Request) -> Result | None:
-    """Run one verb of `plugin` after the version gates; raises CNIError."""
+    """Run one verb of `plugin` after the version gates; raises CNIError. A host that
+    keeps a trace of the request gets a span for it."""
+    trace = request.host.trace
+    if trace is None:
+        return _call(plugin, request)
+    from podnet.cni._trace import touched  # only a host that traces pays for the module
+
+    with trace.span(plugin.name, request) as span:
+        result = _call(plugin, request)
+        span.outcome = touched(result)
+        return result
+
+
+def _call(plugin: Plugin, request: Request) -> Result | None:
     version = request.cni_version
     if version not in plugin.versions:
         raise IncompatibleVersion(

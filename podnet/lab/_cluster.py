@@ -355,6 +355,23 @@ class Lab:
         ]
         self.processes.spawn(f"agent-{name}", argv, self.log_path(f"agent-{name}"), restart=True)
 
+    def trace_argvs(self, pod: str, namespace: str = "default", *extra: str) -> list[list[str]]:
+        """`podnet trace pod` for a pod, inside a node, asking that node's agent: the
+        pod's node while the pod runs, else every node (its DEL was the last word)."""
+        nodes = [
+            p.node for p in self.pods() if (p.sandbox.namespace, p.sandbox.name) == (namespace, pod)
+        ] or self.node_names()
+        return [
+            [
+                "nsenter",
+                f"--net={self.node(node).netns}",
+                *podnet_argv(
+                    "trace", "pod", f"{namespace}/{pod}", "--healthz-port", str(HEALTH_PORT), *extra
+                ),
+            ]
+            for node in nodes
+        ]
+
     def doctor_argv(self, name: str, *extra: str) -> list[str]:
         """`podnet doctor` for a node: inside its namespace, with its paths, its agent's
         health port, its own identity to read the Node objects, and its runtime."""
