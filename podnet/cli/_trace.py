@@ -74,12 +74,15 @@ def fetch_traces(address: str, port: int, pod: str) -> list[dict[str, Any]]:
 
 
 def latest(traces: list[dict[str, Any]], verb: str) -> list[dict[str, Any]]:
-    """The last trace of each verb (or of `verb`), in the order they were served."""
-    last: dict[str, dict[str, Any]] = {}
+    """The last request of each verb (or of `verb`) with the rest of its chain: the runtime
+    sends one request per plugin of the conflist (flannel, then portmap), all with the
+    same verb and container ID. In the order they were served."""
+    last: dict[str, str] = {}
     for trace in traces:
         if verb in ("all", trace["verb"]):
-            last[trace["verb"]] = trace
-    return sorted(last.values(), key=lambda t: str(t["startedAt"]))
+            last[trace["verb"]] = trace["containerId"]
+    chosen = [t for t in traces if last.get(t["verb"]) == t["containerId"]]
+    return sorted(chosen, key=lambda t: str(t["startedAt"]))
 
 
 def timeline(trace: dict[str, Any]) -> str:

@@ -61,7 +61,10 @@ def test_a_pods_add_and_del_are_traced_through_every_hop(lab: Lab) -> None:
     ip = lab.pod_run("web", "n1").sandbox.ip
     added = lab_trace(lab, "web", "-o", "json")
     assert added.returncode == 0, added.stderr
-    [add] = json.loads(added.stdout)["traces"]
+    # one request per plugin of the conflist: flannel's chain, then portmap
+    add, portmap = json.loads(added.stdout)["traces"]
+    assert [t["plugin"] for t in (add, portmap)] == ["flannel", "portmap"]
+    assert add["containerId"] == portmap["containerId"]
     assert (add["pod"], add["verb"], add["code"]) == ("default/web", "ADD", 0)
     hops = [(s["plugin"], s["depth"]) for s in add["spans"]]
     assert hops == [("flannel", 0), ("bridge", 1), ("host-local", 2)]
