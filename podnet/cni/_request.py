@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Final
 
+from podnet._record import FrozenRecord
 from podnet.cni._errors import DecodingFailure, InvalidConfig, InvalidEnvironment
 from podnet.cni._host import Host
 from podnet.cni._version import config_version
@@ -79,20 +79,46 @@ def parse_cni_args(text: str) -> dict[str, str]:
     return out
 
 
-@dataclass(frozen=True)
-class Request:
-    command: str
-    container_id: str = ""
-    netns: str = ""
-    ifname: str = ""
-    args: str = ""
-    path: tuple[str, ...] = ()
-    netns_override: str = ""
-    stdin: bytes = b""
-    config: dict[str, Any] = field(default_factory=dict)
-    # What the process running the verb provides it (see podnet.cni._host); a delegate's
-    # request keeps its caller's.
-    host: Host = field(default_factory=Host, compare=False, repr=False)
+class Request(FrozenRecord):
+    __slots__ = (
+        "command",
+        "container_id",
+        "netns",
+        "ifname",
+        "args",
+        "path",
+        "netns_override",
+        "stdin",
+        "config",
+        "host",
+    )
+    _compared = __slots__[:-1]  # not the host
+
+    def __init__(
+        self,
+        command: str,
+        container_id: str = "",
+        netns: str = "",
+        ifname: str = "",
+        args: str = "",
+        path: tuple[str, ...] = (),
+        netns_override: str = "",
+        stdin: bytes = b"",
+        config: dict[str, Any] | None = None,
+        host: Host | None = None,
+    ) -> None:
+        self.command: Final = command
+        self.container_id: Final = container_id
+        self.netns: Final = netns
+        self.ifname: Final = ifname
+        self.args: Final = args
+        self.path: Final = path
+        self.netns_override: Final = netns_override
+        self.stdin: Final = stdin
+        self.config: Final[dict[str, Any]] = {} if config is None else config
+        # What the process running the verb provides it (see podnet.cni._host); a
+        # delegate's request keeps its caller's.
+        self.host: Final[Host] = Host() if host is None else host
 
     @property
     def cni_version(self) -> str:
@@ -121,8 +147,18 @@ class Request:
 
     def with_config(self, command: str, config: dict[str, Any]) -> Request:
         """This request as a delegate gets it: another verb, another config."""
-        stdin = json.dumps(config).encode()
-        return replace(self, command=command, config=config, stdin=stdin)
+        return Request(
+            command,
+            self.container_id,
+            self.netns,
+            self.ifname,
+            self.args,
+            self.path,
+            self.netns_override,
+            stdin=json.dumps(config).encode(),
+            config=config,
+            host=self.host,
+        )
 
 
 def request_from_env(environ: Mapping[str, str], stdin: bytes, host: Host | None = None) -> Request:
@@ -137,26 +173,31 @@ def request_from_env(environ: Mapping[str, str], stdin: bytes, host: Host | None
         raise InvalidEnvironment(f"required env variables [{','.join(missing)}] missing")
     if command not in _REQUIRED:
         raise InvalidEnvironment(f"unknown CNI_COMMAND: {command}")
-    request = Request(
+    container_id = environ.get("CNI_CONTAINERID", "")
+    ifname = environ.get("CNI_IFNAME", "")
+    args = environ.get("CNI_ARGS", "")
+    if command == "VERSION":
+        config = _decode_version_request(stdin)
+        stdin = b""
+    else:
+        config = decode_config(stdin)
+        validate_network_name(config.get("name"))
+        if command in ("ADD", "CHECK", "DEL"):
+            validate_container_id(container_id)
+            validate_ifname(ifname)
+        parse_cni_args(args)
+    return Request(
         command=command,
-        container_id=environ.get("CNI_CONTAINERID", ""),
+        container_id=container_id,
         netns=environ.get("CNI_NETNS", ""),
-        ifname=environ.get("CNI_IFNAME", ""),
-        args=environ.get("CNI_ARGS", ""),
+        ifname=ifname,
+        args=args,
         path=tuple(p for p in environ.get("CNI_PATH", "").split(":") if p),
         netns_override=environ.get("CNI_NETNS_OVERRIDE", ""),
-        stdin=b"" if command == "VERSION" else stdin,
-        host=host if host is not None else Host(),
+        stdin=stdin,
+        config=config,
+        host=host,
     )
-    if command == "VERSION":
-        return replace(request, config=_decode_version_request(stdin))
-    config = decode_config(stdin)
-    validate_network_name(config.get("name"))
-    if command in ("ADD", "CHECK", "DEL"):
-        validate_container_id(request.container_id)
-        validate_ifname(request.ifname)
-    parse_cni_args(request.args)
-    return replace(request, config=config)
 
 
 def decode_config(stdin: bytes) -> dict[str, Any]:

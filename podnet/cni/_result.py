@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from podnet._record import Record
 from podnet.cni._errors import DecodingFailure, IncompatibleVersion
 from podnet.cni._values import is_int
 from podnet.cni._version import ALL_VERSIONS
@@ -22,44 +22,80 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass
-class Interface:
-    name: str
-    mac: str = ""
-    mtu: int = 0
-    sandbox: str = ""
-    socket_path: str = ""
-    pci_id: str = ""
+class Interface(Record):
+    __slots__ = ("name", "mac", "mtu", "sandbox", "socket_path", "pci_id")
+
+    def __init__(
+        self,
+        name: str,
+        mac: str = "",
+        mtu: int = 0,
+        sandbox: str = "",
+        socket_path: str = "",
+        pci_id: str = "",
+    ) -> None:
+        self.name = name
+        self.mac = mac
+        self.mtu = mtu
+        self.sandbox = sandbox
+        self.socket_path = socket_path
+        self.pci_id = pci_id
 
 
-@dataclass
-class IPConfig:
-    address: IPInterface
-    gateway: IPAddress | None = None
-    interface: int | None = None
+class IPConfig(Record):
+    __slots__ = ("address", "gateway", "interface")
+
+    def __init__(
+        self,
+        address: IPInterface,
+        gateway: IPAddress | None = None,
+        interface: int | None = None,
+    ) -> None:
+        self.address = address
+        self.gateway = gateway
+        self.interface = interface
 
     @property
     def version(self) -> int:
         return self.address.version
 
 
-@dataclass
-class Route:
-    dst: IPNetwork
-    gw: IPAddress | None = None
-    mtu: int = 0
-    advmss: int = 0
-    priority: int = 0
-    table: int | None = None
-    scope: int | None = None
+class Route(Record):
+    __slots__ = ("dst", "gw", "mtu", "advmss", "priority", "table", "scope")
+
+    def __init__(
+        self,
+        dst: IPNetwork,
+        gw: IPAddress | None = None,
+        mtu: int = 0,
+        advmss: int = 0,
+        priority: int = 0,
+        table: int | None = None,
+        scope: int | None = None,
+    ) -> None:
+        self.dst = dst
+        self.gw = gw
+        self.mtu = mtu
+        self.advmss = advmss
+        self.priority = priority
+        self.table = table
+        self.scope = scope
 
 
-@dataclass
-class DNS:
-    nameservers: list[str] = field(default_factory=list)
-    domain: str = ""
-    search: list[str] = field(default_factory=list)
-    options: list[str] = field(default_factory=list)
+class DNS(Record):
+    __slots__ = ("nameservers", "domain", "search", "options")
+
+    def __init__(
+        self,
+        nameservers: list[str] | None = None,
+        domain: str = "",
+        search: list[str] | None = None,
+        options: list[str] | None = None,
+    ) -> None:
+        self.nameservers: list[str] = [] if nameservers is None else nameservers
+        self.domain = domain
+        self.search: list[str] = [] if search is None else search
+        self.options: list[str] = [] if options is None else options
 
     def is_empty(self) -> bool:
         return not (self.nameservers or self.domain or self.search or self.options)
@@ -90,13 +126,22 @@ class DNS:
         )
 
 
-@dataclass
-class Result:
-    cni_version: str = "1.1.0"
-    interfaces: list[Interface] = field(default_factory=list)
-    ips: list[IPConfig] = field(default_factory=list)
-    routes: list[Route] = field(default_factory=list)
-    dns: DNS = field(default_factory=DNS)
+class Result(Record):
+    __slots__ = ("cni_version", "interfaces", "ips", "routes", "dns")
+
+    def __init__(
+        self,
+        cni_version: str = "1.1.0",
+        interfaces: list[Interface] | None = None,
+        ips: list[IPConfig] | None = None,
+        routes: list[Route] | None = None,
+        dns: DNS | None = None,
+    ) -> None:
+        self.cni_version = cni_version
+        self.interfaces: list[Interface] = [] if interfaces is None else interfaces
+        self.ips: list[IPConfig] = [] if ips is None else ips
+        self.routes: list[Route] = [] if routes is None else routes
+        self.dns: DNS = DNS() if dns is None else dns
 
     def to_json(self, version: str) -> dict[str, Any]:
         writer = _WRITERS.get(version)

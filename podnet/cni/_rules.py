@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from podnet._record import FrozenRecord
 from podnet.cni._errors import CNIError, DecodingFailure, InvalidConfig
 from podnet.cni._result import Result, Route
 from podnet.cni._values import is_int
@@ -70,13 +70,22 @@ def fixup_result_version(raw: dict[str, Any], version: str) -> dict[str, Any]:
     return raw if raw.get("cniVersion") else {**raw, "cniVersion": version}
 
 
-@dataclass(frozen=True)
-class RouteConf:
+class RouteConf(FrozenRecord):
     """One route of a plugin's config, as written."""
 
-    dst: ipaddress.IPv4Interface | ipaddress.IPv6Interface  # host bits kept
-    gw: IPAddress | None = None
-    ints: dict[str, int] = field(default_factory=dict)  # the ROUTE_INT_FIELDS given
+    __slots__ = ("dst", "gw", "ints")
+
+    def __init__(
+        self,
+        dst: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+        gw: IPAddress | None = None,
+        ints: dict[str, int] | None = None,
+    ) -> None:
+        self.dst: Final = dst  # host bits kept
+        self.gw: Final = gw
+        self.ints: Final[dict[str, int]] = (
+            {} if ints is None else ints
+        )  # the ROUTE_INT_FIELDS given; never mutated
 
     def route(self) -> Route:
         """As a result's route: dst is the network."""

@@ -11,16 +11,19 @@ has been used once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.ipam._range import IPAddress, Range, canonical_ip
 from podnet.ipam._range_set import RangeSet
 
 
-@dataclass(frozen=True)
-class Candidate:
-    address: IPAddress
-    range: Range
+class Candidate(FrozenRecord):
+    __slots__ = ("address", "range")
+
+    def __init__(self, address: IPAddress, range: Range) -> None:
+        self.address: Final = address
+        self.range: Final = range
 
     @property
     def prefixlen(self) -> int:

@@ -13,7 +13,9 @@ with its words (plugins/ipam/host-local/backend/allocator/range.go):
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from typing import Final
+
+from podnet._record import FrozenRecord
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,14 +59,18 @@ def parse_cidr(text: str) -> tuple[IPAddress, int]:
     return mapped, prefix
 
 
-@dataclass(frozen=True)
-class Range:
+class Range(FrozenRecord):
     """A canonical range: every field set, start <= end inside subnet."""
 
-    subnet: IPNetwork
-    start: IPAddress
-    end: IPAddress
-    gateway: IPAddress
+    __slots__ = ("subnet", "start", "end", "gateway")
+
+    def __init__(
+        self, subnet: IPNetwork, start: IPAddress, end: IPAddress, gateway: IPAddress
+    ) -> None:
+        self.subnet: Final = subnet
+        self.start: Final = start
+        self.end: Final = end
+        self.gateway: Final = gateway
 
     @property
     def version(self) -> int:

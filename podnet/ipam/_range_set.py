@@ -8,14 +8,17 @@ sets). Validation and messages follow the reference's range_set.go and config.go
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.ipam._range import IPAddress, IPAMError, Range, canonical_ip
 
 
-@dataclass(frozen=True)
-class RangeSet:
-    ranges: tuple[Range, ...]
+class RangeSet(FrozenRecord):
+    __slots__ = ("ranges",)
+
+    def __init__(self, ranges: tuple[Range, ...]) -> None:
+        self.ranges: Final = ranges
 
     @property
     def version(self) -> int:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import ipaddress
 import socket
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.netlink._nlmsg import (
     IFADDRMSG,
     NLM_F_CREATE,
@@ -33,12 +34,16 @@ RT_SCOPE_LINK = 253
 RT_SCOPE_HOST = 254
 
 
-@dataclass(frozen=True)
-class Address:
-    index: int
-    address: IPInterface  # address with its prefix length, e.g. 10.244.1.1/24
-    scope: int  # 0 universe, 253 link, 254 host
-    tentative: bool = False  # IPv6 duplicate address detection still running
+class Address(FrozenRecord):
+    __slots__ = ("index", "address", "scope", "tentative")
+
+    def __init__(
+        self, index: int, address: IPInterface, scope: int, tentative: bool = False
+    ) -> None:
+        self.index: Final = index
+        self.address: Final = address  # address with its prefix length, e.g. 10.244.1.1/24
+        self.scope: Final = scope  # 0 universe, 253 link, 254 host
+        self.tentative: Final = tentative  # IPv6 duplicate address detection still running
 
     @property
     def is_global(self) -> bool:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import errno
 import os
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.netlink._nlmsg import (
     IFINFOMSG,
     NLM_F_CREATE,
@@ -66,21 +67,52 @@ _SKIP_STATS = attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS)
 _MISSING = (errno.ENODEV, errno.ENOENT)
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(FrozenRecord):
     """What podnet needs to know about a network device."""
 
-    index: int
-    name: str
-    kind: str  # "bridge", "veth", ... ("" for devices without link info, like lo)
-    mac: str
-    mtu: int
-    admin_up: bool
-    oper_state: str  # "UP", "DOWN", "LOWERLAYERDOWN", "UNKNOWN", ...
-    promisc: bool
-    master: int  # index of the bridge it is attached to, 0 when none
-    peer_index: int  # veth: the peer's index, valid in the peer's namespace; else 0
-    peer_in_other_netns: bool  # veth: the peer lives in another namespace
+    __slots__ = (
+        "index",
+        "name",
+        "kind",
+        "mac",
+        "mtu",
+        "admin_up",
+        "oper_state",
+        "promisc",
+        "master",
+        "peer_index",
+        "peer_in_other_netns",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        name: str,
+        kind: str,
+        mac: str,
+        mtu: int,
+        admin_up: bool,
+        oper_state: str,
+        promisc: bool,
+        master: int,
+        peer_index: int,
+        peer_in_other_netns: bool,
+    ) -> None:
+        self.index: Final = index
+        self.name: Final = name
+        self.kind: Final = kind  # "bridge", "veth", ... ("" for devices without link info, like lo)
+        self.mac: Final = mac
+        self.mtu: Final = mtu
+        self.admin_up: Final = admin_up
+        self.oper_state: Final = oper_state  # "UP", "DOWN", "LOWERLAYERDOWN", "UNKNOWN", ...
+        self.promisc: Final = promisc
+        self.master: Final = master  # index of the bridge it is attached to, 0 when none
+        self.peer_index: Final = (
+            peer_index  # veth: the peer's index, valid in the peer's namespace; else 0
+        )
+        self.peer_in_other_netns: Final = (
+            peer_in_other_netns  # veth: the peer lives in another namespace
+        )
 
 
 def decode_link(payload: bytes) -> Link:

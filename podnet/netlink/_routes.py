@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.netlink._nlmsg import (
     NLM_F_CREATE,
     NLM_F_EXCL,
@@ -38,14 +39,24 @@ RTAX_MTU = 2
 RTAX_ADVMSS = 8
 
 
-@dataclass(frozen=True)
-class RouteEntry:
-    dst: IPNetwork  # 0.0.0.0/0 for a default route
-    gateway: IPAddress | None
-    oif: int  # outgoing device index, 0 when none (multipath, blackhole)
-    table: int
-    priority: int
-    scope: int
+class RouteEntry(FrozenRecord):
+    __slots__ = ("dst", "gateway", "oif", "table", "priority", "scope")
+
+    def __init__(
+        self,
+        dst: IPNetwork,
+        gateway: IPAddress | None,
+        oif: int,
+        table: int,
+        priority: int,
+        scope: int,
+    ) -> None:
+        self.dst: Final = dst  # 0.0.0.0/0 for a default route
+        self.gateway: Final = gateway
+        self.oif: Final = oif  # outgoing device index, 0 when none (multipath, blackhole)
+        self.table: Final = table
+        self.priority: Final = priority
+        self.scope: Final = scope
 
 
 def _entry_from(payload: bytes) -> RouteEntry:

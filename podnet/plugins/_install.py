@@ -54,6 +54,22 @@ def launcher_image(launcher: bytes, plugin_type: str, agent_socket: str = "") ->
     return launcher + settings_trailer(plugin_type, agent_socket, argv)
 
 
+def compile_bytecode() -> str | None:
+    """Write the .pyc of every podnet module now, as the installing user; returns why it
+    could not, or None. The in-process fallback imports a few dozen of them per pod, and
+    a module without its .pyc is compiled again by every process that imports it (the
+    first pods after an install would each pay that, and none writes the .pyc where
+    PYTHONDONTWRITEBYTECODE is set or the tree is not theirs to write)."""
+    import compileall
+
+    package = os.path.join(_repo_root(), "podnet")
+    try:
+        ok = compileall.compile_dir(package, quiet=2)
+    except OSError as exc:
+        return f"cannot compile {package}: {exc.strerror}"
+    return None if ok else f"could not compile every module under {package}"
+
+
 def _warn(message: str) -> None:
     print(f"podnet install-cni: {message}", file=sys.stderr)
 
@@ -70,7 +86,8 @@ def install_executables(
     they hand requests to the node agent listening there. Each is the compiled launcher
     (built here, see podnet.plugins._launcher); where it cannot be built, the Python thin
     executable (podnet._thin) instead, and `warn` is told why, once. `compiled=False`
-    installs the thin executables without trying (the benchmark compares the two)."""
+    installs the thin executables without trying (the benchmark compares the two). The
+    podnet modules' bytecode is written first (see compile_bytecode)."""
     chosen = sorted(types if types is not None else PLUGIN_MODULES)
     for plugin_type in chosen:
         if plugin_type not in PLUGIN_MODULES:
@@ -83,6 +100,9 @@ def install_executables(
                 launcher = handle.read()
     except LauncherUnavailable as exc:
         warn(f"{exc}; installing the Python thin executables instead (slower per pod)")
+    problem = compile_bytecode()
+    if problem is not None:
+        warn(f"{problem}; the plugins run, slower when they run in-process")
     written = []
     for plugin_type in chosen:
         path = os.path.join(bin_dir, plugin_type)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -10,7 +11,12 @@ import pytest
 
 from podnet.plugins import PLUGIN_MODULES
 from podnet.plugins._delegate import podnet_type_of
-from podnet.plugins._install import default_conflist, executable_text, write_conflist
+from podnet.plugins._install import (
+    default_conflist,
+    executable_text,
+    install_executables,
+    write_conflist,
+)
 
 PODNET = [sys.executable, "-m", "podnet.cli.main"]
 
@@ -21,6 +27,21 @@ def test_executable_names_the_interpreter_directly() -> None:
     assert first == f"#!{sys.executable} -IS"
     assert "/shims/" not in first
     assert "agent_socket='/run/podnet/cni.sock'" in text
+
+
+def test_install_writes_the_bytecode_the_fallback_imports(tmp_path: Path) -> None:
+    # PYTHONDONTWRITEBYTECODE is set on some machines: no pod would ever write it.
+    spec = importlib.util.find_spec("podnet.cni._skel")
+    assert spec is not None and spec.origin is not None
+    cached = Path(importlib.util.cache_from_source(spec.origin))
+    cached.unlink(missing_ok=True)
+    warnings: list[str] = []
+    install_executables(str(tmp_path / "bin"), ["loopback"], warn=warnings.append)
+    assert warnings == []
+    assert cached.stat().st_mtime >= Path(spec.origin).stat().st_mtime
+    # and it is what the interpreter uses: the source's mtime and size in its header
+    header = cached.read_bytes()[:16]
+    assert int.from_bytes(header[12:16], "little") == Path(spec.origin).stat().st_size
 
 
 def test_conflist_defaults() -> None:

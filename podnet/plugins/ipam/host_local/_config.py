@@ -15,9 +15,9 @@ version (1). The reference answers all of these with 999.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from podnet._record import FrozenRecord
 from podnet.cni import (
     DecodingFailure,
     IncompatibleVersion,
@@ -44,16 +44,35 @@ from podnet.ipam import (
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 
 
-@dataclass(frozen=True)
-class HostLocalConfig:
-    network: str
-    cni_version: str
-    data_dir: str
-    range_sets: tuple[RangeSet, ...]
-    # one requested address (or None) per range set
-    requested: tuple[IPAddress | None, ...]
-    routes: tuple[Route, ...]
-    resolv_conf: str
+class HostLocalConfig(FrozenRecord):
+    __slots__ = (
+        "network",
+        "cni_version",
+        "data_dir",
+        "range_sets",
+        "requested",
+        "routes",
+        "resolv_conf",
+    )
+
+    def __init__(
+        self,
+        network: str,
+        cni_version: str,
+        data_dir: str,
+        range_sets: tuple[RangeSet, ...],
+        requested: tuple[IPAddress | None, ...],
+        routes: tuple[Route, ...],
+        resolv_conf: str,
+    ) -> None:
+        self.network: Final = network
+        self.cni_version: Final = cni_version
+        self.data_dir: Final = data_dir
+        self.range_sets: Final = range_sets
+        # one requested address (or None) per range set
+        self.requested: Final = requested
+        self.routes: Final = routes
+        self.resolv_conf: Final = resolv_conf
 
 
 def load_config(request: Request) -> HostLocalConfig:

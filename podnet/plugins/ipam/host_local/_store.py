@@ -37,9 +37,9 @@ import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
+from podnet._record import FrozenRecord
 from podnet.cni import IOFailure, LockTimeout, TryAgainLater, flock_within, fsync_dir, write_temp
 from podnet.ipam import IPAddress, canonical_ip
 
@@ -51,24 +51,27 @@ LINE_BREAK = "\r\n"
 LOCK_TIMEOUT = 20.0
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(FrozenRecord):
     """The (container ID, interface) a reservation belongs to."""
 
-    container_id: str
-    ifname: str
+    __slots__ = ("container_id", "ifname")
 
-    @functools.cached_property
+    def __init__(self, container_id: str, ifname: str) -> None:
+        self.container_id: Final = container_id
+        self.ifname: Final = ifname
+
+    @property
     def content(self) -> str:
-        # cached: ADD and DEL compare it with every reservation of the network
         return self.container_id.strip() + LINE_BREAK + self.ifname
 
 
-@dataclass(frozen=True)
-class Reservation:
-    address: IPAddress
-    filename: str
-    owner: str  # the file's content, stripped as the reference compares it
+class Reservation(FrozenRecord):
+    __slots__ = ("address", "filename", "owner")
+
+    def __init__(self, address: IPAddress, filename: str, owner: str) -> None:
+        self.address: Final = address
+        self.filename: Final = filename
+        self.owner: Final = owner  # the file's content, stripped as the reference compares it
 
     def owned_by(self, attachment: Attachment) -> bool:
         return self.owner == attachment.content

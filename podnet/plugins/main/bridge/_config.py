@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
+from podnet._record import FrozenRecord
 from podnet.cni import DNS, InvalidConfig, Request, UnsupportedField, is_int, parse_cni_args
 
 DEFAULT_BRIDGE = "cni0"
@@ -18,25 +18,64 @@ _KNOWN_ARGS = ("IgnoreUnknown", "MAC")
 _MAX_TAG = 128
 
 
-@dataclass(frozen=True)
-class BridgeConfig:
-    network: str
-    bridge: str = DEFAULT_BRIDGE
-    is_gateway: bool = False
-    is_default_gateway: bool = False
-    force_address: bool = False
-    ip_masq: bool = False
-    mtu: int = 0
-    hairpin: bool = False
-    promisc: bool = False
-    vlan: int = 0
-    preserve_default_vlan: bool = False
-    enable_dad: bool = False
-    port_isolation: bool = False
-    disable_container_interface: bool = False
-    mac: str = ""  # runtime MAC for the container interface
-    ipam_type: str = ""
-    dns: DNS = field(default_factory=DNS)
+class BridgeConfig(FrozenRecord):
+    __slots__ = (
+        "network",
+        "bridge",
+        "is_gateway",
+        "is_default_gateway",
+        "force_address",
+        "ip_masq",
+        "mtu",
+        "hairpin",
+        "promisc",
+        "vlan",
+        "preserve_default_vlan",
+        "enable_dad",
+        "port_isolation",
+        "disable_container_interface",
+        "mac",
+        "ipam_type",
+        "dns",
+    )
+
+    def __init__(
+        self,
+        network: str,
+        bridge: str = DEFAULT_BRIDGE,
+        is_gateway: bool = False,
+        is_default_gateway: bool = False,
+        force_address: bool = False,
+        ip_masq: bool = False,
+        mtu: int = 0,
+        hairpin: bool = False,
+        promisc: bool = False,
+        vlan: int = 0,
+        preserve_default_vlan: bool = False,
+        enable_dad: bool = False,
+        port_isolation: bool = False,
+        disable_container_interface: bool = False,
+        mac: str = "",
+        ipam_type: str = "",
+        dns: DNS | None = None,
+    ) -> None:
+        self.network: Final = network
+        self.bridge: Final = bridge
+        self.is_gateway: Final = is_gateway
+        self.is_default_gateway: Final = is_default_gateway
+        self.force_address: Final = force_address
+        self.ip_masq: Final = ip_masq
+        self.mtu: Final = mtu
+        self.hairpin: Final = hairpin
+        self.promisc: Final = promisc
+        self.vlan: Final = vlan
+        self.preserve_default_vlan: Final = preserve_default_vlan
+        self.enable_dad: Final = enable_dad
+        self.port_isolation: Final = port_isolation
+        self.disable_container_interface: Final = disable_container_interface
+        self.mac: Final = mac  # runtime MAC for the container interface
+        self.ipam_type: Final = ipam_type
+        self.dns: Final[DNS] = DNS() if dns is None else dns  # never mutated
 
     @property
     def layer3(self) -> bool:

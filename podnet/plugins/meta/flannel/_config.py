@@ -19,9 +19,9 @@ The rendered config is encoded as Go's encoding/json writes a map (keys sorted, 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from podnet._record import FrozenRecord
 from podnet.cni import DecodingFailure, InvalidConfig, Request, parse_route
 from podnet.plugins.meta.flannel._subnet_env import SubnetEnv
 
@@ -29,15 +29,34 @@ DEFAULT_SUBNET_FILE = "/run/flannel/subnet.env"
 DEFAULT_DATA_DIR = "/var/lib/cni/flannel"
 
 
-@dataclass(frozen=True)
-class FlannelConfig:
-    name: str
-    cni_version: str  # as written; "" when the config has none
-    subnet_file: str
-    data_dir: str
-    delegate: dict[str, Any]
-    ipam: dict[str, Any] | None
-    runtime_config: dict[str, Any] | None
+class FlannelConfig(FrozenRecord):
+    __slots__ = (
+        "name",
+        "cni_version",
+        "subnet_file",
+        "data_dir",
+        "delegate",
+        "ipam",
+        "runtime_config",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        cni_version: str,
+        subnet_file: str,
+        data_dir: str,
+        delegate: dict[str, Any],
+        ipam: dict[str, Any] | None,
+        runtime_config: dict[str, Any] | None,
+    ) -> None:
+        self.name: Final = name
+        self.cni_version: Final = cni_version  # as written; "" when the config has none
+        self.subnet_file: Final = subnet_file
+        self.data_dir: Final = data_dir
+        self.delegate: Final = delegate
+        self.ipam: Final = ipam
+        self.runtime_config: Final = runtime_config
 
 
 def load_flannel_config(request: Request) -> FlannelConfig:

@@ -16,8 +16,9 @@ other keys are ignored.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+from typing import Final
 
+from podnet._record import FrozenRecord
 from podnet.cni import InvalidConfig, IOFailure, TryAgainLater
 from podnet.ipam import IPNetwork, parse_cidr
 
@@ -33,14 +34,24 @@ _REQUIRED_GROUPS = (
 _MAX_MTU = 2**32 - 1
 
 
-@dataclass(frozen=True)
-class SubnetEnv:
-    networks: tuple[IPNetwork, ...] = ()
-    subnet: IPNetwork | None = None
-    ipv6_networks: tuple[IPNetwork, ...] = ()
-    ipv6_subnet: IPNetwork | None = None
-    mtu: int = 0
-    ipmasq: bool = False
+class SubnetEnv(FrozenRecord):
+    __slots__ = ("networks", "subnet", "ipv6_networks", "ipv6_subnet", "mtu", "ipmasq")
+
+    def __init__(
+        self,
+        networks: tuple[IPNetwork, ...] = (),
+        subnet: IPNetwork | None = None,
+        ipv6_networks: tuple[IPNetwork, ...] = (),
+        ipv6_subnet: IPNetwork | None = None,
+        mtu: int = 0,
+        ipmasq: bool = False,
+    ) -> None:
+        self.networks: Final = networks
+        self.subnet: Final = subnet
+        self.ipv6_networks: Final = ipv6_networks
+        self.ipv6_subnet: Final = ipv6_subnet
+        self.mtu: Final = mtu
+        self.ipmasq: Final = ipmasq
 
 
 def load_subnet_env(path: str) -> SubnetEnv:

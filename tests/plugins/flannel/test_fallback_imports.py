@@ -1,0 +1,89 @@
+"""The launcher's in-process fallback, the path every pod takes while the agent restarts,
+imports only what its verb needs. A pod's ADD and DEL through flannel -> bridge ->
+host-local run exactly as the launcher execs them when no agent answers (its fallback
+argv, with one line that records sys.modules at exit), and the modules that made the
+fallback slow must stay out: dataclasses and what it loads (inspect, ast, dis), the
+parts of podnet.netlink a pod does not use, and anything of the agent's. Counting
+modules, not milliseconds: a timing assertion would fail on a loaded machine, this one
+fails only when an import comes back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from podnet.plugins._install import _sys_path
+from podnet.plugins._launcher import build_launcher, fallback_argv, settings_trailer
+from tests.plugins.flannel._chain import ChainNode
+
+pytestmark = pytest.mark.root
+
+# FLANNEL_IPMASQ=true: the agent masquerades, so bridge does not (kube-flannel's default).
+SUBNET_ENV = (
+    "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\n"
+    "FLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"
+)
+# Each was on this path before and cost every such pod milliseconds of import.
+NOT_IMPORTED = [
+    "dataclasses",
+    "inspect",
+    "ast",
+    "dis",
+    "tokenize",
+    "pyroute2",
+    "subprocess",
+    "hashlib",
+    "logging",
+    "asyncio",
+    "podnet.netlink._vxlan",
+    "podnet.netlink._neigh",
+    "podnet.netlink._tagged_routes",
+    "podnet.netlink._lab_links",
+    "podnet.agent",
+    "podnet.runtime",
+    "podnet.store",
+]
+
+
+def recording_flannel(bin_dir: Path, agent_socket: Path, record: Path) -> Path:
+    """The launcher under the name flannel, as install-cni writes it, but its fallback
+    also writes the names of the modules it imported to `record` at exit."""
+    argv = fallback_argv("flannel", str(agent_socket), _sys_path())
+    code = argv.pop()
+    dump = f"open({str(record)!r}, 'w').write(chr(10).join(sys.modules))"
+    argv.append(f"import atexit, sys; atexit.register(lambda: {dump}); {code}")
+    exe = bin_dir / "flannel-recording"
+    exe.write_bytes(Path(build_launcher()).read_bytes() + settings_trailer("flannel", "", argv))
+    exe.chmod(0o755)
+    return exe
+
+
+def test_a_pod_through_the_fallback_imports_only_what_it_needs(
+    cni_bin: Path, node_netns: str, pod_netns: Callable[[], str], tmp_path: Path
+) -> None:
+    chain = ChainNode(
+        node=node_netns, root=tmp_path, bin_dir=cni_bin / "bin", subnet_env_text=SUBNET_ENV
+    )
+    record = tmp_path / "modules"
+    exe = recording_flannel(tmp_path, tmp_path / "no-agent.sock", record)
+    cni = chain.runner(str(chain.bin_dir))
+    conf = chain.flannel_conf("1.1.0")
+    pod = pod_netns()
+
+    added = cni.run("ADD", conf, netns=pod, executable=str(exe))
+    assert added.ok, added.out or added.stderr
+    assert added.out is not None
+    assert [ip["address"] for ip in added.out["ips"]] == ["10.244.1.2/24"]
+    on_add = set(record.read_text().split("\n"))
+    assert "podnet.plugins.main.bridge" in on_add  # the delegate ran here, in-process
+    assert sorted(on_add.intersection(NOT_IMPORTED)) == []
+
+    record.unlink()
+    deleted = cni.run("DEL", {**conf, "prevResult": added.out}, netns=pod, executable=str(exe))
+    assert deleted.ok, json.dumps(deleted.out) + deleted.stderr
+    on_del = set(record.read_text().split("\n"))
+    assert sorted(on_del.intersection(NOT_IMPORTED)) == []
+    assert chain.ipam_files() == []
