@@ -333,17 +333,57 @@ def one_run(impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str)
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--pods", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--masq", choices=["off", "on", "both"], default="both")
-    parser.add_argument("--cni-version", default="1.0.0")
-    parser.add_argument("--only", nargs="*", default=None, help="implementation name substrings")
-    parser.add_argument("--out", default=str(RESULTS / "cni.json"))
-    parser.add_argument("--report", metavar="JSON", help="only redo chart and table from JSON")
-    args = parser.parse_args(argv)
+    parser.add_argument("--pods", type=int, default=200, help="pods per run (default: %(default)s)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 4, 8],
+        help="pods in flight at once, one run per value (default: 1 4 8)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=int,
+        default=3,
+        help="interleaved repetitions of every run; the summary takes their median "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--masq",
+        choices=["off", "on", "both"],
+        default="both",
+        help="runs without ipMasq, with it, or both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cni-version",
+        default="1.0.0",
+        help="cniVersion of the config every pod gets (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        default=None,
+        metavar="SUBSTRING",
+        help="only the implementations whose name contains one of these (default: all four)",
+    )
+    parser.add_argument(
+        "--out",
+        default=str(RESULTS / "cni.json"),
+        help="where the JSON goes, the chart beside it (default: bench/results/cni.json)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="JSON",
+        help="only redo chart and table from this JSON, running nothing "
+        "(default: run the benchmark)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     if args.report:
         report = json.loads(Path(args.report).read_text())
         write_outputs(report, Path(args.report), write_json=False)

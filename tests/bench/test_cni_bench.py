@@ -35,6 +35,21 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert out.with_suffix(".png").stat().st_size > 10_000
 
 
+def test_every_option_names_its_default() -> None:
+    parser = cni.build_parser()
+    options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    assert len(options) == 8
+    for action in options:
+        assert action.help is not None, action.dest
+        shown = (action.help % {"default": action.default}).split("(default: ")[1]
+        if isinstance(action.default, list):
+            assert shown == " ".join(map(str, action.default)) + ")", action.dest
+        elif action.dest == "out":
+            assert action.default.endswith(shown[:-1]), action.dest
+        elif action.default is not None:
+            assert shown == f"{action.default})", action.dest
+
+
 def test_summary_ratios_and_targets() -> None:
     def run(impl: str, p50: float, rate: float) -> dict[str, object]:
         phase = {
