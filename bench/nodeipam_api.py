@@ -145,6 +145,9 @@ class _Observer:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
     def _run(self) -> None:
         client = self.api.client("admin")
         while not self.stop.is_set() and not self.done.is_set():
@@ -192,6 +195,7 @@ def bench_controller_api(
         parse_config(CLUSTER_CIDR, node_cidr_mask_size=24),
         workers=workers,
     )
+    observer: _Observer | None = None
     try:
         observer = _Observer(api, nodes)
 
@@ -269,4 +273,9 @@ def bench_controller_api(
         stop.set()
         if runner is not None:
             runner.join(timeout=30)
-        api.stop()
+        controller.client.close()  # and the watch's connection with it
+        if observer is not None:
+            observer.stop.set()
+        api.stop()  # ends the observer's watch
+        if observer is not None:
+            observer.join(timeout=30)
