@@ -33,6 +33,7 @@ demo: setup
 bench: setup
 	$(PY) -m bench.cni
 	$(PY) -m bench.trace
+	$(PY) -m bench.portmap
 
 clean:
 	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache

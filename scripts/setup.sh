@@ -10,6 +10,7 @@ APT_PACKAGES=(
     gcc libc6-dev                 # builds the CNI launcher (podnet/plugins/launcher.c) at install
     strace                        # kills plugins at exact syscalls (tests/plugins/flannel/test_kill.py)
     containernetworking-plugins   # the reference plugins, in /usr/lib/cni
+    iptables                      # the reference portmap execs it (tests/plugins/portmap, bench)
     etcd-server etcd-client       # the distributed store backend
     containerd runc busybox-static  # the real CRI runtime the e2e tests drive
     graphviz                      # `podnet lab graph` and the demo's picture of the cluster
