@@ -20,18 +20,29 @@ NODE_IP = "192.0.2.1"
 OUTSIDE_IP = "192.0.2.2"
 GATEWAY = "10.244.1.1"
 POD_IPS = ("10.244.1.5", "10.244.1.6")
+NODE_IP6 = "fd00:192::1"
+OUTSIDE_IP6 = "fd00:192::2"
+GATEWAY6 = "fd00:244:1::1"
+POD_IPS6 = ("fd00:244:1::5", "fd00:244:1::6")
 
 _SERVER = r"""
 import socket, sys, threading
+def dual(kind):
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", 80))
+    return s
+def seen(peer):
+    return peer[0].removeprefix("::ffff:").encode()
 def tcp():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", 80)); s.listen(64)
+    s = dual(socket.SOCK_STREAM); s.listen(64)
     while True:
-        c, peer = s.accept(); c.sendall(peer[0].encode()); c.close()
+        c, peer = s.accept(); c.sendall(seen(peer)); c.close()
 def udp():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", 80))
+    s = dual(socket.SOCK_DGRAM)
     while True:
-        _, peer = s.recvfrom(100); s.sendto(peer[0].encode(), peer)
+        _, peer = s.recvfrom(100); s.sendto(seen(peer), peer)
 threading.Thread(target=udp, daemon=True).start()
 print("ready", flush=True)
 tcp()
@@ -40,12 +51,13 @@ tcp()
 _CLIENT = r"""
 import socket, sys
 kind, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+family = socket.AF_INET6 if ":" in host else socket.AF_INET
 try:
     if kind == "tcp":
         s = socket.create_connection((host, port), timeout=3)
         print(s.recv(100).decode())
     else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+        s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(3)
         s.sendto(b"hi", (host, port)); print(s.recvfrom(100)[0].decode())
 except OSError as exc:
     print(f"error: {type(exc).__name__}")
@@ -77,11 +89,18 @@ class HostPortNode:
         sh("ip", "-n", n, "link", "set", "ul0", "up")
         sh("ip", "-n", o, "link", "set", "ul0", "up")
         sh("ip", "-n", o, "route", "add", "10.244.1.0/24", "via", NODE_IP)
+        # IPv6 too (nodad: usable at once), for dual-stack pods
+        sh("ip", "-n", n, "addr", "add", f"{NODE_IP6}/64", "dev", "ul0", "nodad")
+        sh("ip", "-n", o, "addr", "add", f"{OUTSIDE_IP6}/64", "dev", "ul0", "nodad")
+        sh("ip", "-n", o, "route", "add", "fd00:244:1::/64", "via", NODE_IP6)
         sh("ip", "-n", n, "link", "add", "cni0", "type", "bridge")
         sh("ip", "-n", n, "addr", "add", f"{GATEWAY}/24", "dev", "cni0")
+        sh("ip", "-n", n, "addr", "add", f"{GATEWAY6}/64", "dev", "cni0", "nodad")
         sh("ip", "-n", n, "link", "set", "cni0", "up")
         sh("ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        for index, (pod, address) in enumerate(zip(self.pods, POD_IPS, strict=False)):
+        sh("ip", "netns", "exec", n, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
+        pairs = zip(self.pods, POD_IPS, POD_IPS6, strict=False)
+        for index, (pod, address, address6) in enumerate(pairs):
             p, host_end = name(pod), f"veth{index}"
             sh("ip", "-n", n, "link", "add", host_end, "type", "veth", "peer", "name", "eth0")
             sh("ip", "-n", n, "link", "set", "eth0", "netns", p)
@@ -92,6 +111,8 @@ class HostPortNode:
             sh("ip", "-n", p, "addr", "add", f"{address}/24", "dev", "eth0")
             sh("ip", "-n", p, "link", "set", "eth0", "up")
             sh("ip", "-n", p, "route", "add", "default", "via", GATEWAY)
+            sh("ip", "-n", p, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
+            sh("ip", "-n", p, "route", "add", "default", "via", GATEWAY6)
             self._serve(pod)
 
     def _serve(self, pod: str) -> None:
@@ -139,8 +160,11 @@ def connect(source: str, host: str, port: int, kind: str = "tcp") -> str:
     return proc.stdout.strip() or f"error: {proc.stderr.strip()}"
 
 
-def pod_result(pod: str, address: str, version: str = "1.0.0") -> dict[str, Any]:
-    """What bridge answers for a pod: the bridge, the host veth, the pod's interface."""
+def pod_result(
+    pod: str, address: str, version: str = "1.0.0", address6: str = ""
+) -> dict[str, Any]:
+    """What bridge answers for a pod: the bridge, the host veth, the pod's interface
+    (with `address6` too, a dual-stack pod)."""
     return {
         "cniVersion": version,
         "interfaces": [
@@ -148,7 +172,10 @@ def pod_result(pod: str, address: str, version: str = "1.0.0") -> dict[str, Any]
             {"name": "veth0", "mac": "0a:58:0a:f4:01:02"},
             {"name": "eth0", "mac": "0a:58:0a:f4:01:05", "sandbox": pod},
         ],
-        "ips": [{"address": f"{address}/24", "gateway": GATEWAY, "interface": 2}],
+        "ips": [{"address": f"{address}/24", "gateway": GATEWAY, "interface": 2}]
+        + (
+            [{"address": f"{address6}/64", "gateway": GATEWAY6, "interface": 2}] if address6 else []
+        ),
         "routes": [{"dst": "0.0.0.0/0"}],
         "dns": {},
     }

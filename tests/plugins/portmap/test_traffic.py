@@ -4,6 +4,7 @@ itself) reaching a server in the pod through the node's address."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,17 @@ from podnet.plugins._install import install_executables
 from tests.plugins.main._support import Cni
 from tests.plugins.portmap._node import (
     GATEWAY,
+    GATEWAY6,
     NODE_IP,
+    NODE_IP6,
     OUTSIDE_IP,
+    OUTSIDE_IP6,
     POD_IPS,
+    POD_IPS6,
     HostPortNode,
     pod_result,
     portmap_conf,
+    wait_for,
 )
 
 pytestmark = pytest.mark.root
@@ -53,6 +59,27 @@ def test_a_hostport_is_reached_from_everywhere_with_the_reference_snat(
     assert node.connect(pod1, NODE_IP, 8080) == GATEWAY
     # the pod's port itself is not the node's
     assert node.connect(node.outside, NODE_IP, 80).startswith("error")
+
+
+def test_a_dual_stack_pod_is_reached_over_both_families(
+    hostport_node: HostPortNode, portmap: Cni
+) -> None:
+    node = hostport_node
+    pod1, pod2 = node.pods
+    prev = pod_result(pod1, POD_IPS[0], address6=POD_IPS6[0])
+    portmap.add(portmap_conf([TCP_8080, UDP_5353], prev), netns=pod1, container_id="p1")
+    assert node.connect(node.outside, NODE_IP6, 8080) == OUTSIDE_IP6
+    assert node.connect(node.outside, NODE_IP6, 5353, "udp") == OUTSIDE_IP6
+    assert node.connect(node.outside, NODE_IP, 8080) == OUTSIDE_IP
+    assert node.connect(pod2, NODE_IP6, 8080) == GATEWAY6  # same subnet: masqueraded
+    assert node.connect(node.node, NODE_IP6, 8080) == NODE_IP6
+    assert node.connect(pod1, NODE_IP6, 8080) == GATEWAY6  # hairpin
+    assert node.connect(pod1, GATEWAY, 8080) == GATEWAY
+    # a hostIP of one family maps that family only
+    v6_only = {"hostPort": 9090, "containerPort": 80, "protocol": "tcp", "hostIP": NODE_IP6}
+    portmap.add(portmap_conf([v6_only], prev), netns=pod1, container_id="p1b")
+    assert node.connect(node.outside, NODE_IP6, 9090) == OUTSIDE_IP6
+    assert node.connect(node.outside, NODE_IP, 9090).startswith("error")
 
 
 def test_snat_false_leaves_hairpin_and_localhost_unmasqueraded(
@@ -105,6 +132,15 @@ def test_del_unmaps_even_without_prev_result(hostport_node: HostPortNode, portma
     assert node.connect(node.node, "127.0.0.1", 8080) == GATEWAY
 
 
+def accepts(socket_path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(socket_path)
+        except OSError:
+            return False
+    return True
+
+
 def test_served_by_the_agent(hostport_node: HostPortNode, tmp_path: Path) -> None:
     """The launcher installed with an agent socket: the warm agent maps the port."""
     node = hostport_node
@@ -115,6 +151,8 @@ def test_served_by_the_agent(hostport_node: HostPortNode, tmp_path: Path) -> Non
     install_executables(str(root / "bin"), agent_socket=socket_path)
     agent = run_in_netns(node.node, lambda: start_agent(socket_path, str(log)))
     try:
+        # the socket file appears at bind(), a moment before listen(): wait for the latter
+        assert wait_for(lambda: accepts(socket_path), 20.0), "the agent never listened"
         cni_log = tmp_path / "cni.log"
         cni = Cni(
             root=root,
