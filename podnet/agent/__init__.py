@@ -7,7 +7,13 @@ left behind, with the valid set taken from the runtime over CRI."""
 
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import BackendConfig, ConfigError, NetworkConfig
-from podnet.agent._daemon import DEFAULT_CNI_DATA_DIR, Agent, DaemonSettings
+from podnet.agent._daemon import (
+    DEFAULT_CNI_DATA_DIR,
+    DEFAULT_NET_CONFIG_PATH,
+    Agent,
+    DaemonSettings,
+    read_net_conf,
+)
 from podnet.agent._entries import Entries, Plan, plan, plan_removal
 from podnet.agent._gate import Gate, GateBusy
 from podnet.agent._gc import (
@@ -23,6 +29,8 @@ from podnet.agent._gc import (
 )
 from podnet.agent._hostgw import HostGwBackend
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
+from podnet.agent._kube_client import CredentialsError, kube_client
+from podnet.agent._kube_source import KubeNode, KubeNodeSource
 from podnet.agent._lease import (
     BACKEND_TYPE,
     Lease,
@@ -62,6 +70,12 @@ __all__ = [
     "HostGwBackend",
     "DEFAULT_BACKEND",
     "StoreNodeSource",
+    "CredentialsError",
+    "DEFAULT_NET_CONFIG_PATH",
+    "KubeNode",
+    "KubeNodeSource",
+    "kube_client",
+    "read_net_conf",
     "Agent",
     "DEFAULT_CNI_DATA_DIR",
     "DaemonSettings",

@@ -1,9 +1,13 @@
 """`podnet agent run`: flanneld's job on one node, in order.
 
-1. register this node in the store (kubelet's job, done here so a lab needs no
-   kubelet) with its underlay address, and start the CNI socket, warm;
-2. wait for the cluster network config and this node's podCIDR (the loop logs why
-   it waits, so a missing nodeipam controller is obvious);
+1. with `--kube-subnet-mgr` (flanneld's default mode): the Node objects come from the
+   Kubernetes API (podnet.agent._kube_source) and the network config from net-conf.json
+   (kube-flannel's ConfigMap file); the node is registered by its kubelet. Store-direct:
+   register this node in the store with its underlay address (kubelet's job, done here as
+   there is no kubelet) and wait for the network config in the store.
+   Either way, start the CNI socket, warm;
+2. wait for this node's podCIDR (the loop logs why it waits, so a missing nodeipam
+   controller is obvious);
 3. backend, masquerade rules, subnet.env; publish the lease; reconcile every peer;
 4. install-cni: the thin executables (pointed at this agent's socket) and the
    conflist, each atomically: a runtime that sees the conflist finds subnet.env;
@@ -22,7 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from podnet.agent._backend import public_address
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
-from podnet.agent._config import NetworkConfig
+from podnet.agent._config import ConfigError, NetworkConfig
 from podnet.agent._gate import Gate
 from podnet.agent._gc import (
     DEFAULT_GC_GRACE,
@@ -31,7 +35,9 @@ from podnet.agent._gc import (
     InProcessExec,
 )
 from podnet.agent._health import HealthServer
-from podnet.agent._loop import AgentLoop, AgentSettings, Stopped
+from podnet.agent._kube_client import kube_client
+from podnet.agent._kube_source import KubeNodeSource
+from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, Stopped
 from podnet.agent._netconf_store import read_network_config
 from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
@@ -45,13 +51,18 @@ from podnet.store import AlreadyExists, Nodes, Store, open_store
 log = logging.getLogger("podnet.agent")
 
 DEFAULT_CNI_DATA_DIR = "/var/lib/cni"
+# where kube-flannel's DaemonSet mounts net-conf.json from its ConfigMap
+DEFAULT_NET_CONFIG_PATH = "/etc/kube-flannel/net-conf.json"
 
 
 @dataclass(frozen=True)
 class DaemonSettings:
     node: str
     underlay: str
-    store_url: str
+    store_url: str | None = None  # store-direct; None with kube_subnet_mgr
+    kube_subnet_mgr: bool = False
+    kubeconfig: str | None = None  # None: in-cluster credentials
+    net_config_path: str = DEFAULT_NET_CONFIG_PATH
     subnet_file: str = DEFAULT_SUBNET_FILE
     bin_dir: str = "/opt/cni/bin"
     conf_dir: str = "/etc/cni/net.d"
@@ -68,6 +79,20 @@ class DaemonSettings:
     gc_interval: float = DEFAULT_GC_INTERVAL
     gc_grace: float = DEFAULT_GC_GRACE
     runtime_cache_dir: str = DEFAULT_CACHE_DIR
+
+
+def read_net_conf(path: str) -> NetworkConfig:
+    """net-conf.json from a file (kube-flannel's ConfigMap, mounted); ConfigError if
+    missing, unreadable or invalid, naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the network config {path}: {exc.strerror}") from None
+    try:
+        return NetworkConfig.from_json(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
 
 
 class Agent:
@@ -110,24 +135,47 @@ class Agent:
             )
             health.start()
             log.info("health endpoints on %s:%d", s.health_address, health.port)
-        store = open_store(s.store_url)
+        try:
+            if s.kube_subnet_mgr:
+                self._run_kube(stop)
+            else:
+                self._run_store(stop)
+        finally:
+            if health is not None:
+                health.stop()
+
+    def _run_kube(self, stop: threading.Event) -> None:
+        config = read_net_conf(self.settings.net_config_path)
+        source = KubeNodeSource(kube_client(self.settings.kubeconfig))
+        try:
+            self._serve_cni(source, config, stop)
+        finally:
+            source.close()
+
+    def _run_store(self, stop: threading.Event) -> None:
+        assert self.settings.store_url is not None
+        store = open_store(self.settings.store_url)
         try:
             nodes = Nodes(store)
             self._register(nodes)
             config = self._wait_for_config(store, stop)
-            self.cni = CNIServer(
-                s.cni_socket, gate=self.gate, host_state=self.host_state, requests=self.requests
-            )
-            self.cni.warm()
-            self.cni.start()
-            try:
-                self._serve(nodes, config, stop)
-            finally:
-                self.cni.stop()
+            self._serve_cni(StoreNodeSource(nodes), config, stop)
         finally:
             store.close()
-            if health is not None:
-                health.stop()
+
+    def _serve_cni(self, source: NodeSource, config: NetworkConfig, stop: threading.Event) -> None:
+        self.cni = CNIServer(
+            self.settings.cni_socket,
+            gate=self.gate,
+            host_state=self.host_state,
+            requests=self.requests,
+        )
+        self.cni.warm()
+        self.cni.start()
+        try:
+            self._serve(source, config, stop)
+        finally:
+            self.cni.stop()
 
     def _register(self, nodes: Nodes) -> None:
         with Rtnl.open() as rtnl:
@@ -147,10 +195,10 @@ class Agent:
             if stop.wait(self.settings.poll):
                 raise Stopped("stopped while waiting for the network config")
 
-    def _serve(self, nodes: Nodes, config: NetworkConfig, stop: threading.Event) -> None:
+    def _serve(self, source: NodeSource, config: NetworkConfig, stop: threading.Event) -> None:
         s = self.settings
         loop = AgentLoop(
-            StoreNodeSource(nodes),
+            source,
             config,
             AgentSettings(
                 node=s.node,

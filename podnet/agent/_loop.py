@@ -1,17 +1,19 @@
 """The agent's run loop: node objects in, kernel state and annotations out.
 
-It needs only three things from the cluster store, stated as the `NodeSource` Protocol
-below (the store's node API satisfies it through a thin adapter):
-    - list the nodes, with the revision the list was taken at;
-    - watch node changes from a revision on;
-    - merge annotations into this node's object.
+It needs only a few things from the cluster, stated as the `NodeSource` Protocol below
+(the Kubernetes API through podnet.agent._kube_source, or podnet's store directly):
+    - list the nodes, with the (opaque) version the list was taken at;
+    - watch node changes after that version;
+    - merge annotations into this node's object, and report the node's network up.
 In order, like flanneld with the kube subnet manager:
-    1. wait until this node has a podCIDR (logging why, so a missing nodeipam controller
-       is obvious), 2. set the node network up (backend, rules, subnet.env), 3. publish this
-       node's lease as annotations, 4. list every node's lease and reconcile, then ready,
+    1. wait until this node has a podCIDR (list, then watch: no polling; logging why it
+       waits, so a missing nodeipam controller is obvious), 2. set the node network up
+       (backend, rules, subnet.env), 3. publish this node's lease as annotations, 4. list
+       every node's lease and reconcile, report the network up, then ready,
     5. follow the watch, applying each batch, and reconcile every `resync` seconds.
-A watch that breaks (store restarted, history compacted) is replaced by a fresh list,
-which goes through the same reconcile: nothing is missed, nothing stale survives.
+A watch that breaks (server restarted, history compacted: 410) is replaced by a fresh
+list, which goes through the same reconcile: nothing is missed, nothing stale survives.
+Failures to list or watch are retried with an exponential back-off.
 """
 
 from __future__ import annotations
@@ -52,8 +54,6 @@ class NodeChange(Protocol):
     def name(self) -> str: ...
     @property
     def node(self) -> NodeObject | None: ...
-    @property
-    def revision(self) -> int: ...
 
 
 class NodeWatch(Protocol):
@@ -66,11 +66,20 @@ class NodeWatch(Protocol):
 
 
 class NodeSource(Protocol):
-    def list_nodes(self) -> tuple[Sequence[NodeObject], int]: ...
-    def watch_nodes(self, from_revision: int) -> NodeWatch: ...
-    def get_node(self, name: str) -> NodeObject | None: ...
+    def list_nodes(self) -> tuple[Sequence[NodeObject], str]:
+        """Every node, and the version the list was taken at (opaque to the loop)."""
+        ...
+
+    def watch_nodes(self, after: str) -> NodeWatch:
+        """The changes after the version a list returned."""
+        ...
+
     def annotate_node(self, name: str, annotations: Mapping[str, str]) -> None:
         """Merge `annotations` into the node's (retrying on write conflicts)."""
+        ...
+
+    def report_network_up(self, name: str) -> None:
+        """Tell the cluster this node's network is up (Kubernetes: NetworkUnavailable)."""
         ...
 
 
@@ -82,7 +91,25 @@ class AgentSettings:
     ip_masq: bool = True
     netns: str | None = None
     resync: float = DEFAULT_RESYNC
-    poll: float = 0.5  # how often to look for a podCIDR while there is none
+    poll: float = 0.5  # the longest a wait on the watch lasts (a stop is seen by then)
+    backoff_max: float = 10.0  # the longest wait before listing again after failures
+    waiting_log: float = 10.0  # seconds between "no podCIDR yet" lines
+
+
+class Backoff:
+    """Exponential delays between retries: `first`, doubling up to `most`; reset by a success."""
+
+    def __init__(self, first: float, most: float) -> None:
+        self.first, self.most = first, max(first, most)
+        self._next = first
+
+    def delay(self) -> float:
+        current = self._next
+        self._next = min(self.most, current * 2)
+        return current
+
+    def reset(self) -> None:
+        self._next = self.first
 
 
 class Stopped(Exception):
@@ -116,6 +143,8 @@ class AgentLoop:
         self.ready = threading.Event()
         self.network: NodeNetwork | None = None
         self._by_node: dict[str, Lease] = {}
+        self._backoff = Backoff(settings.poll, settings.backoff_max)
+        self._reported_up = False
 
     @property
     def peer_count(self) -> int:
@@ -123,15 +152,40 @@ class AgentLoop:
         return sum(1 for name in self._by_node if name != self.settings.node)
 
     def wait_for_pod_cidr(self, stop: threading.Event) -> IPv4Network:
+        """This node's podCIDR: listed, else awaited on a watch of the nodes."""
         name = self.settings.node
-        while True:
-            node = self.source.get_node(name)
-            subnet = ipv4_pod_cidr(None, node.pod_cidrs) if node is not None else None
-            if subnet is not None:
-                return subnet
-            log.info("node %s has no podCIDR yet: is the nodeipam controller running?", name)
-            if stop.wait(self.settings.poll):
-                raise Stopped(f"stopped while waiting for the podCIDR of node {name}")
+        next_log = self.clock()
+        while not stop.is_set():
+            try:
+                nodes, version = self.source.list_nodes()
+                subnet = _pod_cidr_of(name, nodes)
+                if subnet is not None:
+                    return subnet
+                watch = self.source.watch_nodes(version)
+            except Exception as exc:  # the source's own errors: retry, slower each time
+                log.warning("cannot list or watch nodes (%s); retrying", exc)
+                stop.wait(self._backoff.delay())
+                continue
+            self._backoff.reset()
+            try:
+                while not stop.is_set():
+                    if self.clock() >= next_log:
+                        log.info(
+                            "node %s has no podCIDR yet: is the nodeipam controller running?",
+                            name,
+                        )
+                        next_log = self.clock() + self.settings.waiting_log
+                    changes = watch.get(timeout=self.settings.poll)
+                    latest = [c.node for c in changes if c.name == name and c.node is not None]
+                    subnet = _pod_cidr_of(name, latest[-1:])
+                    if subnet is not None:
+                        return subnet
+            except Exception as exc:
+                log.warning("node watch ended (%s); listing again", exc)
+                stop.wait(self._backoff.delay())
+            finally:
+                watch.close()
+        raise Stopped(f"stopped while waiting for the podCIDR of node {name}")
 
     def start(self, stop: threading.Event) -> NodeNetwork:
         subnet = self.wait_for_pod_cidr(stop)
@@ -187,26 +241,33 @@ class AgentLoop:
             network.close()
 
     def _follow(self, stop: threading.Event) -> None:
-        """List, then watch from the list's revision until the watch breaks or `stop`."""
+        """List, then watch from the list's version until the watch breaks or `stop`."""
         assert self.network is not None
-        # Store errors are the store's types; this layer only needs "it failed, retry".
+        # Errors are the source's types; this layer only needs "it failed, retry".
         try:
-            nodes, revision = self.source.list_nodes()
-            watch = self.source.watch_nodes(revision + 1)
+            nodes, version = self.source.list_nodes()
+            watch = self.source.watch_nodes(version)
         except Exception as exc:
             log.warning("cannot list or watch nodes (%s); retrying", exc)
-            stop.wait(self.settings.poll)
+            stop.wait(self._backoff.delay())
             return
         try:
             self.apply_snapshot(nodes)
+            self._report_up()
             self.ready.set()
-            next_resync = self.clock() + self.settings.resync
+            started = self.clock()
+            next_resync = started + self.settings.resync
             while not stop.is_set():
                 timeout = max(0.0, min(self.settings.poll, next_resync - self.clock()))
                 try:
                     changes = watch.get(timeout=timeout)
                 except Exception as exc:
                     log.warning("node watch ended (%s); listing again", exc)
+                    # A watch that lasted a while is normal wear; one that keeps failing
+                    # right away is not, and is retried ever more slowly.
+                    if self.clock() - started >= self.settings.resync:
+                        self._backoff.reset()
+                    stop.wait(self._backoff.delay())
                     return
                 if changes:
                     outcome = self.network.on_events(self.events_for(changes))
@@ -214,9 +275,27 @@ class AgentLoop:
                         log.info("applied %d kernel entries", outcome.changes)
                 if self.clock() >= next_resync:
                     self.network.reconcile()
+                    self._report_up()
                     next_resync = self.clock() + self.settings.resync
         except OSError as exc:  # the kernel refused a read: start over from a fresh list
             log.warning("updating the kernel failed (%s); listing again", exc)
             stop.wait(self.settings.poll)
         finally:
             watch.close()
+
+    def _report_up(self) -> None:
+        """Report the network up once; a failure is retried at the next resync."""
+        if self._reported_up:
+            return
+        try:
+            self.source.report_network_up(self.settings.node)
+            self._reported_up = True
+        except Exception as exc:
+            log.warning("cannot report the network of node %s up (%s)", self.settings.node, exc)
+
+
+def _pod_cidr_of(name: str, nodes: Sequence[NodeObject]) -> IPv4Network | None:
+    for node in nodes:
+        if node.name == name:
+            return ipv4_pod_cidr(None, node.pod_cidrs)
+    return None

@@ -25,15 +25,19 @@ class StoreNodeSource:
     def __init__(self, nodes: Nodes) -> None:
         self.nodes = nodes
 
-    def list_nodes(self) -> tuple[Sequence[Node], int]:
-        return self.nodes.list()
+    def list_nodes(self) -> tuple[Sequence[Node], str]:
+        nodes, revision = self.nodes.list()
+        return nodes, str(revision)
 
-    def watch_nodes(self, from_revision: int) -> StoreNodeWatch:
-        watch = self.nodes.store.watch(self.nodes.prefix, from_revision=from_revision)
+    def watch_nodes(self, after: str) -> StoreNodeWatch:
+        watch = self.nodes.store.watch(self.nodes.prefix, from_revision=int(after) + 1)
         return StoreNodeWatch(self.nodes, watch)
 
     def get_node(self, name: str) -> Node | None:
         return self.nodes.get(name)
+
+    def report_network_up(self, name: str) -> None:
+        """Nothing reads a node condition in the store: no scheduler or kubelet there."""
 
     def annotate_node(self, name: str, annotations: Mapping[str, str]) -> None:
         """Merge `annotations` into the node's; another writer in between means read again."""

@@ -335,6 +335,9 @@ def _checked_body(resource: Resource, body: Any) -> Object:
     return body
 
 
+_STATUS_METADATA = ("labels", "annotations")
+
+
 def _carry_over(resource: Resource, current: Object, new: Object, subresource: str) -> Object:
     """What a write may not change: identity, and (per subresource) spec or status."""
     new["apiVersion"], new["kind"] = resource.api_version, resource.kind
@@ -346,14 +349,21 @@ def _carry_over(resource: Resource, current: Object, new: Object, subresource: s
     meta["resourceVersion"] = old_meta["resourceVersion"]
     if resource.has_status:
         if subresource == "status":
-            # Only status changes; metadata and spec stay as they were.
+            # Only status changes; metadata and spec stay as they were. A Node's labels and
+            # annotations are the exception (kube-apiserver's node status strategy resets
+            # only the spec): flanneld publishes its annotations through nodes/status.
             status = new.get("status")
+            kept = {k: meta[k] for k in _STATUS_METADATA if k in meta}
             new.clear()
             new.update(copy.deepcopy(current))
             if status is None:
                 new.pop("status", None)
             else:
                 new["status"] = status
+            if resource.kind == "Node":
+                for key in _STATUS_METADATA:
+                    new["metadata"].pop(key, None)
+                new["metadata"].update(kept)
         elif "status" in current:
             new["status"] = copy.deepcopy(current["status"])
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -13,11 +14,13 @@ from podnet.agent import (
     DEFAULT_CNI_DATA_DIR,
     DEFAULT_GC_GRACE,
     DEFAULT_GC_INTERVAL,
+    DEFAULT_NET_CONFIG_PATH,
     DEFAULT_SOCKET,
     DEFAULT_SUBNET_FILE,
     Agent,
     CNIServer,
     ConfigError,
+    CredentialsError,
     DaemonSettings,
     read_network_config,
     write_network_config,
@@ -33,9 +36,32 @@ def register(subparsers: Any) -> None:
     verbs = agent.add_subparsers(dest="agent_command", metavar="COMMAND", required=True)
 
     run = verbs.add_parser("run", help="run the agent for this node")
-    run.add_argument("--node", required=True, help="this node's name")
+    run.add_argument(
+        "--node-name",
+        "--node",
+        dest="node",
+        default=None,
+        help="this node's name (default: $NODE_NAME, as kube-flannel passes it)",
+    )
     run.add_argument("--iface", required=True, help="interface facing the other nodes")
-    run.add_argument("--store", default=None, help="store URL (default: $PODNET_STORE)")
+    run.add_argument(
+        "--kube-subnet-mgr",
+        action="store_true",
+        help="nodes from the Kubernetes API (flanneld's default mode), not the store",
+    )
+    run.add_argument(
+        "--kubeconfig",
+        default=None,
+        help="with --kube-subnet-mgr: kubeconfig file (default: in-cluster service account)",
+    )
+    run.add_argument(
+        "--net-config-path",
+        default=DEFAULT_NET_CONFIG_PATH,
+        help="with --kube-subnet-mgr: the network config file (flannel's net-conf.json)",
+    )
+    run.add_argument(
+        "--store", default=None, help="store-direct: store URL (default: $PODNET_STORE)"
+    )
     run.add_argument("--subnet-file", default=DEFAULT_SUBNET_FILE)
     run.add_argument("--bin-dir", default="/opt/cni/bin")
     run.add_argument("--conf-dir", default="/etc/cni/net.d")
@@ -109,11 +135,18 @@ def seconds(text: str) -> float:
 
 
 def run_agent(args: argparse.Namespace) -> int:
+    node = args.node or os.environ.get("NODE_NAME", "")
+    if not node:
+        print("podnet agent: no node name: pass --node-name or set NODE_NAME", file=sys.stderr)
+        return 2
     log_to_stderr()
     settings = DaemonSettings(
-        node=args.node,
+        node=node,
         underlay=args.iface,
-        store_url=store_url(args.store),
+        store_url=None if args.kube_subnet_mgr else store_url(args.store),
+        kube_subnet_mgr=args.kube_subnet_mgr,
+        kubeconfig=args.kubeconfig,
+        net_config_path=args.net_config_path,
         subnet_file=args.subnet_file,
         bin_dir=args.bin_dir,
         conf_dir=args.conf_dir,
@@ -131,7 +164,7 @@ def run_agent(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     try:
         Agent(settings).run(stop)
-    except (StoreError, ConfigError, OSError) as exc:
+    except (StoreError, ConfigError, CredentialsError, OSError) as exc:
         print(f"podnet agent: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -28,6 +28,7 @@ class FakeNodes:
         self.nodes: dict[str, FakeNode] = {}
         self.history: list[FakeChange] = []
         self.break_watches = 0  # how many upcoming watch.get calls fail
+        self.network_up: set[str] = set()
 
     def _record(self, name: str, node: FakeNode | None) -> None:
         with self.cond:
@@ -48,9 +49,9 @@ class FakeNodes:
         self._record(name, None)
 
     # -- NodeSource --
-    def list_nodes(self) -> tuple[list[FakeNode], int]:
+    def list_nodes(self) -> tuple[list[FakeNode], str]:
         with self.cond:
-            return sorted(self.nodes.values(), key=lambda n: n.name), self.revision
+            return sorted(self.nodes.values(), key=lambda n: n.name), str(self.revision)
 
     def get_node(self, name: str) -> FakeNode | None:
         with self.cond:
@@ -61,8 +62,12 @@ class FakeNodes:
             old = self.nodes[name]
             self._record(name, replace(old, annotations={**old.annotations, **annotations}))
 
-    def watch_nodes(self, from_revision: int) -> FakeWatch:
-        return FakeWatch(self, from_revision)
+    def report_network_up(self, name: str) -> None:
+        with self.cond:
+            self.network_up.add(name)
+
+    def watch_nodes(self, after: str) -> FakeWatch:
+        return FakeWatch(self, int(after) + 1)
 
 
 class FakeWatch:

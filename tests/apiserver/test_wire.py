@@ -527,3 +527,23 @@ def test_list_at_any_version_comes_from_the_watch_cache(cluster: Cluster) -> Non
     assert cached["items"] == stored["items"]
     selected = admin.get("/api/v1/nodes", params={"resourceVersion": "0", "labelSelector": "zone"})
     assert [i["metadata"]["name"] for i in selected.json()["items"]] == ["a"]
+
+
+def test_node_status_patch_keeps_annotations_and_labels_but_not_spec(cluster: Cluster) -> None:
+    """flanneld publishes its annotations through nodes/status (a strategic merge patch of
+    metadata.annotations); kube-apiserver's node status strategy resets only the spec."""
+    n1 = cluster.client("n1")
+    cluster.client().post("/api/v1/nodes", json=node("n1"))
+    patch = {
+        "metadata": {"annotations": {"flannel.alpha.coreos.com/public-ip": "192.0.2.11"}},
+        "spec": {"podCIDR": "10.244.9.0/24"},
+    }
+    after = n1.patch(
+        "/api/v1/nodes/n1/status",
+        content=json.dumps(patch),
+        headers={"Content-Type": "application/strategic-merge-patch+json"},
+    )
+    assert after.status_code == 200, after.text
+    stored = cluster.client().get("/api/v1/nodes/n1").json()
+    assert stored["metadata"]["annotations"] == {"flannel.alpha.coreos.com/public-ip": "192.0.2.11"}
+    assert stored.get("spec", {}).get("podCIDR") is None

@@ -123,7 +123,7 @@ class AgentView:
             while not self.stop.is_set():
                 try:
                     nodes, revision = source.list_nodes()
-                    watch = source.watch_nodes(revision + 1)
+                    watch = source.watch_nodes(revision)
                 except StoreError:
                     self.stop.wait(0.2)
                     continue
