@@ -48,11 +48,9 @@ from podnet.agent._masq import (
     remove_ruleset,
     render_ruleset,
 )
-from podnet.agent._netconf_store import read_network_config, write_network_config
 from podnet.agent._node import NodeNetwork, NodeSettings
 from podnet.agent._reconcile import Reconciler
 from podnet.agent._registry import BACKEND_TYPES, DEFAULT_BACKEND
-from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import (
     DEFAULT_SUBNET_FILE,
     render_subnet_env,
@@ -69,7 +67,6 @@ __all__ = [
     "ENCAP_OVERHEAD",
     "HostGwBackend",
     "DEFAULT_BACKEND",
-    "StoreNodeSource",
     "CredentialsError",
     "DEFAULT_NET_CONFIG_PATH",
     "KubeNode",
@@ -79,8 +76,6 @@ __all__ = [
     "Agent",
     "DEFAULT_CNI_DATA_DIR",
     "DaemonSettings",
-    "read_network_config",
-    "write_network_config",
     "AgentLoop",
     "AgentSettings",
     "BackendConfig",

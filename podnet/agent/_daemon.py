@@ -1,30 +1,29 @@
 """`podnet agent run`: flanneld's job on one node, in order.
 
-1. with `--kube-subnet-mgr` (flanneld's default mode): the Node objects come from the
-   Kubernetes API (podnet.agent._kube_source) and the network config from net-conf.json
-   (kube-flannel's ConfigMap file); the node is registered by its kubelet. Store-direct:
-   register this node in the store with its underlay address (kubelet's job, done here as
-   there is no kubelet) and wait for the network config in the store.
-   Either way, start the CNI socket, warm;
+1. as flanneld with `--kube-subnet-mgr`: the Node objects come from the Kubernetes API
+   (podnet.agent._kube_source; the node's kubelet registered it) and the network config
+   from net-conf.json (kube-flannel's ConfigMap, mounted); start the CNI socket, warm;
 2. wait for this node's podCIDR (the loop logs why it waits, so a missing nodeipam
    controller is obvious);
 3. backend, masquerade rules, subnet.env; publish the lease; reconcile every peer;
 4. install-cni: the thin executables (pointed at this agent's socket) and the
    conflist, each atomically: a runtime that sees the conflist finds subnet.env;
-5. ready (/readyz), then follow the store until stopped;
+5. ready (/readyz), then follow the API server until stopped;
 6. with a CRI socket: garbage-collect, periodically, what the runtime's forgotten
    sandboxes left behind (podnet.agent._gc).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from podnet.agent._backend import public_address
+from podnet.agent._backend import default_route_interface
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import ConfigError, NetworkConfig
 from podnet.agent._gate import Gate
@@ -38,15 +37,12 @@ from podnet.agent._health import HealthServer
 from podnet.agent._kube_client import kube_client
 from podnet.agent._kube_source import KubeNodeSource
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, Stopped
-from podnet.agent._netconf_store import read_network_config
-from podnet.agent._store_source import StoreNodeSource
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
 from podnet.agent._traces import RequestLog
 from podnet.cni import HostState
 from podnet.netlink import Rtnl
 from podnet.plugins import default_conflist, install_executables, write_conflist
 from podnet.runtime import DEFAULT_CACHE_DIR
-from podnet.store import AlreadyExists, Nodes, Store, open_store
 
 log = logging.getLogger("podnet.agent")
 
@@ -58,11 +54,11 @@ DEFAULT_NET_CONFIG_PATH = "/etc/kube-flannel/net-conf.json"
 @dataclass(frozen=True)
 class DaemonSettings:
     node: str
-    underlay: str
-    store_url: str | None = None  # store-direct; None with kube_subnet_mgr
-    kube_subnet_mgr: bool = False
+    underlay: str  # "": the interface of the default route
     kubeconfig: str | None = None  # None: in-cluster credentials
     net_config_path: str = DEFAULT_NET_CONFIG_PATH
+    # the conflist to install (kube-flannel's cni-conf.json); None: podnet's default one
+    cni_conf_file: str | None = None
     subnet_file: str = DEFAULT_SUBNET_FILE
     bin_dir: str = "/opt/cni/bin"
     conf_dir: str = "/etc/cni/net.d"
@@ -95,6 +91,22 @@ def read_net_conf(path: str) -> NetworkConfig:
         raise ConfigError(f"{path}: {exc}") from None
 
 
+def read_cni_conf(path: str) -> dict[str, Any]:
+    """A conflist file to install as it is (flannel's install-conf copies cni-conf.json);
+    ConfigError naming the file if it is unreadable or not a conflist."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.loads(handle.read())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the CNI config {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not JSON: {exc}") from None
+    plugins = data.get("plugins") if isinstance(data, dict) else None
+    if not isinstance(plugins, list) or not plugins:
+        raise ConfigError(f'{path}: not a conflist (no "plugins" list)')
+    return dict(data)
+
+
 class Agent:
     def __init__(self, settings: DaemonSettings) -> None:
         self.settings = settings
@@ -108,6 +120,7 @@ class Agent:
         self.registry = CollectorRegistry()
         self.requests = RequestLog(self.registry)
         self.gc: GarbageCollector | None = None
+        self._conflist: dict[str, Any] | None = None
 
     def metrics(self) -> dict[str, float]:
         peers = self.loop.peer_count if self.loop is not None else 0
@@ -136,32 +149,20 @@ class Agent:
             health.start()
             log.info("health endpoints on %s:%d", s.health_address, health.port)
         try:
-            if s.kube_subnet_mgr:
-                self._run_kube(stop)
-            else:
-                self._run_store(stop)
+            config = read_net_conf(s.net_config_path)
+            self._conflist = read_cni_conf(s.cni_conf_file) if s.cni_conf_file else None
+            if not s.underlay:  # flanneld's default: the default route's interface
+                with Rtnl.open() as rtnl:
+                    self.settings = s = replace(s, underlay=default_route_interface(rtnl))
+                log.info("using interface %s (the default route's)", s.underlay)
+            source = KubeNodeSource(kube_client(s.kubeconfig))
+            try:
+                self._serve_cni(source, config, stop)
+            finally:
+                source.close()
         finally:
             if health is not None:
                 health.stop()
-
-    def _run_kube(self, stop: threading.Event) -> None:
-        config = read_net_conf(self.settings.net_config_path)
-        source = KubeNodeSource(kube_client(self.settings.kubeconfig))
-        try:
-            self._serve_cni(source, config, stop)
-        finally:
-            source.close()
-
-    def _run_store(self, stop: threading.Event) -> None:
-        assert self.settings.store_url is not None
-        store = open_store(self.settings.store_url)
-        try:
-            nodes = Nodes(store)
-            self._register(nodes)
-            config = self._wait_for_config(store, stop)
-            self._serve_cni(StoreNodeSource(nodes), config, stop)
-        finally:
-            store.close()
 
     def _serve_cni(self, source: NodeSource, config: NetworkConfig, stop: threading.Event) -> None:
         self.cni = CNIServer(
@@ -176,24 +177,6 @@ class Agent:
             self._serve(source, config, stop)
         finally:
             self.cni.stop()
-
-    def _register(self, nodes: Nodes) -> None:
-        with Rtnl.open() as rtnl:
-            address = public_address(rtnl, self.settings.underlay)
-        try:
-            nodes.register(self.settings.node, addresses=[str(address)])
-            log.info("registered node %s with address %s", self.settings.node, address)
-        except AlreadyExists:
-            log.info("node %s is registered already", self.settings.node)
-
-    def _wait_for_config(self, store: Store, stop: threading.Event) -> NetworkConfig:
-        while True:
-            config = read_network_config(store)
-            if config is not None:
-                return config
-            log.info("no network config in the store yet: set one with `podnet network set`")
-            if stop.wait(self.settings.poll):
-                raise Stopped("stopped while waiting for the network config")
 
     def _serve(self, source: NodeSource, config: NetworkConfig, stop: threading.Event) -> None:
         s = self.settings
@@ -264,11 +247,13 @@ class Agent:
     def _install_cni(self) -> None:
         s = self.settings
         install_executables(s.bin_dir, agent_socket=s.cni_socket, warn=log.warning)
-        custom = s.subnet_file != DEFAULT_SUBNET_FILE or s.cni_data_dir != DEFAULT_CNI_DATA_DIR
-        conflist = default_conflist(
-            s.cni_version,
-            subnet_file=s.subnet_file if custom else None,
-            data_dir=s.cni_data_dir if custom else None,
-        )
+        conflist = self._conflist
+        if conflist is None:
+            custom = s.subnet_file != DEFAULT_SUBNET_FILE or s.cni_data_dir != DEFAULT_CNI_DATA_DIR
+            conflist = default_conflist(
+                s.cni_version,
+                subnet_file=s.subnet_file if custom else None,
+                data_dir=s.cni_data_dir if custom else None,
+            )
         path = write_conflist(s.conf_dir, conflist)
         log.info("installed the CNI executables in %s and %s", s.bin_dir, path)

@@ -1,16 +1,13 @@
-"""`podnet agent ...` and `podnet network ...`: the node agent and the cluster network config."""
+"""`podnet agent ...`: the node agent."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from podnet.agent import (
-    BACKEND_TYPES,
-    DEFAULT_BACKEND,
     DEFAULT_CNI_DATA_DIR,
     DEFAULT_GC_GRACE,
     DEFAULT_GC_INTERVAL,
@@ -22,13 +19,10 @@ from podnet.agent import (
     ConfigError,
     CredentialsError,
     DaemonSettings,
-    read_network_config,
-    write_network_config,
 )
 from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cni import ALL_VERSIONS
 from podnet.runtime import DEFAULT_CACHE_DIR
-from podnet.store import StoreError, open_store, store_url
 
 
 def register(subparsers: Any) -> None:
@@ -43,24 +37,31 @@ def register(subparsers: Any) -> None:
         default=None,
         help="this node's name (default: $NODE_NAME, as kube-flannel passes it)",
     )
-    run.add_argument("--iface", required=True, help="interface facing the other nodes")
+    run.add_argument(
+        "--iface",
+        default="",
+        help="interface facing the other nodes (default: the default route's, as flanneld)",
+    )
     run.add_argument(
         "--kube-subnet-mgr",
         action="store_true",
-        help="nodes from the Kubernetes API (flanneld's default mode), not the store",
+        help="nodes from the Kubernetes API, as flanneld's flag says (podnet's only mode)",
     )
     run.add_argument(
         "--kubeconfig",
         default=None,
-        help="with --kube-subnet-mgr: kubeconfig file (default: in-cluster service account)",
+        help="kubeconfig file (default: the pod's service account, in-cluster)",
     )
     run.add_argument(
         "--net-config-path",
         default=DEFAULT_NET_CONFIG_PATH,
-        help="with --kube-subnet-mgr: the network config file (flannel's net-conf.json)",
+        help="the network config file (flannel's net-conf.json)",
     )
     run.add_argument(
-        "--store", default=None, help="store-direct: store URL (default: $PODNET_STORE)"
+        "--cni-conf-file",
+        default=None,
+        help="the conflist to install once subnet.env is written (kube-flannel's "
+        "cni-conf.json; default: podnet's flannel -> bridge -> host-local)",
     )
     run.add_argument("--subnet-file", default=DEFAULT_SUBNET_FILE)
     run.add_argument("--bin-dir", default="/opt/cni/bin")
@@ -103,19 +104,6 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--request-timeout", type=float, default=60.0)
     serve.set_defaults(handler=serve_cni)
 
-    network = subparsers.add_parser("network", help="the cluster network config (net-conf)")
-    net_verbs = network.add_subparsers(dest="network_command", metavar="COMMAND", required=True)
-    setter = net_verbs.add_parser("set", help="store the cluster network config")
-    setter.add_argument("--store", default=None)
-    setter.add_argument("--network", required=True, help="cluster CIDR, e.g. 10.244.0.0/16")
-    setter.add_argument("--backend", default=DEFAULT_BACKEND, help=" or ".join(BACKEND_TYPES))
-    setter.add_argument("--vni", type=int, default=None)
-    setter.add_argument("--direct-routing", action="store_true")
-    setter.set_defaults(handler=set_network)
-    getter = net_verbs.add_parser("get", help="print the cluster network config")
-    getter.add_argument("--store", default=None)
-    getter.set_defaults(handler=get_network)
-
 
 def positive_seconds(text: str) -> float:
     value = seconds(text)
@@ -143,10 +131,9 @@ def run_agent(args: argparse.Namespace) -> int:
     settings = DaemonSettings(
         node=node,
         underlay=args.iface,
-        store_url=None if args.kube_subnet_mgr else store_url(args.store),
-        kube_subnet_mgr=args.kube_subnet_mgr,
         kubeconfig=args.kubeconfig,
         net_config_path=args.net_config_path,
+        cni_conf_file=args.cni_conf_file,
         subnet_file=args.subnet_file,
         bin_dir=args.bin_dir,
         conf_dir=args.conf_dir,
@@ -164,7 +151,7 @@ def run_agent(args: argparse.Namespace) -> int:
     stop = stop_on_signals()
     try:
         Agent(settings).run(stop)
-    except (StoreError, ConfigError, CredentialsError, OSError) as exc:
+    except (ConfigError, CredentialsError, OSError) as exc:
         print(f"podnet agent: {exc}", file=sys.stderr)
         return 1
     return 0
@@ -180,40 +167,4 @@ def serve_cni(args: argparse.Namespace) -> int:
         return 1
     stop_on_signals().wait()
     server.stop()
-    return 0
-
-
-def set_network(args: argparse.Namespace) -> int:
-    backend: dict[str, Any] = {"Type": args.backend}
-    if args.vni is not None:
-        backend["VNI"] = args.vni
-    if args.direct_routing:
-        backend["DirectRouting"] = True
-    try:
-        store = open_store(store_url(args.store))
-        try:
-            write_network_config(store, {"Network": args.network, "Backend": backend})
-        finally:
-            store.close()
-    except (StoreError, ConfigError) as exc:
-        print(f"podnet network set: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def get_network(args: argparse.Namespace) -> int:
-    try:
-        store = open_store(store_url(args.store))
-        try:
-            config = read_network_config(store)
-            raw = store.get("/podnet/network/config")
-        finally:
-            store.close()
-    except (StoreError, ConfigError) as exc:
-        print(f"podnet network get: {exc}", file=sys.stderr)
-        return 1
-    if config is None or raw is None:
-        print("podnet network get: no network config in the store", file=sys.stderr)
-        return 1
-    print(json.dumps(json.loads(raw.value), indent=2))
     return 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import http.client
+import json
 import os
 import secrets
 import socket
@@ -23,6 +24,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lightkube import ApiError
+from lightkube.models.core_v1 import NodeAddress, NodeStatus
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Node
+
+from podnet.agent import kube_client
 from podnet.apiserver import (
     CONTROLLER_MANAGER,
     MASTERS,
@@ -202,3 +209,54 @@ def _wait_healthy(supervisor: Supervisor, ca_cert: str, port: int, timeout: floa
         if time.monotonic() > deadline:
             raise LabError(f"the API server did not answer after {timeout:g}s")
         time.sleep(0.05)
+
+
+_UNAUTHORIZED, _NOT_FOUND, _CONFLICT = 401, 404, 409
+
+
+def write_net_conf(path: str, network: str, backend: str) -> None:
+    """The cluster network config, as kube-flannel's ConfigMap holds it (net-conf.json)."""
+    text = json.dumps({"Network": network, "Backend": {"Type": backend}}, indent=2) + "\n"
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def register_node(files: APIServerFiles, node: str, address: str, timeout: float = 10.0) -> None:
+    """Create the node's Node object as its kubelet does: with its own identity, its
+    InternalIP in status.addresses, retrying (as kubelet does) while the API server does
+    not know the identity yet (it reads a token file that changed within a second). A node
+    registered already is left as it is."""
+    client = kube_client(files.host_kubeconfig(node_user(node)))
+    body = Node(
+        metadata=ObjectMeta(name=node),
+        status=NodeStatus(addresses=[NodeAddress(type="InternalIP", address=address)]),
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.create(body)
+                return
+            except ApiError as exc:
+                if exc.status.code == _CONFLICT:
+                    return
+                if exc.status.code != _UNAUTHORIZED or time.monotonic() > deadline:
+                    raise LabError(f"cannot register node {node}: {exc.status.message}") from None
+            time.sleep(0.2)
+    finally:
+        client.close()
+
+
+def delete_node(files: APIServerFiles, node: str) -> None:
+    """`kubectl delete node NODE` (the admin's): nodeipam frees its podCIDR and the other
+    agents drop its routes. A node that is gone already is fine."""
+    client = kube_client(files.admin_kubeconfig)
+    try:
+        client.delete(Node, node)
+    except ApiError as exc:
+        if exc.status.code != _NOT_FOUND:
+            raise LabError(f"cannot delete node {node}: {exc.status.message}") from None
+    finally:
+        client.close()

@@ -21,7 +21,6 @@ import http.client
 import os
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,11 @@ from podnet.lab._apiserver import (
     APISERVER_PORT,
     APIServerFiles,
     add_identities,
+    delete_node,
+    node_user,
+    register_node,
     start_apiserver,
+    write_net_conf,
 )
 from podnet.lab._containerd import Containerd
 from podnet.lab._containerd_nodes import ContainerdNodes
@@ -102,6 +105,11 @@ class Lab:
         if not api:
             raise LabError(f"lab {self.name!r} runs no API server")
         return str(api["kubeconfig"])
+
+    @property
+    def net_conf_path(self) -> str:
+        """The cluster network config the agents read (kube-flannel's ConfigMap file)."""
+        return os.path.join(self.dir, "net-conf.json")
 
     def apiserver_files(self) -> APIServerFiles:
         return APIServerFiles(os.path.join(self.dir, "apiserver"))
@@ -258,10 +266,7 @@ class Lab:
                     timeout,
                 )
             progress(f"store {url}, network {CLUSTER_CIDR} with backend {backend}")
-            self._run_cli(
-                "network", "set", "--store", url, "--network", CLUSTER_CIDR, "--backend", backend
-            )
-            _private_store(url)
+            write_net_conf(self.net_conf_path, CLUSTER_CIDR, backend)
             files, port = start_apiserver(
                 self.processes,
                 lab_dir=self.dir,
@@ -270,6 +275,7 @@ class Lab:
                 nodes=names,
                 timeout=timeout,
             )
+            _private_store(url)
             state["apiserver"] = {"port": port, "kubeconfig": files.admin_kubeconfig}
             self._state_file.save(state)
             progress(
@@ -300,8 +306,10 @@ class Lab:
             )
             for name in names:  # before the agents: kubelet's runtime is there first
                 node_runtime.start(name, progress)
+            for name in names:  # kubelet's registration, with the node's own identity
+                register_node(files, name, str(self.node(name).ip))
             for name in names:
-                self._start_agent(name, url, node_runtime)
+                self._start_agent(name, node_runtime)
             self.wait_ready(progress=progress, timeout=timeout)
             for name in names:
                 self._start_driver(name)
@@ -317,13 +325,10 @@ class Lab:
         )  # fmt: skip
         self.processes.spawn(f"driver-{name}", argv, self.log_path(f"driver-{name}"))
 
-    def _run_cli(self, *args: str) -> None:
-        argv = ["nsenter", f"--net={self.control_plane_netns}", *podnet_argv(*args)]
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            raise LabError(proc.stderr.strip() or f"podnet {' '.join(args)} failed")
-
-    def _start_agent(self, name: str, url: str, node_runtime: NodeRuntime) -> None:
+    def _start_agent(self, name: str, node_runtime: NodeRuntime) -> None:
+        """The node's agent as kube-flannel's DaemonSet runs it: `--kube-subnet-mgr`, the
+        node's own identity (its kubeconfig names the API server inside the lab) and the
+        network config file."""
         node = self.node(name)
         d = self.node_dirs(name)
         argv = [
@@ -332,12 +337,15 @@ class Lab:
             *podnet_argv(
                 "agent",
                 "run",
-                "--node",
+                "--kube-subnet-mgr",
+                "--kubeconfig",
+                self.apiserver_files().kubeconfig(node_user(name)),
+                "--net-config-path",
+                self.net_conf_path,
+                "--node-name",
                 name,
                 "--iface",
                 NODE_UNDERLAY_IF,
-                "--store",
-                url,
                 "--subnet-file",
                 d.subnet_file,
                 "--bin-dir",
@@ -407,7 +415,7 @@ class Lab:
     def restart_agent(self, name: str) -> None:
         """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
         self.processes.stop(f"agent-{name}")
-        self._start_agent(name, self.store_url, self.node_runtime)
+        self._start_agent(name, self.node_runtime)
 
     def agent_status(self, name: str) -> tuple[str, int]:
         """(state, restart count) of a node's agent: Ready or NotReady while it runs,
@@ -477,7 +485,8 @@ class Lab:
             add_identities(self.apiserver_files(), [name], int(api["port"]))
         node_runtime = self.node_runtime
         node_runtime.start(name, lambda _: None)
-        self._start_agent(name, self.store_url, node_runtime)
+        register_node(self.apiserver_files(), name, str(node.ip))
+        self._start_agent(name, node_runtime)
         deadline = time.monotonic() + timeout
         while not self.agent_ready(name):
             if not self.process_alive(f"agent-{name}"):
@@ -502,14 +511,7 @@ class Lab:
         self.processes.stop(f"agent-{name}")
         _delete_pod_namespaces(self.node_dirs(name))
 
-        def delete_node_object() -> None:
-            store = open_store(self.store_url)
-            try:
-                Nodes(store).delete(name)
-            finally:
-                store.close()
-
-        self.in_control_plane(delete_node_object)
+        delete_node(self.apiserver_files(), name)
         underlay = Underlay(lab=self.name, netns_dir=self.netns_dir, netns=self.control_plane_netns)
         remove_node(underlay, node)
         state = self.state()
@@ -574,7 +576,7 @@ class Lab:
 
 def _private_store(url: str) -> None:
     """The sqlite file (and its WAL) readable by root alone: only the lab's daemons (the
-    API server; the agents and nodeipam until they move onto the API) open it."""
+    API server; nodeipam until it moves onto the API) open it."""
     if not url.startswith("sqlite://"):
         return
     path = url.removeprefix("sqlite://")

@@ -1,16 +1,10 @@
-"""The agent's health endpoints and the network config in the store."""
+"""The agent's health endpoints."""
 
 from __future__ import annotations
 
 import http.client
-from pathlib import Path
 
-import pytest
-
-from podnet.agent import ConfigError
 from podnet.agent._health import HealthServer
-from podnet.agent._netconf_store import read_network_config, write_network_config
-from podnet.store import open_store
 
 
 def get(port: int, path: str) -> tuple[int, str]:
@@ -38,21 +32,3 @@ def test_health_endpoints() -> None:
         assert get(server.port, "/nope")[0] == 404
     finally:
         server.stop()
-
-
-def test_network_config_round_trip(tmp_path: Path) -> None:
-    store = open_store(f"sqlite://{tmp_path / 'c.db'}")
-    try:
-        assert read_network_config(store) is None
-        write_network_config(store, {"Network": "10.244.0.0/16", "Backend": {"Type": "vxlan"}})
-        config = read_network_config(store)
-        assert config is not None and str(config.network) == "10.244.0.0/16"
-        write_network_config(store, {"Network": "10.245.0.0/16", "Backend": {"Type": "host-gw"}})
-        config = read_network_config(store)
-        assert config is not None and config.backend.type == "host-gw"
-        with pytest.raises(ConfigError):
-            write_network_config(store, {"Backend": {"Type": "vxlan"}})
-        config = read_network_config(store)
-        assert config is not None and str(config.network) == "10.245.0.0/16"  # unchanged
-    finally:
-        store.close()

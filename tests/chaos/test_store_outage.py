@@ -2,8 +2,8 @@
 out podCIDRs: a 3-member etcd cluster on loopback (members killed -9 one at a time, and
 once all together), and the sqlite file (every process that writes it killed -9 at random
 moments: the controller, and registering clients mid-write). Meanwhile AGENTS watchers
-follow the nodes as the agent does (list, watch from the list's revision, list again when
-the watch breaks; podnet.agent's StoreNodeSource). Once the store is back: no podCIDR
+follow the nodes in the store as the API server's watch cache does (list, watch from the
+list's revision, list again when the watch breaks). Once the store is back: no podCIDR
 assigned twice, every node has one, and every watcher's view is the store's."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from pathlib import Path
 
 import pytest
 
-from podnet.agent import StoreNodeSource
 from podnet.store import (
     AlreadyExists,
     EtcdNotInstalled,
@@ -118,12 +117,12 @@ class AgentView:
 
     def _run(self) -> None:
         store = open_store(self.url)
-        source = StoreNodeSource(Nodes(store))
+        source = Nodes(store)
         try:
             while not self.stop.is_set():
                 try:
-                    nodes, revision = source.list_nodes()
-                    watch = source.watch_nodes(revision)
+                    nodes, revision = source.list()
+                    watch = store.watch(source.prefix, from_revision=revision + 1)
                 except StoreError:
                     self.stop.wait(0.2)
                     continue
@@ -135,7 +134,8 @@ class AgentView:
                     self._see(name, cidrs)
                 try:
                     while not self.stop.is_set():
-                        for change in watch.get(0.2):
+                        for event in watch.get(0.2):
+                            change = source.change(event)
                             node = change.node
                             self._see(change.name, tuple(node.pod_cidrs) if node else None)
                 except StoreError:

@@ -66,6 +66,15 @@ def test_kube_subnet_mgr_names_what_is_missing_in_one_line(tmp_path: Path) -> No
         f"{missing}: Backend.Type 'x' is not supported",
     )
     (tmp_path / "net-conf.json").write_text('{"Network": "10.244.0.0/16"}')
+    (tmp_path / "cni-conf.json").write_text('{"name": "cbr0", "type": "flannel"}')
+    one_line(
+        agent_run(
+            "--node-name", "n1", "--net-config-path", missing,
+            "--cni-conf-file", str(tmp_path / "cni-conf.json"), env=env,
+        ),
+        1,
+        f'{tmp_path / "cni-conf.json"}: not a conflist (no "plugins" list)',
+    )  # fmt: skip
     one_line(
         agent_run("--kube-subnet-mgr", "--node-name", "n1", "--net-config-path", missing, env=env),
         1,

@@ -256,6 +256,54 @@ def test_a_node_joins_and_leaves(lab: Lab) -> None:
     assert failed_pairs(pods[:3]) == []
 
 
+def overlay_entries(lab: Lab, node: str, lease: Lease) -> list[str]:
+    """What `node` holds to reach `lease`'s pods: its route, neighbour and FDB entry."""
+    assert lease.backend_data is not None
+    with Rtnl.open(lab.node(node).netns) as rtnl:
+        device = get_link(rtnl, "flannel.1").index
+        found = [f"route {r.dst}" for r in routes_with_proto(rtnl, ROUTE_PROTO)]
+        found += [f"neighbour {n.ip}" for n in permanent_neighbours(rtnl, device)]
+        found += [f"fdb {f.mac} {f.dst}" for f in fdb_entries(rtnl, device)]
+    wanted = {
+        f"route {lease.subnet}",
+        f"neighbour {lease.subnet.network_address}",
+        f"fdb {lease.backend_data.vtep_mac} {lease.public_ip}",
+    }
+    return [entry for entry in found if entry in wanted]
+
+
+def agent_argv(lab: Lab, node: str) -> list[str]:
+    pid = daemon_pid(lab, f"agent-{node}")
+    assert pid is not None
+    with open(f"/proc/{pid}/cmdline", "rb") as handle:
+        return handle.read().decode().split("\0")
+
+
+def test_kubectl_delete_node_drops_it_everywhere_within_a_second(lab: Lab) -> None:
+    """Every agent is an API client with its node's own identity; deleting a Node with
+    kubectl makes the other agents drop its route, neighbour and FDB entry."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    lab.up(3)
+    for node in lab.node_names():
+        argv = agent_argv(lab, node)
+        assert "--kube-subnet-mgr" in argv and "--store" not in argv
+        kubeconfig = argv[argv.index("--kubeconfig") + 1]
+        assert kubeconfig == lab.apiserver_files().kubeconfig(f"system:node:{node}")
+    n3 = leases(lab)["n3"]
+    for node in ("n1", "n2"):
+        assert len(overlay_entries(lab, node, n3)) == 3
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "delete", "node", "n3"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for node in ("n1", "n2"):
+        waited = wait_for(lambda node=node: overlay_entries(lab, node, n3) == [], timeout=1.0)
+        print(f"{node} dropped n3 {waited:.3f}s after kubectl returned")
+    assert "n3" not in {n.name for n in lab.nodes()}
+
+
 def test_kubectl_on_the_lab(lab: Lab) -> None:
     """The walk-through's `kubectl get no n1 -o json | jq .spec.podCIDR` from this
     machine's shell, and a node's own identity from inside the lab."""
