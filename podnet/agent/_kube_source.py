@@ -11,8 +11,8 @@ What flannel's kube subnet manager does, and so what this does:
     - once the network is up, set the node's NetworkUnavailable condition to False, reason
       FlannelIsUp, through `nodes/status`, as flanneld does.
 
-lightkube is built on httpx, which podnet already uses. Its 1.x line moved to another HTTP
-stack (httpx2), so podnet keeps to 0.x (see pyproject.toml).
+lightkube (0.x, built on httpx as podnet is) is the client nodeipam uses too; its public
+watch sends no `allowWatchBookmarks`, so the request is built with its request builder.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class KubeNodeWatch:
                 self._changes.put(KubeNodeChange(node.name, None if kind == "DELETED" else node))
         except ApiError as exc:
             self._changes.put(WatchEnded(_api_reason(exc)))
-        except (httpx.HTTPError, OSError, ValueError) as exc:
+        except Exception as exc:  # HTTP, socket or decoding: the loop must hear of any end
             self._changes.put(WatchEnded(f"{type(exc).__name__}: {exc}"))
 
     def get(self, timeout: float | None = None) -> Sequence[KubeNodeChange]:

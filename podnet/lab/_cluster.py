@@ -575,8 +575,8 @@ class Lab:
 
 
 def _private_store(url: str) -> None:
-    """The sqlite file (and its WAL) readable by root alone: only the lab's daemons (the
-    API server; nodeipam until it moves onto the API) open it."""
+    """The sqlite file (and its WAL) readable by root alone: only the lab's API server
+    opens it (nodeipam and the agents are its clients)."""
     if not url.startswith("sqlite://"):
         return
     path = url.removeprefix("sqlite://")
