@@ -50,7 +50,7 @@ from podnet.cni import (
     plugin_environ,
     plugin_error,
 )
-from podnet.plugins import load_plugin, podnet_type_of
+from podnet.plugins import PodnetExec, podnet_type_of
 from podnet.plugins.ipam.host_local import DEFAULT_DATA_DIR as HOST_LOCAL_DATA_DIR
 from podnet.plugins.ipam.host_local import DiskStore
 from podnet.plugins.meta.flannel import DEFAULT_DATA_DIR as FLANNEL_DATA_DIR
@@ -62,7 +62,6 @@ from podnet.runtime import (
     Exec,
     GCAttachment,
     NetworkConfigList,
-    ProcessExec,
     ResultCache,
     scan_conf_dir,
 )
@@ -80,7 +79,7 @@ SCRATCH = "saved config"  # flannel: <dataDir>/<containerID>
 CACHED = "cached result"  # the runtime's libcni cache: <cacheDir>/results/<net>-<id>-<if>
 
 
-class InProcessExec(ProcessExec):
+class InProcessExec(PodnetExec):
     """The runtime library's Exec for the agent: podnet's own executables run in this
     process, with a host over `host_state` (the CNI server's, in the agent), any other
     plugin (a reference binary) as a process."""
@@ -90,11 +89,11 @@ class InProcessExec(ProcessExec):
         self.host_state = host_state if host_state is not None else HostState()
 
     def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
-        plugin_type = podnet_type_of(executable)
-        if plugin_type is None:
+        plugin = self.plugin_here(executable)
+        if plugin is None:
             return super().exec_plugin(executable, cni_env, stdin)
         with Host(self.host_state) as host:
-            code, out = dispatch(load_plugin(plugin_type), plugin_environ(cni_env), stdin, host)
+            code, out = dispatch(plugin, plugin_environ(cni_env), stdin, host)
         if code != 0:
             raise plugin_error(out, b"")
         return out

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from podnet.cni._flock import LockTimeout, flock_within
     from podnet.cni._host import Host, HostState, run_after_answer
     from podnet.cni._invoke import (
+        Exec,
+        RawExec,
         decode_result,
         exec_plugin,
         find_in_path,
@@ -85,6 +87,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "podnet.cni._flock": ("LockTimeout", "flock_within"),
     "podnet.cni._host": ("Host", "HostState", "run_after_answer"),
     "podnet.cni._invoke": (
+        "Exec",
+        "RawExec",
         "decode_result",
         "exec_plugin",
         "find_in_path",
@@ -137,7 +141,9 @@ __all__ = [
     "parse_route",
     "prev_result",
     "valid_attachments",
+    "Exec",
     "Host",
+    "RawExec",
     "Span",
     "Trace",
     "HostState",

@@ -12,6 +12,9 @@
   kept for the host's life: an agent worker serves every pod through the same socket.
 - `state`: what plugins keep across requests (the masquerade tables declared, the veths
   still being destroyed), shared by every host built over one `HostState`.
+- `plugin_exec`: the `Exec` a plugin delegates through (libcni's invoke.Exec); None for
+  the plugin layer's default, which runs podnet's own plugins in this process (see
+  podnet.plugins._delegate).
 
 A host belongs to one thread at a time (its netlink socket and its deferred work are not
 shared); the agent builds one `HostState` and one `Host` per worker over it. The in-process
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 from podnet.cni._log import log
 
 if TYPE_CHECKING:
+    from podnet.cni._invoke import Exec
     from podnet.cni._trace import Trace
     from podnet.netlink import Rtnl
 
@@ -57,8 +61,15 @@ class HostState:
 class Host:
     """The context of the requests one thread runs. Use as a context manager, or `close()`."""
 
-    def __init__(self, state: HostState | None = None, *, defers: bool = False) -> None:
+    def __init__(
+        self,
+        state: HostState | None = None,
+        *,
+        defers: bool = False,
+        plugin_exec: Exec | None = None,
+    ) -> None:
         self.state = state if state is not None else HostState()
+        self.plugin_exec = plugin_exec
         self._later: list[Work] | None = [] if defers else None
         self._node: tuple[tuple[int, int], Rtnl] | None = None
         # The trace of the request this host serves now, when its server keeps traces.

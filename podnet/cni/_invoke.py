@@ -1,6 +1,8 @@
 """Running another plugin as a process, the way libcni's pkg/invoke does: find its type in
 CNI_PATH, exec it with the caller's environment and a changed CNI_COMMAND, and read its
-result or its error back.
+result or its error back. Callers (the runtime, a delegating plugin) go through an `Exec`
+they are handed, as libcni's callers do, so tests can hand in one that records the calls;
+`RawExec` is the one that runs processes.
 
 subprocess is imported when a process is run: a podnet plugin running in-process, which
 delegates to other podnet plugins in-process, never needs it (~5 ms to import)."""
@@ -12,12 +14,38 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from podnet.cni._errors import CNIError, DecodingFailure, InvalidConfig, IOFailure
 
 DEFAULT_TIMEOUT = 60.0
 _TEXT_BUSY_RETRIES = 5
+
+
+class Exec(Protocol):
+    """Finding and running plugins (libcni's invoke.Exec). `cni_env` holds only the
+    variables of the call (CNI_*, and podnet's own PODNET_*); a real implementation adds
+    the rest of the process environment."""
+
+    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str: ...
+
+    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
+        """The plugin's stdout; a failing plugin raises the CNIError it reported."""
+        ...
+
+
+class RawExec:
+    """Runs plugin executables as processes (libcni's RawExec), killing any that outlives
+    `timeout` seconds."""
+
+    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.timeout = timeout
+
+    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str:
+        return find_in_path(plugin_type, paths)
+
+    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
+        return exec_plugin(executable, plugin_environ(cni_env), stdin, timeout=self.timeout)
 
 
 def plugin_environ(cni_env: Mapping[str, str]) -> dict[str, str]:

@@ -6,7 +6,8 @@ plugin they run, and delegation looks a type up here to run it in-process.
 What other packages use: the table and `load_plugin`, `run_in_process` (the in-process path
 of a CNI executable), install-cni's writers (`install_executables`, `default_conflist`,
 `write_conflist`, `CONFLIST_NAME`, `executable_text`, `launcher_image`, `build_launcher`)
-and `podnet_type_of` (which plugin a file in a CNI bin dir is). The last two groups load on
+and `podnet_type_of` (which plugin a file in a CNI bin dir is) with `PodnetExec` (an Exec
+that runs those in this process). The last two groups load on
 first use: a CNI executable running a plugin in-process imports this package and needs
 neither.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from podnet.cni import Plugin, plugin_main
 
 if TYPE_CHECKING:
-    from podnet.plugins._delegate import podnet_type_of
+    from podnet.plugins._delegate import PodnetExec, podnet_type_of
     from podnet.plugins._install import (
         CONFLIST_NAME,
         default_conflist,
@@ -62,6 +63,7 @@ _LAZY: dict[str, str] = {
     "launcher_image": "podnet.plugins._install",
     "build_launcher": "podnet.plugins._launcher",
     "podnet_type_of": "podnet.plugins._delegate",
+    "PodnetExec": "podnet.plugins._delegate",
 }
 
 
@@ -75,6 +77,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CONFLIST_NAME",
     "PLUGIN_MODULES",
+    "PodnetExec",
     "default_conflist",
     "executable_text",
     "build_launcher",

@@ -1,8 +1,11 @@
-"""Delegation between plugins (libcni's DelegateAdd/Check/Del/GC/Status).
+"""Delegation between plugins (libcni's DelegateAdd/Check/Del/GC/Status), through the
+`Exec` the request's host hands in (libcni's invoke.Exec; podnet.cni.Host.plugin_exec).
 
-The delegate's type is looked up in CNI_PATH as the spec says. When the executable found
-there is one of podnet's own, the plugin runs in this process: same result, no second
-interpreter start. Anything else (a reference Go binary, say) is exec'd.
+The default is `PodnetExec`: it finds the delegate's type in CNI_PATH as the spec says,
+and when the executable found there is one of podnet's own (a launcher, by its trailer; a
+Python thin executable, by its marker line) the plugin runs in this process, with the
+caller's host: same result, no second interpreter start. Anything else (a reference Go
+binary, say) is exec'd. Any other Exec (a test's recording one) gets every call.
 """
 
 from __future__ import annotations
@@ -12,14 +15,14 @@ from typing import Any
 from podnet.cni import (
     ATTACHMENT_VERBS,
     LOCKED_ENV,
+    Exec,
+    Plugin,
+    RawExec,
     Request,
     Result,
     call,
     decode_result,
-    exec_plugin,
-    find_in_path,
     fixup_result_version,
-    plugin_environ,
 )
 from podnet.plugins import PLUGIN_MODULES, load_plugin
 from podnet.plugins._launcher import launcher_type_of
@@ -45,23 +48,36 @@ def podnet_type_of(executable: str) -> str | None:
     return found if found in PLUGIN_MODULES else None
 
 
+class PodnetExec(RawExec):
+    """A RawExec that runs podnet's own executables in this process instead."""
+
+    def plugin_here(self, executable: str) -> Plugin | None:
+        """The plugin to run in this process for `executable`; None to exec it."""
+        plugin_type = podnet_type_of(executable)
+        return None if plugin_type is None else load_plugin(plugin_type)
+
+
+_DEFAULT_EXEC = PodnetExec()
+
+
 def delegate(
     command: str, plugin_type: str, config: dict[str, Any], request: Request
 ) -> Result | None:
     """Run `command` of the plugin `plugin_type` with `config`, on behalf of `request`."""
-    executable = find_in_path(plugin_type, request.path)
+    exec_: Exec = request.host.plugin_exec or _DEFAULT_EXEC
+    executable = exec_.find_in_path(plugin_type, request.path)
     sub_request = request.with_config(command, config)
-    ours = podnet_type_of(executable)
-    if ours is not None:
-        result = call(load_plugin(ours), sub_request)
+    here = exec_.plugin_here(executable) if isinstance(exec_, PodnetExec) else None
+    if here is not None:
+        result = call(here, sub_request)
         if result is not None:
             # Hand the result over as the delegate's output would be: in the config's version.
             result = Result.from_json(result.to_json(sub_request.cni_version))
         return result
-    environ = plugin_environ(sub_request.environ())
+    environ = sub_request.environ()
     if command in ATTACHMENT_VERBS:
         environ[LOCKED_ENV] = "1"  # this call holds the attachment's lock (see the skel)
-    stdout = exec_plugin(executable, environ, sub_request.stdin)
+    stdout = exec_.exec_plugin(executable, environ, sub_request.stdin)
     if command != "ADD":
         return None
     return Result.from_json(fixup_result_version(decode_result(stdout), sub_request.cni_version))
@@ -73,4 +89,4 @@ def delegate_add(plugin_type: str, config: dict[str, Any], request: Request) -> 
     return result
 
 
-__all__ = ["MARKER", "delegate", "delegate_add", "podnet_type_of"]
+__all__ = ["MARKER", "PodnetExec", "delegate", "delegate_add", "podnet_type_of"]

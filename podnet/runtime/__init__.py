@@ -6,6 +6,7 @@ does; `PodRuntime` creates pod sandboxes (netns, lo, ADD on eth0, pod IP) and re
 so GC knows which attachments are still in use.
 """
 
+from podnet.cni import Exec
 from podnet.runtime._cache import CachedAttachment, ResultCache
 from podnet.runtime._chain import (
     CNI,
@@ -28,7 +29,7 @@ from podnet.runtime._errors import (
     PodNotFound,
     SandboxError,
 )
-from podnet.runtime._exec import DEFAULT_TIMEOUT, Exec, ProcessExec
+from podnet.runtime._exec import DEFAULT_TIMEOUT, ProcessExec
 from podnet.runtime._ports import (
     PORT_MAPPINGS,
     PortSpecError,

@@ -25,6 +25,7 @@ from podnet.cni import (
     LEGACY_ATTACHMENTS_KEY,
     VALID_ATTACHMENTS_KEY,
     CNIError,
+    Exec,
     IncompatibleVersion,
     InternalError,
     Result,
@@ -40,7 +41,7 @@ from podnet.netlink import is_netns
 from podnet.runtime._cache import CachedAttachment, ResultCache
 from podnet.runtime._conf import NetworkConfigList, conflist_from_bytes
 from podnet.runtime._errors import ConfError, PluginErrors, PluginFailed
-from podnet.runtime._exec import Exec, ProcessExec, cni_env, supported_versions
+from podnet.runtime._exec import ProcessExec, cni_env, supported_versions
 from podnet.runtime._types import GCAttachment, RuntimeConf
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"

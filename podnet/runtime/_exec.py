@@ -1,47 +1,20 @@
-"""How the runtime runs a plugin: an injected `Exec` (libcni's invoke.Exec), so tests can
-hand in a fake; `ProcessExec` runs the real executables, each with a timeout."""
+"""How the runtime runs a plugin: an injected `Exec` (libcni's invoke.Exec, defined with
+the protocol in podnet.cni), so tests can hand in a fake; `ProcessExec` runs the real
+executables, each with a timeout."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
-from podnet.cni import (
-    CURRENT_VERSION,
-    CNIError,
-    DecodingFailure,
-    exec_plugin,
-    find_in_path,
-    plugin_environ,
-)
+from podnet.cni import CURRENT_VERSION, CNIError, DecodingFailure, Exec, RawExec
 from podnet.runtime._types import RuntimeConf
 
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = RawExec().timeout  # seconds a plugin may run
 
 
-class Exec(Protocol):
-    """Finding and running plugins. `cni_env` holds only the CNI_* variables of the call;
-    a real implementation adds the rest of the process environment."""
-
-    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str: ...
-
-    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
-        """The plugin's stdout; a failing plugin raises the CNIError it reported."""
-        ...
-
-
-class ProcessExec:
-    """Runs plugin executables as processes, killing any that outlives `timeout` seconds."""
-
-    def __init__(self, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.timeout = timeout
-
-    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str:
-        return find_in_path(plugin_type, paths)
-
-    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
-        return exec_plugin(executable, plugin_environ(cni_env), stdin, timeout=self.timeout)
+# The runtime's name for podnet.cni's process-running Exec.
+ProcessExec = RawExec
 
 
 def cni_env(command: str, rt: RuntimeConf | None, paths: Sequence[str]) -> dict[str, str]:

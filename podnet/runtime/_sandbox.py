@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from podnet.cni import CNIError, DecodingFailure, IPConfig, Result
+from podnet.cni import CNIError, DecodingFailure, Exec, IPConfig, Result
 from podnet.netlink import (
     DEFAULT_NETNS_DIR,
     bring_up_loopback,
@@ -42,7 +42,6 @@ from podnet.runtime._chain import (
 )
 from podnet.runtime._conf import ConfScan, NetworkConfigList, scan_conf_dir
 from podnet.runtime._errors import PodNotFound, SandboxError
-from podnet.runtime._exec import Exec
 from podnet.runtime._state import (
     CREATING,
     DEFAULT_STATE_DIR,

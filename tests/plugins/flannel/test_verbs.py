@@ -7,12 +7,13 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from podnet.cni import dispatch
+from podnet.cni import Host, dispatch
 from podnet.plugins.meta.flannel import NOT_WRITTEN, PLUGIN
 
 FAKE_BRIDGE = """#!{python} -I
@@ -88,6 +89,46 @@ def test_add_saves_the_delegate_config_then_delegates(node):
     assert json.loads(saved.read_bytes()) == delegate
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
     assert stat.S_IMODE(node.data_dir.stat().st_mode) == 0o700
+
+
+class RecordingExec:
+    """An Exec that records each delegated call and answers ADD with one address."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    def find_in_path(self, plugin_type: str, paths: Sequence[str]) -> str:
+        return f"/recorded/{plugin_type}"
+
+    def exec_plugin(self, executable: str, cni_env: Mapping[str, str], stdin: bytes) -> bytes:
+        self.calls.append((executable, cni_env["CNI_COMMAND"], json.loads(stdin)))
+        if cni_env["CNI_COMMAND"] != "ADD":
+            return b""
+        return b'{"ips": [{"address": "10.244.1.2/24"}]}'
+
+
+def test_the_delegate_is_run_through_the_hosts_exec(node):
+    """With a host whose Exec records, flannel's delegation runs no process: the Exec
+    sees the bridge config flannel built, for ADD and for the DEL that follows."""
+    recorder = RecordingExec()
+    env = {
+        "CNI_COMMAND": "ADD",
+        "CNI_PATH": str(node.bin),
+        "CNI_CONTAINERID": "pod-a",
+        "CNI_IFNAME": "eth0",
+        "CNI_NETNS": "/var/run/netns/x",
+    }
+    stdin = json.dumps(node.conf()).encode()
+    code, out = dispatch(PLUGIN, env, stdin, Host(plugin_exec=recorder))
+    assert code == 0, out
+    assert json.loads(out)["ips"] == [{"address": "10.244.1.2/24"}]
+    code, out = dispatch(PLUGIN, {**env, "CNI_COMMAND": "DEL"}, stdin, Host(plugin_exec=recorder))
+    assert (code, out) == (0, b"")
+    [(exe, add, added), (_, delete, deleted)] = recorder.calls
+    assert (exe, add, delete) == ("/recorded/bridge", "ADD", "DEL")
+    assert added["type"] == "bridge" and added["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
+    assert deleted == added  # DEL delegates the saved config
+    assert node.calls() == [], "the fake bridge executable never ran"
 
 
 def test_add_without_subnet_env_says_what_to_check(node):
