@@ -9,11 +9,20 @@ keep-alive), on the store backends asked for.
   patched; time from the PATCH being sent to each watcher reading the event, p50 and p99
   over every (change, watcher) pair.
 
+- pod start (root; --pods N > 0): a 2-node lab (`podnet lab up`, podnet's runtime) and
+  N pods at each concurrency of --pod-concurrency, three ways, one after the other:
+  "sandbox": the node runtime's run_pod itself, in this process, without the API (what
+  the driver calls); "api": a Pod with spec.nodeName POSTed, until a watch on the pods
+  shows its status.podIP (the node's sandbox driver started it and wrote the status);
+  "api, scheduled": the same without spec.nodeName, through the lab's scheduler. The API
+  overhead is the difference of the p50s. Pods are deleted (and their sandboxes stopped)
+  between rounds.
+
     .venv/bin/python -m bench.apiserver [--nodes 5000] [--watchers 100] [--changes 20]
                                         [--lists 30] [--backends sqlite,etcd]
+                                        [--pods 40 --pod-concurrency 1,8]
 
 Results: bench/results/apiserver.json, and a line per backend on stderr.
-Not measured here yet: pod creation to status.podIP (needs the per-node sandbox driver).
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -173,6 +183,122 @@ def run_backend(url: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     }
 
 
+def _ms(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None}
+    return {
+        "p50": round(statistics.median(values) * 1000, 1),
+        "p99": round(percentile(values, 99) * 1000, 1),
+    }
+
+
+class PodWatcher(threading.Thread):
+    """Watches every pod of a namespace; notes when each first shows a status.podIP."""
+
+    def __init__(self, api: Any, namespace: str) -> None:
+        super().__init__(daemon=True)
+        self.api, self.namespace = api, namespace
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+        self.stopped = False
+
+    def run(self) -> None:
+        version = ""
+        while not self.stopped:
+            try:
+                pod = None
+                for _kind, pod in self.api.watch_pod_list(self.namespace, version, 5.0, self.ready):
+                    version = pod["metadata"].get("resourceVersion", version)
+                    name = pod["metadata"].get("name")
+                    if (pod.get("status") or {}).get("podIP") and name not in self.seen:
+                        self.seen[name] = time.perf_counter()
+            except Exception:  # a timeout of the stream: watch again from where it was
+                if self.stopped:
+                    return
+
+
+NODES = ("n1", "n2")
+
+
+def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> list[float]:
+    """The node runtime's run_pod, as the driver calls it, without the API."""
+    node_runtime = lab.node_runtime
+
+    def start(i: int) -> float:
+        started = time.perf_counter()
+        node_runtime.run_pod(NODES[i % 2], names[i], "default")
+        return time.perf_counter() - started
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        times = list(pool.map(start, range(len(names))))
+    for pod in lab.pods():
+        node_runtime.remove_pod(pod.node, pod.sandbox)
+    return times
+
+
+def _api_round(
+    lab: Any, watcher: PodWatcher, names: list[str], concurrency: int, *, bound: bool
+) -> tuple[list[float], int]:
+    """Pods POSTed (bound to a node, or left to the scheduler) until the watch shows
+    their status.podIP; returns the times and how many never got one."""
+    sent: dict[str, float] = {}
+
+    def create(i: int) -> None:
+        with lab.api() as own:
+            sent[names[i]] = time.perf_counter()
+            own.create_pod(names[i], "default", NODES[i % 2] if bound else None)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(create, range(len(names))))
+    deadline = time.monotonic() + 120
+    while any(n not in watcher.seen for n in sent) and time.monotonic() < deadline:
+        time.sleep(0.005)
+    times = [watcher.seen[n] - sent[n] for n in sent if n in watcher.seen]
+    for name in sent:
+        lab.pod_rm(name, "default")
+    return times, len(sent) - len(times)
+
+
+def run_pod_start(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    from podnet.lab import Lab
+
+    netns_dir = work / "netns"
+    netns_dir.mkdir()
+    lab = Lab("b" + secrets.token_hex(3), root=str(work / "labs"), netns_dir=str(netns_dir))
+    results: dict[str, Any] = {"pods": args.pods, "nodes": len(NODES), "runtime": "podnet"}
+    try:
+        lab.up(len(NODES))
+        with lab.api() as api:
+            watcher = PodWatcher(api, "default")
+            watcher.start()
+            watcher.ready.wait(30)
+            # One pod each way first, not counted: the drivers' and scheduler's first
+            # requests (connections, the client's lazy imports) are not a pod start's cost.
+            _sandbox_round(lab, ["warm-s0", "warm-s1"], 1)
+            _api_round(lab, watcher, ["warm-b0", "warm-b1"], 1, bound=True)
+            _api_round(lab, watcher, ["warm-u0", "warm-u1"], 1, bound=False)
+            for concurrency in [int(c) for c in args.pod_concurrency.split(",")]:
+                names = [f"c{concurrency}-{i}" for i in range(args.pods)]
+                row: dict[str, Any] = {
+                    "sandbox_ms": _ms(_sandbox_round(lab, [f"{n}-s" for n in names], concurrency))
+                }
+                for label, bound, suffix in (("api", True, "b"), ("api_scheduled", False, "u")):
+                    times, missed = _api_round(
+                        lab, watcher, [f"{n}-{suffix}" for n in names], concurrency, bound=bound
+                    )
+                    row[f"{label}_ms"], row[f"{label}_missed"] = _ms(times), missed
+                api_p50, sandbox_p50 = row["api_ms"]["p50"], row["sandbox_ms"]["p50"]
+                row["api_overhead_p50_ms"] = (
+                    round(api_p50 - sandbox_p50, 1) if None not in (api_p50, sandbox_p50) else None
+                )
+                results[f"concurrency_{concurrency}"] = row
+                print(f"pod start c{concurrency}: {json.dumps(row)}", file=sys.stderr)
+            watcher.stopped = True
+    finally:
+        lab.down()
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench.apiserver", description=__doc__)
     parser.add_argument("--nodes", type=int, default=5000)
@@ -180,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=20)
     parser.add_argument("--lists", type=int, default=30)
     parser.add_argument("--backends", default="sqlite")
+    parser.add_argument("--pods", type=int, default=0, help="pods per round (0: no pod bench)")
+    parser.add_argument("--pod-concurrency", default="1,8")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     results: dict[str, Any] = {
@@ -189,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "backends": {},
     }
-    for backend in args.backends.split(","):
+    for backend in [b for b in args.backends.split(",") if b]:
         with tempfile.TemporaryDirectory(prefix="podnet-bench-apiserver-") as tmp:
             work = Path(tmp)
             if backend == "sqlite":
@@ -210,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
         results["backends"][backend] = outcome
         print(f"{backend}: {json.dumps(outcome)}", file=sys.stderr)
+    if args.pods > 0:
+        with tempfile.TemporaryDirectory(prefix="podnet-bench-pods-") as tmp:
+            results["pod_start"] = run_pod_start(args, Path(tmp))
+        results["load_average"] = os.getloadavg()
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -14,6 +14,9 @@ Authorization follows what a kubeadm cluster gives these identities:
 - `system:kube-controller-manager` (nodeipam and the other controllers): read
   everything, change nodes (podCIDR) and their status, write events, pods, and leases
   for leader election.
+- `system:kube-scheduler` (RBAC's system:kube-scheduler role): read everything, bind
+  pods to nodes (pods/binding), write pod status (the PodScheduled condition), events,
+  and leases for leader election.
 Anything else is refused with 403 in RBAC's words.
 """
 
@@ -38,6 +41,7 @@ MASTERS = "system:masters"
 NODES_GROUP = "system:nodes"
 NODE_PREFIX = "system:node:"
 CONTROLLER_MANAGER = "system:kube-controller-manager"
+SCHEDULER = "system:kube-scheduler"
 AUTHENTICATED = "system:authenticated"
 READ_VERBS = frozenset({"get", "list", "watch"})
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
@@ -178,6 +182,8 @@ def authorize(identity: Identity, request: Request) -> None:
         return
     if identity.user == CONTROLLER_MANAGER and _controller_allows(request):
         return
+    if identity.user == SCHEDULER and _scheduler_allows(request):
+        return
     raise _rbac_denial(identity, request)
 
 
@@ -219,6 +225,17 @@ def _node_allows(node: str, request: Request) -> bool:
     if kind == "Lease":
         return request.namespace == "kube-node-lease" and request.name == node
     return False
+
+
+def _scheduler_allows(request: Request) -> bool:
+    kind, verb = request.resource.kind, request.verb
+    if verb in READ_VERBS:
+        return True
+    if kind == "Pod":
+        return (request.subresource == "binding" and verb == "create") or (
+            request.subresource == "status" and verb in ("update", "patch")
+        )
+    return kind in ("Event", "Lease") and verb in WRITE_VERBS
 
 
 def _controller_allows(request: Request) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from podnet.apiserver._resources import RESOURCES, Resource
 
 KUBERNETES_VERSION = ("1", "32", "v1.32.0")
-VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = ["get", "patch", "update"]
 
 
@@ -82,6 +82,16 @@ def _entries(resource: Resource) -> list[dict[str, Any]]:
                 "namespaced": resource.namespaced,
                 "kind": resource.kind,
                 "verbs": SUBRESOURCE_VERBS,
+            }
+        )
+    if resource.kind == "Pod":
+        entries.append(
+            {
+                "name": "pods/binding",
+                "singularName": "",
+                "namespaced": True,
+                "kind": "Binding",
+                "verbs": ["create"],
             }
         )
     return entries

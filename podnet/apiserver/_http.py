@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from podnet.apiserver import _discovery as discovery
+from podnet.apiserver import _openapi as openapi
 from podnet.apiserver._auth import Identity, Request, admit, authorize
+from podnet.apiserver._protobuf import PROTOBUF, decode_protobuf
 from podnet.apiserver._registry import Selection, decode_value
 from podnet.apiserver._resources import Object, Resource, find
 from podnet.apiserver._selectors import parse_field_selector, parse_label_selector
@@ -34,6 +36,7 @@ from podnet.apiserver._status import (
     MethodNotAllowed,
     NotFound,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from podnet.apiserver._table import table, wants_table
 from podnet.store import KeyValue, Listing, StoreError, StoreUnavailable
@@ -48,6 +51,8 @@ HANDSHAKE_SECONDS = 10.0
 IDLE_SECONDS = 300.0
 BOOKMARK_SECONDS = 5.0
 WATCH_WAIT_SECONDS = 1.0
+_JSON_TYPES = ("application/json", "")
+WRITE_BODIES = ("create", "update", "delete", "deletecollection")
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
 
 
@@ -196,6 +201,9 @@ class APIHandler(BaseHTTPRequestHandler):
                 self._send_text(200, "ok")
             return
         identity = self._authenticate()
+        if method == "GET" and parts[:2] == ["openapi", "v3"]:
+            self._openapi("/".join(parts[2:]))
+            return
         if method == "GET":
             document = self._discovery(parts)
             if document is not None:
@@ -205,9 +213,18 @@ class APIHandler(BaseHTTPRequestHandler):
         if target is None:
             raise NotFound("the server could not find the requested resource", details={})
         resource, namespace, name, subresource = target
-        if subresource and (subresource != "status" or not resource.has_status or not name):
+        if subresource and not _serves_subresource(resource, name, subresource):
             raise NotFound("the server could not find the requested resource", details={})
         self._resource(method, identity, resource, namespace, name, subresource, query, body)
+
+    def _openapi(self, group_version: str) -> None:
+        if not group_version:
+            self._send_json(200, openapi.root_document())
+            return
+        document = openapi.group_version_document(group_version)
+        if document is None:
+            raise NotFound("the server could not find the requested resource", details={})
+        self._send_bytes(200, document)
 
     def _send_text(self, code: int, text: str) -> None:
         data = text.encode()
@@ -245,10 +262,14 @@ class APIHandler(BaseHTTPRequestHandler):
     ) -> None:
         api = self.server.api
         registry = api.registry
-        if query.get("dryRun"):
-            raise BadRequest("dryRun is not supported by podnet's API server")
         watching = query.get("watch") in ("true", "1")
-        if method == "GET":
+        if subresource == "binding":
+            if method != "POST":
+                raise MethodNotAllowed(
+                    "the server does not allow this method on the requested resource"
+                )
+            verb = "create"
+        elif method == "GET":
             verb = "get" if name else ("watch" if watching else "list")
         elif method == "POST" and not name:
             verb = "create"
@@ -256,20 +277,32 @@ class APIHandler(BaseHTTPRequestHandler):
             verb = "update"
         elif method == "PATCH" and name:
             verb = "patch"
-        elif method == "DELETE" and name:
-            verb = "delete"
+        elif method == "DELETE":
+            verb = "delete" if name else "deletecollection"
         else:
             raise MethodNotAllowed(
                 "the server does not allow this method on the requested resource"
             )
         parsed: Any = None
-        if verb in ("create", "update") or (verb == "delete" and body):
+        media = self.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if body and media == PROTOBUF and verb in ("create", "update"):
+            parsed = decode_protobuf(body)  # kubectl's typed clients (create configmap)
+        elif body and verb in WRITE_BODIES and media not in _JSON_TYPES:
+            raise UnsupportedMediaType(
+                "the body of the request was in an unknown format - accepted media types "
+                "include: application/json, application/vnd.kubernetes.protobuf"
+            )
+        elif verb in ("create", "update") or (verb in WRITE_BODIES and body):
             try:
                 parsed = json.loads(body) if body else None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise BadRequest(f"the body of the request is not valid JSON: {exc}") from exc
-        if verb == "create" and isinstance(parsed, dict):
+        if verb == "create" and isinstance(parsed, dict) and not subresource:
             name = str((parsed.get("metadata") or {}).get("name") or "")
+        options = (
+            parsed if verb in ("delete", "deletecollection") and isinstance(parsed, dict) else {}
+        )
+        dry_run = _dry_run(verb, query, options)
         request = Request(verb, resource, namespace, name, subresource)
         authorize(identity, request)
         if resource.kind == "Pod" and verb in ("update", "patch", "delete") and identity.node_name:
@@ -278,7 +311,14 @@ class APIHandler(BaseHTTPRequestHandler):
         else:
             admit(identity, request, None)
         accept = self.headers.get("Accept", "")
-        if verb == "get":
+        if subresource == "binding":
+            registry.bind(namespace, name, parsed)
+            self._send_json(
+                201,
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                 "code": 201},
+            )  # fmt: skip
+        elif verb == "get":
             obj = registry.get(resource, namespace, name)
             self._send_object(200, resource, obj, accept, query)
         elif verb == "list":
@@ -286,21 +326,41 @@ class APIHandler(BaseHTTPRequestHandler):
         elif verb == "watch":
             self._watch(resource, namespace, query, accept)
         elif verb == "create":
-            obj = registry.create(resource, namespace, parsed)
+            obj = registry.create(resource, namespace, parsed, dry_run=dry_run)
             self._send_object(201, resource, obj, accept, query)
         elif verb == "update":
-            obj = registry.update(resource, namespace, name, parsed, subresource=subresource)
+            obj = registry.update(
+                resource, namespace, name, parsed, subresource=subresource, dry_run=dry_run
+            )
             self._send_object(200, resource, obj, accept, query)
         elif verb == "patch":
             content_type = self.headers.get("Content-Type", "")
             obj = registry.patch(
-                resource, namespace, name, content_type, body, subresource=subresource
-            )
+                resource, namespace, name, content_type, body, subresource=subresource,
+                dry_run=dry_run,
+            )  # fmt: skip
             self._send_object(200, resource, obj, accept, query)
+        elif verb == "deletecollection":
+            items = registry.delete_collection(
+                resource, namespace or None, self._selection(resource, query),
+                grace_seconds=_grace_seconds(query, options), dry_run=dry_run,
+            )  # fmt: skip
+            self._send_json(
+                200,
+                {"kind": resource.list_kind, "apiVersion": resource.api_version,
+                 "metadata": {}, "items": items},
+            )  # fmt: skip
         else:
-            options = parsed if isinstance(parsed, dict) else {}
             preconditions = options.get("preconditions") or {}
-            deleted = registry.delete(resource, namespace, name, preconditions=dict(preconditions))
+            deleted, gone = registry.delete(
+                resource, namespace, name, preconditions=dict(preconditions),
+                grace_seconds=_grace_seconds(query, options), dry_run=dry_run,
+            )  # fmt: skip
+            if resource.kind == "Pod" or not gone:
+                # Pod storage answers with the object (ReturnDeletedObject), as does any
+                # deletion that is graceful (the object is still there).
+                self._send_object(200, resource, deleted, accept, query)
+                return
             self._send_json(
                 200,
                 {
@@ -555,6 +615,43 @@ class _Stream:
     def finish(self) -> None:
         self.handler.wfile.write(b"0\r\n\r\n")
         self.handler.wfile.flush()
+
+
+def _dry_run(verb: str, query: dict[str, str], options: dict[str, Any]) -> bool:
+    """dryRun=All (the only value there is): the request is checked and answered, and
+    nothing is stored."""
+    values = [query["dryRun"]] if query.get("dryRun") else []
+    if isinstance(options.get("dryRun"), list):
+        values += [str(v) for v in options["dryRun"]]
+    if not values:
+        return False
+    if verb not in ("create", "update", "patch", "delete", "deletecollection"):
+        raise BadRequest(f"dryRun is not an option of {verb}")
+    for value in values:
+        if value != "All":
+            raise BadRequest(f'Invalid dry run value: "{value}" (supported: All)')
+    return True
+
+
+def _grace_seconds(query: dict[str, str], options: dict[str, Any]) -> int | None:
+    value = query.get("gracePeriodSeconds")
+    if value is None:
+        value = options.get("gracePeriodSeconds")
+    if value is None:
+        return None
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"invalid gracePeriodSeconds: {value!r}") from exc
+    return max(0, seconds)
+
+
+def _serves_subresource(resource: Resource, name: str, subresource: str) -> bool:
+    if not name:
+        return False
+    if subresource == "status":
+        return resource.has_status
+    return subresource == "binding" and resource.kind == "Pod"
 
 
 def _include(query: dict[str, str]) -> str:

@@ -19,13 +19,14 @@ import copy
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from podnet.apiserver._patch import apply_patch
 from podnet.apiserver._resources import (
     NAMESPACES,
+    PODS,
     SYSTEM_NAMESPACES,
     Object,
     Resource,
@@ -35,6 +36,7 @@ from podnet.apiserver._selectors import FieldSelector, LabelSelector
 from podnet.apiserver._status import (
     BadRequest,
     Conflict,
+    NotFound,
     already_exists,
     conflict,
     invalid,
@@ -175,7 +177,9 @@ class Registry:
         return Page(items, listing.revision, token, remaining if token and exact else None)
 
     # -- writes ------------------------------------------------------------------------
-    def create(self, resource: Resource, namespace: str, body: Object) -> Object:
+    def create(
+        self, resource: Resource, namespace: str, body: Object, *, dry_run: bool = False
+    ) -> Object:
         body = _checked_body(resource, body)
         meta = body.setdefault("metadata", {})
         if resource.namespaced:
@@ -191,6 +195,10 @@ class Registry:
         obj = self._fresh(resource, namespace, body)
         name = obj["metadata"]["name"]
         self._validate(resource, obj, None)
+        if dry_run:  # everything but the write: the answer is what would be stored
+            if self.store.get(resource.key(namespace, name)) is not None:
+                raise already_exists(resource.name, name, resource.group)
+            return obj
         lease = self._lease_for(resource)
         created = self.store.create(resource.key(namespace, name), encode(obj), lease=lease)
         if created is None:
@@ -199,7 +207,14 @@ class Registry:
         return obj
 
     def update(
-        self, resource: Resource, namespace: str, name: str, body: Object, *, subresource: str = ""
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        body: Object,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
     ) -> Object:
         body = _checked_body(resource, body)
         meta = body.get("metadata") or {}
@@ -214,7 +229,9 @@ class Registry:
                 "request"
             )
         wanted = str(meta.get("resourceVersion") or "")
-        return self._write(resource, namespace, name, lambda _current: body, wanted, subresource)
+        return self._write(
+            resource, namespace, name, lambda _current: body, wanted, subresource, dry_run
+        )
 
     def patch(
         self,
@@ -225,25 +242,123 @@ class Registry:
         patch: bytes,
         *,
         subresource: str = "",
+        dry_run: bool = False,
     ) -> Object:
         def patched(current: Object) -> Object:
             result = apply_patch(content_type, current, patch)
             return result
 
-        return self._write(resource, namespace, name, patched, None, subresource)
+        return self._write(resource, namespace, name, patched, None, subresource, dry_run)
+
+    def bind(self, namespace: str, name: str, body: Any) -> Object:
+        """pods/binding: a scheduler assigns the pod to a node (kube-apiserver's
+        BindingREST): spec.nodeName set once, condition PodScheduled True."""
+        binding = _checked_binding(name, body)
+        node = binding["target"]["name"]
+        uid = str((binding.get("metadata") or {}).get("uid") or "")
+        wanted = str((binding.get("metadata") or {}).get("resourceVersion") or "") or None
+
+        def assign(pod: Object) -> Object:
+            if uid and uid != pod["metadata"].get("uid"):
+                raise Conflict(
+                    f"Precondition failed: UID in precondition: {uid}, "
+                    f"UID in object meta: {pod['metadata'].get('uid')}",
+                    details={"name": name, "kind": "pods/binding"},
+                )
+            if pod["metadata"].get("deletionTimestamp"):
+                raise _binding_conflict(
+                    name, f"pod {name} is being deleted, cannot be assigned to a host"
+                )
+            bound = (pod.get("spec") or {}).get("nodeName")
+            if bound:
+                raise _binding_conflict(name, f'pod {name} is already assigned to node "{bound}"')
+            pod.setdefault("spec", {})["nodeName"] = node
+            annotations = (binding.get("metadata") or {}).get("annotations") or {}
+            if annotations:
+                pod["metadata"].setdefault("annotations", {}).update(annotations)
+            status = pod.setdefault("status", {})
+            conditions = [
+                c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"
+            ]
+            conditions.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": now_rfc3339(self._clock()),
+                }
+            )
+            status["conditions"] = conditions
+            return pod
+
+        return self._write(PODS, namespace, name, assign, wanted, "binding")
 
     def delete(
-        self, resource: Resource, namespace: str, name: str, *, preconditions: dict[str, Any]
-    ) -> Object:
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: dict[str, Any],
+        grace_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Object, bool]:
+        """Delete the object; returns it and whether it is gone. A Pod bound to a node and
+        not finished is deleted gracefully, as kube-apiserver does: it gets
+        metadata.deletionTimestamp (now + the grace period: `grace_seconds`, else its
+        spec.terminationGracePeriodSeconds, else 30) and stays until its node's kubelet
+        (the lab's driver) has stopped it and deletes it with a grace period of 0."""
         for _ in range(_RETRIES):
             kv = self.store.get(resource.key(namespace, name))
             if kv is None:
                 raise not_found(resource.name, name, resource.group)
             obj = decode(kv)
             _check_preconditions(resource, obj, preconditions)
-            if self.store.delete(kv.key, revision=kv.mod_revision):
-                return obj
+            grace = _grace_period(resource, obj, grace_seconds)
+            if grace:
+                meta = obj["metadata"]
+                if (
+                    meta.get("deletionTimestamp")
+                    and meta.get("deletionGracePeriodSeconds", 0) <= grace
+                ):
+                    return obj, False  # terminating already, and no sooner than asked
+                meta["deletionTimestamp"] = now_rfc3339(self._clock() + grace)
+                meta["deletionGracePeriodSeconds"] = grace
+                if dry_run:
+                    return obj, False
+                updated = self.store.update(
+                    kv.key, encode(obj), revision=kv.mod_revision, lease=kv.lease
+                )
+                if updated is not None:
+                    meta["resourceVersion"] = str(updated.mod_revision)
+                    return obj, False
+                continue
+            if dry_run or self.store.delete(kv.key, revision=kv.mod_revision):
+                return obj, True
         raise conflict(resource.name, name, resource.group)
+
+    def delete_collection(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        selection: Selection,
+        *,
+        grace_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> Sequence[Object]:
+        """deletecollection: every matching object, each as `delete` would."""
+        deleted = []
+        for obj in self.list(resource, namespace, selection).items:
+            meta = obj["metadata"]
+            try:
+                gone, _ = self.delete(
+                    resource, meta.get("namespace", ""), meta["name"], preconditions={},
+                    grace_seconds=grace_seconds, dry_run=dry_run,
+                )  # fmt: skip
+            except NotFound:
+                continue  # deleted meanwhile
+            deleted.append(gone)
+        return deleted
 
     # -- helpers -----------------------------------------------------------------------
     def _write(
@@ -254,6 +369,7 @@ class Registry:
         change: Callable[[Object], Object],
         wanted: str | None,
         subresource: str,
+        dry_run: bool = False,
     ) -> Object:
         """Read, change, validate, compare-and-swap; retried on a lost race unless the
         caller pinned a resourceVersion."""
@@ -273,6 +389,8 @@ class Registry:
             self._validate(resource, new, current)
             if _same(new, current):
                 return current  # a no-op write changes nothing, not even the revision
+            if dry_run:
+                return new
             updated = self.store.update(
                 kv.key, encode(new), revision=kv.mod_revision, lease=kv.lease
             )
@@ -287,7 +405,9 @@ class Registry:
         obj = copy.deepcopy(body)
         obj["apiVersion"], obj["kind"] = resource.api_version, resource.kind
         meta = obj.setdefault("metadata", {})
-        for server_owned in ("resourceVersion", "deletionTimestamp", "selfLink"):
+        for server_owned in (
+            "resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"
+        ):  # fmt: skip
             meta.pop(server_owned, None)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now_rfc3339(self._clock())
@@ -338,16 +458,61 @@ def _checked_body(resource: Resource, body: Any) -> Object:
 _STATUS_METADATA = ("labels", "annotations")
 
 
+def _grace_period(resource: Resource, obj: Object, asked: int | None) -> int:
+    """Seconds of graceful deletion: 0 (deleted at once) but for a Pod that a node runs."""
+    if resource.kind != "Pod":
+        return 0
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        return 0  # nothing runs it: nothing to wait for (kube-apiserver's rule too)
+    if asked is None:
+        asked = spec.get("terminationGracePeriodSeconds")
+        asked = 30 if asked is None else asked
+    return max(0, int(asked))
+
+
+def _checked_binding(name: str, body: Any) -> Object:
+    if not isinstance(body, dict) or not isinstance(body.get("metadata", {}), dict):
+        raise BadRequest("the body of the request is not a Binding object")
+    if body.get("kind") not in (None, "Binding"):
+        raise BadRequest(f"the object kind {body.get('kind')!r} is not a Binding")
+    if (body.get("metadata") or {}).get("name", name) != name:
+        raise BadRequest("name in URL does not match name in Binding object")
+    target = body.get("target")
+    causes = []
+    if not isinstance(target, dict) or not target.get("name"):
+        causes.append(("target.name", "Required value"))
+    elif target.get("kind") not in (None, "", "Node"):
+        kind = target["kind"]
+        causes.append(("target.kind", f"Invalid value: \"{kind}\": must be empty or 'Node'"))
+    if causes:
+        raise invalid("Binding", name, causes)
+    return body
+
+
+def _binding_conflict(name: str, why: str) -> Conflict:
+    return Conflict(
+        f'Operation cannot be fulfilled on pods/binding "{name}": {why}',
+        details={"name": name, "kind": "pods/binding"},
+    )
+
+
 def _carry_over(resource: Resource, current: Object, new: Object, subresource: str) -> Object:
-    """What a write may not change: identity, and (per subresource) spec or status."""
+    """What a write may not change: identity, and (per subresource) spec or status. A
+    binding (computed by the server itself) sets spec.nodeName and a status condition."""
     new["apiVersion"], new["kind"] = resource.api_version, resource.kind
     meta, old_meta = new.setdefault("metadata", {}), current["metadata"]
     for fixed in ("name", "namespace", "uid", "creationTimestamp"):
         if fixed in old_meta:
             meta[fixed] = old_meta[fixed]
+    for server_owned in ("deletionTimestamp", "deletionGracePeriodSeconds"):
+        if server_owned in old_meta:
+            meta[server_owned] = old_meta[server_owned]
+        else:
+            meta.pop(server_owned, None)
     meta.pop("resourceVersion", None)
     meta["resourceVersion"] = old_meta["resourceVersion"]
-    if resource.has_status:
+    if resource.has_status and subresource != "binding":
         if subresource == "status":
             # Only status changes; metadata and spec stay as they were. A Node's labels and
             # annotations are the exception (kube-apiserver's node status strategy resets

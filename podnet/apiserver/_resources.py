@@ -9,6 +9,7 @@ kinds, `/registry/<resource>/<name>` for cluster-scoped ones, and Nodes under
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import re
 import time
@@ -188,9 +189,21 @@ def _validate_event(new: Object, old: Object | None) -> list[Cause]:
 
 
 # -- table columns ---------------------------------------------------------------------
+def _parse_time(stamp: str) -> float:
+    """metav1.Time as Kubernetes writes it, or any RFC 3339 form a client sent (Python
+    clients write "+00:00" and fractions)."""
+    when = parse_rfc3339(stamp)
+    if when:
+        return when
+    try:
+        return datetime.datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return 0.0
+
+
 def human_age(stamp: str, now: float | None = None) -> str:
     """A duration as kubectl prints it: 45s, 12m, 5h, 3d."""
-    when = parse_rfc3339(stamp) if stamp else 0.0
+    when = _parse_time(stamp) if stamp else 0.0
     if not when:
         return "<unknown>"
     seconds = int((time.time() if now is None else now) - when)

@@ -68,6 +68,12 @@ def _kubectl_pod_cidr(lab: Lab, node: str, expected: str) -> None:
     )  # fmt: skip
     print("\n--- kubectl get nodes -o wide")
     print((wide.stdout or wide.stderr).rstrip())
+    pods = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, "get", "pods", "-o", "wide"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    print("\n--- kubectl get pods -o wide")
+    print((pods.stdout or pods.stderr).rstrip())
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -99,7 +105,10 @@ def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
     lab.up(args.nodes, backend=args.backend, progress=lambda m: print(f"  - {m}", flush=True))
     print(f"  up in {time.monotonic() - start:.1f}s")
 
-    _section("pods: the runtime creates each netns and runs flannel -> bridge -> host-local")
+    _section(
+        "pods: Pod objects through the API; each node's driver has the runtime create the "
+        "netns and run flannel -> bridge -> host-local"
+    )
     pods: list[LabPod] = []
     for node in lab.node_names():
         for kind in POD_KINDS[: args.pods_per_node]:

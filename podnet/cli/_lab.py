@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.apiserver import SCHEDULER as SCHEDULER_USER
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._daemon import log_to_stderr
 from podnet.cli._pod import port_mapping
@@ -31,6 +32,7 @@ from podnet.lab import (
     LabError,
     LabPod,
     SandboxDriver,
+    Scheduler,
     TopologyError,
     matrix,
     render,
@@ -103,9 +105,11 @@ def register(subparsers: Any) -> None:
 
     pod = verbs.add_parser("pod", help="pods on the lab's nodes")
     pod_verbs = pod.add_subparsers(dest="pod_command", metavar="COMMAND", required=True)
-    run = pod_verbs.add_parser("run", help="start a pod on a node")
+    run = pod_verbs.add_parser(
+        "run", help="create a Pod (on --node, or where the scheduler puts it); wait for its IP"
+    )
     run.add_argument("pod_name", metavar="NAME")
-    run.add_argument("--node", required=True)
+    run.add_argument("--node", default=None, help="bind it to this node (spec.nodeName)")
     run.add_argument("--namespace", default="default")
     run.add_argument(
         "-p",
@@ -117,11 +121,17 @@ def register(subparsers: Any) -> None:
         metavar="[HOSTIP:]HOST:CONTAINER[/PROTO]",
         help="map a port of the node to the pod (repeatable; protocol tcp, udp or sctp)",
     )
+    run.add_argument(
+        "--timeout", type=positive_seconds, default=60.0, help="seconds to wait for its IP"
+    )
     run.set_defaults(handler=lab_pod_run)
-    rm = pod_verbs.add_parser("rm", help="stop and remove a pod")
-    rm.add_argument("pod_name", metavar="NAME")
-    rm.add_argument("--namespace", default="default")
-    rm.set_defaults(handler=lab_pod_rm)
+    for verb in ("delete", "rm"):
+        rm = pod_verbs.add_parser(
+            verb, help="delete a Pod and wait until its sandbox is stopped (CNI DEL)"
+        )
+        rm.add_argument("pod_name", metavar="NAME")
+        rm.add_argument("--namespace", default="default")
+        rm.set_defaults(handler=lab_pod_rm)
 
     get = verbs.add_parser("get", help="list lab objects")
     get.add_argument("what", choices=("pods", "nodes"))
@@ -136,6 +146,11 @@ def register(subparsers: Any) -> None:
 
     check = verbs.add_parser("check", help="ping from every pod to every other pod")
     check.set_defaults(handler=lab_check)
+
+    scheduler = verbs.add_parser("scheduler", help="(started by `lab up`) the lab's scheduler")
+    scheduler.add_argument("--root", default=LAB_ROOT, help=argparse.SUPPRESS)
+    scheduler.add_argument("--netns-dir", default=DEFAULT_NETNS_DIR, help=argparse.SUPPRESS)
+    scheduler.set_defaults(handler=lab_scheduler)
 
     driver = verbs.add_parser("driver", help="(started by `lab up`) one node's sandbox driver")
     driver.add_argument("--node", required=True)
@@ -309,6 +324,25 @@ def lab_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def lab_scheduler(args: argparse.Namespace) -> int:
+    log_to_stderr()
+    stop = threading.Event()
+
+    def terminate(*_: object) -> None:
+        stop.set()
+        raise SystemExit(0)  # out of the blocking watch read at once
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, terminate)
+    try:
+        lab = Lab(args.name, root=args.root, netns_dir=args.netns_dir)
+        scheduler = Scheduler(lab.apiserver_files().host_kubeconfig(SCHEDULER_USER))
+    except ERRORS as exc:
+        return _fail(args, exc)
+    scheduler.run(stop)
+    return 0
+
+
 def lab_kubeconfig(args: argparse.Namespace) -> int:
     try:
         lab = Lab(args.name)
@@ -349,10 +383,12 @@ def lab_node_rm(args: argparse.Namespace) -> int:
 
 def lab_pod_run(args: argparse.Namespace) -> int:
     try:
-        run = Lab(args.name).pod_run(args.pod_name, args.node, args.namespace, ports=args.ports)
+        run = Lab(args.name).pod_run(
+            args.pod_name, args.node, args.namespace, ports=args.ports, timeout=args.timeout
+        )
     except ERRORS as exc:
         return _fail(args, exc)
-    print(f"pod {run.sandbox.key} on {args.node}: {run.sandbox.ip}")
+    print(f"pod {run.sandbox.key} on {run.node}: {run.sandbox.ip}")
     return 0
 
 
@@ -384,35 +420,45 @@ def lab_get(args: argparse.Namespace) -> int:
             ]
             print(table(["NODE", "ADDRESS", "PODCIDR", "AGENT", "RESTARTS"], rows))
             return 0
-        pods = lab.pods()
+        pods = lab.pod_objects()
+        sandboxes = {
+            (p.node, p.sandbox.key): p.sandbox for p in (lab.pods() if args.output else [])
+        }
     except ERRORS as exc:
         return _fail(args, exc)
-    if args.output == "json":
-        print(
-            json.dumps(
-                [
-                    {
-                        "name": p.sandbox.name,
-                        "namespace": p.sandbox.namespace,
-                        "node": p.node,
-                        "ip": p.sandbox.ip,
-                        "podCIDR": cidrs.get(p.node, ""),
-                        "netns": p.sandbox.netns,
-                        "state": p.sandbox.state,
-                    }
-                    for p in pods
-                ],
-                indent=2,
-            )
+    entries: list[dict[str, str]] = []
+    for pod in pods:
+        meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+        key = f"{meta['namespace']}/{meta['name']}"
+        node = str(spec.get("nodeName") or "")
+        sandbox = sandboxes.get((node, key))
+        phase = "Terminating" if meta.get("deletionTimestamp") else status.get("phase", "Pending")
+        entries.append(
+            {
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "node": node,
+                "ip": str(status.get("podIP") or ""),
+                "podCIDR": cidrs.get(node, ""),
+                "status": phase,
+                "netns": sandbox.netns if sandbox else "",
+                "state": sandbox.state if sandbox else "",
+            }
         )
+    if args.output == "json":
+        print(json.dumps(entries, indent=2))
         return 0
-    headers = ["POD", "NODE", "IP", "PODCIDR"]
-    rows = [[p.sandbox.key, p.node, p.sandbox.ip, cidrs.get(p.node, "")] for p in pods]
+    headers = ["POD", "STATUS", "NODE", "IP", "PODCIDR"]
+    cells: list[list[object]] = [
+        [f"{r['namespace']}/{r['name']}", r["status"], r["node"] or "<none>",
+         r["ip"] or "<none>", r["podCIDR"] or "<none>"]
+        for r in entries
+    ]  # fmt: skip
     if args.output == "wide":
-        headers += ["STATE", "NETNS"]
-        for row, p in zip(rows, pods, strict=True):
-            row += [p.sandbox.state, p.sandbox.netns]
-    print(table(headers, rows))
+        headers += ["SANDBOX", "NETNS"]
+        for row, r in zip(cells, entries, strict=True):
+            row += [r["state"] or "<none>", r["netns"] or "<none>"]
+    print(table(headers, cells))
     return 0
 
 

@@ -26,6 +26,7 @@ from podnet.lab._image import (
 )
 from podnet.lab._node_runtime import PodnetNodes
 from podnet.lab._restarter import RESTARTER, run_restarter
+from podnet.lab._scheduler import Scheduler
 from podnet.lab._topology import (
     NODE_UNDERLAY_IF,
     LabNode,
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_BUSYBOX",
     "LAB_ROOT",
     "SandboxDriver",
+    "Scheduler",
     "NODE_UNDERLAY_IF",
     "RESTARTER",
     "PodnetNodes",

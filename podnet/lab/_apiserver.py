@@ -4,11 +4,12 @@ loopback port of this machine (for the user's kubectl).
 
 One process listens in both namespaces: the lab binds each socket in its namespace and
 hands both to the server (a socket stays in the namespace it was opened in). The server
-itself runs in the control-plane namespace, where the lab's etcd listens.
+itself runs in the control-plane namespace, where the lab's etcd listens. The lab's
+restarter starts it again when it dies, on sockets bound again on the same ports.
 
 Identities and their tokens (kube-apiserver's token file, 0600 in the lab dir): the admin
-(`system:masters`, the user's kubeconfig), the controller manager, and `system:node:NAME`
-for every node; each gets a kubeconfig beside it.
+(`system:masters`, the user's kubeconfig), the controller manager, the scheduler, and
+`system:node:NAME` for every node; each gets a kubeconfig beside it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import ssl
 import time
 from collections.abc import Sequence
@@ -34,19 +34,18 @@ from podnet.apiserver import (
     CONTROLLER_MANAGER,
     MASTERS,
     NODES_GROUP,
+    SCHEDULER,
     ensure_serving_certs,
     write_kubeconfig,
     write_token_file,
 )
 from podnet.lab._errors import LabError
-from podnet.lab._supervise import Supervisor, podnet_argv
+from podnet.lab._supervise import Listener, Supervisor, podnet_argv
 from podnet.lab._topology import CONTROL_PLANE
-from podnet.netlink import run_in_netns
 
 APISERVER = "apiserver"  # the daemon's name among the lab's processes
 APISERVER_PORT = 6443
 ADMIN = "kubernetes-admin"
-_BACKLOG = 128
 
 
 @dataclass(frozen=True)
@@ -114,18 +113,6 @@ def _node_kubeconfigs(files: APIServerFiles, user: str, token: str, ca: str, por
     )
 
 
-def _listening(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def start_apiserver(
     supervisor: Supervisor,
     *,
@@ -142,6 +129,7 @@ def start_apiserver(
     identities = [
         (ADMIN, (MASTERS,)),
         (CONTROLLER_MANAGER, ()),
+        (SCHEDULER, ()),
         *[(f"system:node:{node}", (NODES_GROUP,)) for node in nodes],
     ]
     tokens = {user: secrets.token_urlsafe(24) for user, _ in identities}
@@ -149,33 +137,27 @@ def start_apiserver(
         files.tokens, [(tokens[user], user, user, groups) for user, groups in identities]
     )
     serving = ensure_serving_certs(files.pki, [str(CONTROL_PLANE.ip), "127.0.0.1"])
-    inside = run_in_netns(
-        control_plane_netns, lambda: _listening(str(CONTROL_PLANE.ip), APISERVER_PORT)
+    argv = [
+        "nsenter",
+        f"--net={control_plane_netns}",
+        *podnet_argv(
+            "apiserver", "run", "--listen-fd", "3", "--listen-fd", "4",
+            "--store", store_url, "--cert-dir", files.pki, "--token-file", files.tokens,
+        ),
+    ]  # fmt: skip
+    # Both sockets are bound by the lab (each in its namespace) and, when the restarter
+    # starts the API server again after a crash, bound again on the same ports.
+    supervisor.spawn(
+        APISERVER,
+        argv,
+        supervisor.log_path(APISERVER),
+        restart=True,
+        listeners=[
+            Listener(str(CONTROL_PLANE.ip), APISERVER_PORT, control_plane_netns),
+            Listener("127.0.0.1", 0),
+        ],
     )
-    try:
-        loopback = _listening("127.0.0.1", 0)
-    except OSError:
-        inside.close()
-        raise
-    port = int(loopback.getsockname()[1])
-    try:
-        argv = [
-            "nsenter",
-            f"--net={control_plane_netns}",
-            *podnet_argv(
-                "apiserver", "run", "--listen-fd", "3", "--listen-fd", "4",
-                "--store", store_url, "--cert-dir", files.pki, "--token-file", files.tokens,
-            ),
-        ]  # fmt: skip
-        supervisor.spawn(
-            APISERVER,
-            argv,
-            supervisor.log_path(APISERVER),
-            pass_fds=[inside.fileno(), loopback.fileno()],
-        )
-    finally:
-        inside.close()
-        loopback.close()
+    port = supervisor.listeners_of(APISERVER)[1].port
     for user, _groups in identities:
         if user == ADMIN:
             write_kubeconfig(

@@ -28,6 +28,7 @@ from typing import Any
 
 from podnet.agent import DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
 from podnet.apiserver import CONTROLLER_MANAGER
+from podnet.lab._api import APIError, LabAPI, node_ready, pod_ip, wait_for_pod_ip
 from podnet.lab._apiserver import (
     APISERVER_PORT,
     APIServerFiles,
@@ -72,6 +73,8 @@ NODE_RUNTIMES: dict[str, Callable[[LabSite], NodeRuntime]] = {
 }
 RUNTIMES = tuple(NODE_RUNTIMES)
 HEALTH_PORT = 9090  # inside each node's own namespace, so every node can use it
+SCHEDULER_DAEMON = "scheduler"
+POD_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,14 @@ class Lab:
             self.wait_ready(progress=progress, timeout=timeout)
             for name in names:
                 self._start_driver(name)
-            progress("a sandbox driver per node: Pods bound to a node get a sandbox and an IP")
+            self.wait_nodes_ready(names, deadline=time.monotonic() + timeout)
+            progress(
+                "a sandbox driver per node: Pods bound to a node get a sandbox and an IP; "
+                "its heartbeat makes the Node Ready"
+            )
+            self._start_scheduler()
+            self.wait_scheduler(deadline=time.monotonic() + timeout)
+            progress("a scheduler: a Pod without a node goes to the node with the fewest pods")
         except BaseException:
             self.down()
             raise
@@ -323,7 +333,46 @@ class Lab:
             "lab", "--name", self.name, "driver", "--node", name,
             "--root", os.path.dirname(self.dir), "--netns-dir", self.netns_dir,
         )  # fmt: skip
-        self.processes.spawn(f"driver-{name}", argv, self.log_path(f"driver-{name}"))
+        self.processes.spawn(f"driver-{name}", argv, self.log_path(f"driver-{name}"), restart=True)
+
+    def wait_nodes_ready(self, names: list[str], *, deadline: float) -> None:
+        """Until every named Node is Ready in the API (its driver's first heartbeat)."""
+        with self.api() as api:
+            while True:
+                ready = {str(n["metadata"]["name"]) for n in api.list_nodes() if node_ready(n)}
+                waiting = [name for name in names if name not in ready]
+                if not waiting:
+                    return
+                for name in waiting:
+                    if not self.process_alive(f"driver-{name}"):
+                        raise LabError(
+                            f"the sandbox driver of {name} exited: "
+                            f"{self.processes.last_words(f'driver-{name}')}"
+                        )
+                if time.monotonic() > deadline:
+                    raise LabError(f"nodes not Ready in the API: {', '.join(waiting)}")
+                time.sleep(0.1)
+
+    def wait_scheduler(self, *, deadline: float) -> None:
+        """Until the scheduler holds its Lease (it follows the pods)."""
+        with self.api() as api:
+            while not api.lease_holder("kube-system", "kube-scheduler"):
+                if not self.process_alive(SCHEDULER_DAEMON):
+                    raise LabError(
+                        f"the scheduler exited: {self.processes.last_words(SCHEDULER_DAEMON)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        "the scheduler does not hold its Lease (kube-system/kube-scheduler)"
+                    )
+                time.sleep(0.1)
+
+    def _start_scheduler(self) -> None:
+        argv = podnet_argv(
+            "lab", "--name", self.name, "scheduler",
+            "--root", os.path.dirname(self.dir), "--netns-dir", self.netns_dir,
+        )  # fmt: skip
+        self.processes.spawn(SCHEDULER_DAEMON, argv, self.log_path(SCHEDULER_DAEMON), restart=True)
 
     def _start_agent(self, name: str, node_runtime: NodeRuntime) -> None:
         """The node's agent as kube-flannel's DaemonSet runs it: `--kube-subnet-mgr`, the
@@ -499,6 +548,7 @@ class Lab:
         node_runtime.wait_ready(name, deadline, lambda _: None)
         if api:
             self._start_driver(name)
+            self.wait_nodes_ready([name], deadline=deadline)
         return node
 
     def remove_node(self, name: str) -> None:
@@ -507,6 +557,7 @@ class Lab:
         namespace is unplugged and removed."""
         node = self.node(name)
         self.processes.stop(f"driver-{name}")
+        self._delete_pods_of(name)
         self.node_runtime.stop_node(name)
         self.processes.stop(f"agent-{name}")
         _delete_pod_namespaces(self.node_dirs(name))
@@ -518,6 +569,18 @@ class Lab:
         state["nodes"].remove(name)
         self._state_file.save(state)
         shutil.rmtree(self.node_dirs(name).root, ignore_errors=True)
+
+    def _delete_pods_of(self, node: str) -> None:
+        """The Pod objects bound to a node that leaves go with it (kube-controller-manager's
+        pod GC does this for a deleted Node); its sandboxes are stopped with the node."""
+        if not self.state().get("apiserver"):
+            return
+        with self.api() as api:
+            for pod in api.list_pods():
+                meta = pod["metadata"]
+                if (pod.get("spec") or {}).get("nodeName") == node:
+                    with contextlib.suppress(APIError):  # no driver is left to wait for
+                        api.delete_pod(str(meta["name"]), str(meta["namespace"]), grace_seconds=0)
 
     def down(self) -> list[str]:
         """Stop everything the lab started and remove everything it made. Safe to run
@@ -542,28 +605,82 @@ class Lab:
 
     # ---- pods ---------------------------------------------------------------------
 
+    def api(self) -> LabAPI:
+        """The lab's API server, as its admin."""
+        return LabAPI(self.kubeconfig)
+
     def pod_run(
         self,
         name: str,
-        node: str,
+        node: str | None = None,
         namespace: str = "default",
         *,
         ports: Sequence[Mapping[str, Any]] = (),
+        timeout: float = POD_TIMEOUT,
     ) -> LabPod:
-        """Start a pod on `node` with the lab's node runtime; `ports` are its hostPorts
-        (portMappings entries), reached through the node's addresses."""
-        self.node(node)
-        for pod in self.pods():  # pod names are unique in the cluster, not just per node
-            if (pod.sandbox.name, pod.sandbox.namespace) == (name, namespace):
-                raise LabError(f"pod {pod.sandbox.key} exists already, on {pod.node}")
-        return LabPod(node, self.node_runtime.run_pod(node, name, namespace, ports=ports))
+        """Create a Pod object (bound to `node`, or left to the lab's scheduler) and wait
+        until the node's sandbox driver has started its sandbox and written its IP. `ports`
+        are its hostPorts (portMappings entries: hostPort, containerPort, protocol[,
+        hostIP]), carried in the Pod's container ports, which the driver hands to the
+        runtime as kubelet does. A pod whose sandbox fails to start is deleted again, and
+        the node's words raised."""
+        if node is not None:
+            self.node(node)
+        deadline = time.monotonic() + timeout
+        with self.api() as api:
+            try:
+                created = api.create_pod(name, namespace, node, ports=ports)
+            except APIError as exc:
+                raise LabError(f"pod {namespace}/{name}: {exc}") from None
+            try:
+                pod = wait_for_pod_ip(
+                    api, created, deadline, failed_reasons=("FailedCreatePodSandBox",)
+                )
+            except LabError as exc:
+                if "has no IP yet" not in str(exc):  # its sandbox failed: nothing runs
+                    with contextlib.suppress(LabError):
+                        api.delete_pod(name, namespace, grace_seconds=0)
+                raise LabError(f"pod {namespace}/{name}: {exc}") from None
+        bound = str(pod["spec"]["nodeName"])
+        key = f"{namespace}/{name}"
+        sandbox = next((s for s in self.node_runtime.pods(bound) if s.key == key), None)
+        if sandbox is None:
+            raise LabError(f"pod {key} has the IP {pod_ip(pod)} but no sandbox on {bound}")
+        return LabPod(bound, sandbox)
 
-    def pod_rm(self, name: str, namespace: str = "default") -> str:
-        for pod in self.pods():
-            if pod.sandbox.name == name and pod.sandbox.namespace == namespace:
-                self.node_runtime.remove_pod(pod.node, pod.sandbox)
-                return pod.node
-        raise LabError(f"no pod {namespace}/{name} in lab {self.name!r}")
+    def pod_rm(self, name: str, namespace: str = "default", *, timeout: float = POD_TIMEOUT) -> str:
+        """Delete the Pod object and wait until its node's driver has stopped the sandbox
+        (CNI DEL: the address is free); returns the node it ran on."""
+        key = f"{namespace}/{name}"
+        with self.api() as api:
+            try:
+                deleted = api.delete_pod(name, namespace)
+            except APIError as exc:
+                if exc.code == 404:
+                    raise LabError(f"no pod {key} in lab {self.name!r}") from None
+                raise LabError(f"pod {key}: {exc}") from None
+            node = str((deleted.get("spec") or {}).get("nodeName") or "")
+            if not node:  # never scheduled: no sandbox to stop
+                return "<none>"
+            # Deleted gracefully: the node's driver stops the sandbox (CNI DEL), then
+            # removes the Pod for good.
+            node_runtime = self.node_runtime
+            deadline = time.monotonic() + timeout
+            while _exists(api, name, namespace) or any(
+                s.key == key for s in node_runtime.pods(node)
+            ):
+                if time.monotonic() > deadline:
+                    raise LabError(
+                        f"pod {key} is terminating, but {node}'s driver has not stopped it "
+                        f"after {timeout:g}s (log: {self.log_path(f'driver-{node}')})"
+                    )
+                time.sleep(0.05)
+        return node
+
+    def pod_objects(self) -> list[dict[str, Any]]:
+        """Every Pod object of the lab's API server."""
+        with self.api() as api:
+            return api.list_pods()
 
     def pods(self) -> list[LabPod]:
         node_runtime = self.node_runtime
@@ -572,6 +689,16 @@ class Lab:
             for node in self.node_names()
             for sandbox in node_runtime.pods(node)
         ]
+
+
+def _exists(api: LabAPI, name: str, namespace: str) -> bool:
+    try:
+        api.get_pod(name, namespace)
+    except APIError as exc:
+        if exc.code == 404:
+            return False
+        raise
+    return True
 
 
 def _private_store(url: str) -> None:

@@ -6,8 +6,19 @@ a sandbox with the node's runtime for each (podnet's runtime library, or RunPodS
 the node's containerd) and reports `status.podIP`, `podIPs`, `hostIP` and phase Running
 through pods/status, which NodeRestriction lets it write for its own pods only. A Pod
 that is deleted has its sandbox stopped (CNI DEL frees the address); sandboxes without a
-Pod (deleted while the driver was down) are stopped at every relist. A 410 Expired watch
-is answered with a relist, as client-go's reflector does.
+Pod (deleted while the driver was down) are stopped at every relist. A Pod deleted
+gracefully (metadata.deletionTimestamp set) has its sandbox stopped, and is then deleted
+for good, as kubelet does. A 410 Expired watch is answered with a relist, as client-go's
+reflector does. A sandbox that fails to start
+gets kubelet's FailedCreatePodSandBox event and is tried again after a back-off that
+doubles up to BACKOFF_MAX.
+
+It also keeps the Node's heartbeat as kubelet does: its Lease in kube-node-lease renewed
+every HEARTBEAT_SECONDS, and the Ready condition (reason KubeletReady) in the Node's
+status, written at start and every NODE_STATUS_SECONDS (lastHeartbeatTime), so `kubectl
+get nodes` shows Ready. Nothing in the lab marks a node NotReady when its driver dies
+(that is the node lifecycle controller's job, which the lab does not run): the lab's
+restarter starts the driver again instead.
 
 The client is the official Kubernetes Python client. The driver runs on the host side of
 the lab (as the lab's CLI does) and reaches the API server on its loopback listener.
@@ -16,13 +27,15 @@ the lab (as the lab's CLI does) and reaches the API server on its loopback liste
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import functools
 import json
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from podnet.cni import atomic_write
 from podnet.lab._node_runtime import NodeRuntime
@@ -33,6 +46,12 @@ log = logging.getLogger(__name__)
 WORKERS = 8
 RETRY_SECONDS = 1.0
 WATCH_SECONDS = 300
+BACKOFF_BASE = 1.0
+BACKOFF_MAX = 10.0
+HEARTBEAT_SECONDS = 10.0
+LEASE_SECONDS = 40  # kubelet's nodeLeaseDurationSeconds
+NODE_STATUS_SECONDS = 60.0
+LEASE_NAMESPACE = "kube-node-lease"
 
 
 def _read_owned(path: str) -> list[str]:
@@ -61,6 +80,15 @@ def host_ports(pod: Any) -> list[dict[str, Any]]:
                 entry["hostIP"] = port.host_ip
             out.append(entry)
     return out
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
+def _micro_stamp(when: float) -> datetime.datetime:
+    """A Lease's renewTime (a MicroTime), as the client wants it: a datetime."""
+    return datetime.datetime.fromtimestamp(when, tz=datetime.UTC)
 
 
 def pod_key(pod: Any) -> str:
@@ -97,13 +125,19 @@ class SandboxDriver:
         self._clock = clock
         self._lock = threading.Lock()
         self._busy: set[str] = set()
+        self._next: dict[str, Callable[[], None]] = {}  # work that came while busy
         self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, "sandbox")
+        self._failures: dict[str, int] = {}  # failed starts in a row, per pod
+        self._timers: list[threading.Timer] = []
+        self._status_written = 0.0
 
     @property
     def selector(self) -> str:
         return f"spec.nodeName={self.node}"
 
     def run(self, stop: threading.Event) -> None:
+        beats = threading.Thread(target=self._heartbeats, args=(stop,), daemon=True)
+        beats.start()
         while not stop.is_set():
             try:
                 version = self.relist()
@@ -125,7 +159,68 @@ class SandboxDriver:
             except Exception as exc:  # the API server restarting, a network hiccup
                 log.warning("%s: %s; relisting", self.node, exc)
                 stop.wait(RETRY_SECONDS)
+        for timer in self._timers:
+            timer.cancel()
         self._pool.shutdown(wait=True)
+
+    # -- heartbeat ---------------------------------------------------------------------
+    def _heartbeats(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.heartbeat()
+            except Exception as exc:  # the API server away: the next beat tries again
+                log.warning("%s: heartbeat: %s", self.node, exc)
+            stop.wait(HEARTBEAT_SECONDS)
+
+    def heartbeat(self) -> None:
+        """Renew the node's Lease; write the Ready condition when due."""
+        now = self._clock()
+        self._renew_lease(now)
+        if now - self._status_written < NODE_STATUS_SECONDS:
+            return
+        node = self.api.read_node(self.node)
+        ready = next(
+            (c for c in (node.status.conditions if node.status else None) or []
+             if c.type == "Ready"),
+            None,
+        )  # fmt: skip
+        stamp = _stamp(now)
+        since = stamp
+        if ready is not None and ready.status == "True" and ready.last_transition_time:
+            since = _stamp(ready.last_transition_time.timestamp())
+        condition = {
+            "type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "the lab's sandbox driver is posting ready status",
+            "lastHeartbeatTime": stamp, "lastTransitionTime": since,
+        }  # fmt: skip
+        self.api.patch_node_status(self.node, {"status": {"conditions": [condition]}})
+        self._status_written = now
+
+    def _renew_lease(self, now: float) -> None:
+        client = self._client
+        coordination = client.CoordinationV1Api(self.api.api_client)
+        renew = _micro_stamp(now)
+        try:
+            lease = coordination.read_namespaced_lease(self.node, LEASE_NAMESPACE)
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = client.V1Lease(
+                metadata=client.V1ObjectMeta(name=self.node, namespace=LEASE_NAMESPACE),
+                spec=client.V1LeaseSpec(
+                    holder_identity=self.node,
+                    lease_duration_seconds=LEASE_SECONDS,
+                    renew_time=renew,
+                ),
+            )
+            coordination.create_namespaced_lease(LEASE_NAMESPACE, body)
+            return
+        lease.spec.holder_identity = self.node
+        lease.spec.lease_duration_seconds = LEASE_SECONDS
+        lease.spec.renew_time = renew
+        # An update with the version read: a conflict means someone else wrote it; the
+        # next beat reads it again.
+        coordination.replace_namespaced_lease(self.node, LEASE_NAMESPACE, lease)
 
     def relist(self) -> str:
         pods = self.api.list_pod_for_all_namespaces(field_selector=self.selector)
@@ -142,27 +237,37 @@ class SandboxDriver:
     def handle(self, kind: str, pod: Any) -> None:
         key = pod_key(pod)
         if kind == "DELETED":
+            self._failures.pop(key, None)
             self._submit(key, lambda: self._stop_key(key))
-        elif kind in ("ADDED", "MODIFIED") and not pod.metadata.deletion_timestamp:
+        elif kind in ("ADDED", "MODIFIED") and pod.metadata.deletion_timestamp:
+            self._submit(key, lambda: self._terminate(pod))
+        elif kind in ("ADDED", "MODIFIED"):
             if not (pod.status and pod.status.pod_ip):
                 self._submit(key, lambda: self._start(pod))
 
     def _submit(self, key: str, work: Callable[[], None]) -> None:
+        """Run `work` for the pod in the pool, one piece of work per pod at a time; work
+        that comes while one runs is kept (the latest only) and runs right after it."""
         with self._lock:
             if key in self._busy:
-                return  # the work in flight for this pod will see the latest state
+                self._next[key] = work
+                return
             self._busy.add(key)
 
-        def run() -> None:
-            try:
-                work()
-            except Exception:
-                log.exception("%s: pod %s", self.node, key)
-            finally:
+        def run(work: Callable[[], None]) -> None:
+            while True:
+                try:
+                    work()
+                except Exception:
+                    log.exception("%s: pod %s", self.node, key)
                 with self._lock:
-                    self._busy.discard(key)
+                    follow_up = self._next.pop(key, None)
+                    if follow_up is None:
+                        self._busy.discard(key)
+                        return
+                work = follow_up
 
-        self._pool.submit(run)
+        self._pool.submit(run, work)
 
     def _find(self, key: str) -> Sandbox | None:
         return next((s for s in self.runtime.pods(self.node) if s.key == key), None)
@@ -172,11 +277,16 @@ class SandboxDriver:
         sandbox = self._find(key)
         if sandbox is None or not sandbox.ip:
             self._own(key, True)
-            sandbox = self.runtime.run_pod(
-                self.node, pod.metadata.name, pod.metadata.namespace, ports=host_ports(pod)
-            )
+            try:
+                sandbox = self.runtime.run_pod(
+                    self.node, pod.metadata.name, pod.metadata.namespace, ports=host_ports(pod)
+                )
+            except Exception as exc:
+                self._failed(pod, exc)
+                return
             log.info("%s: started %s with %s", self.node, key, sandbox.ip)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._clock()))
+        self._failures.pop(key, None)
+        now = _stamp(self._clock())
         status = {
             "status": {
                 "phase": "Running",
@@ -186,8 +296,15 @@ class SandboxDriver:
                 "hostIPs": [{"ip": self.host_ip}],
                 "startTime": now,
                 "conditions": [
-                    {"type": "PodReadyToStartContainers", "status": "True",
-                     "lastTransitionTime": now},
+                    {"type": kind, "status": "True", "lastTransitionTime": now}
+                    for kind in ("PodReadyToStartContainers", "Initialized", "Ready",
+                                 "ContainersReady")
+                ],
+                # The sandbox is all a lab pod runs: its containers count as started in it.
+                "containerStatuses": [
+                    {"name": c.name, "image": c.image, "imageID": "", "ready": True,
+                     "started": True, "restartCount": 0, "state": {"running": {"startedAt": now}}}
+                    for c in (pod.spec.containers or [])
                 ],
             }
         }  # fmt: skip
@@ -198,6 +315,75 @@ class SandboxDriver:
                 self._stop(sandbox)
                 return
             raise
+
+    def _failed(self, pod: Any, exc: Exception) -> None:
+        """kubelet's answer to a sandbox that did not start: an event, and a retry after
+        a back-off."""
+        key = pod_key(pod)
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        delay = min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
+        message = f"Failed to create pod sandbox: {exc}"
+        log.warning("%s: %s: %s; again in %gs", self.node, key, message, delay)
+        self._event(pod, "FailedCreatePodSandBox", message)
+        timer = threading.Timer(
+            delay, self._retry, args=(pod.metadata.name, pod.metadata.namespace)
+        )
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _retry(self, name: str, namespace: str) -> None:
+        try:
+            pod = self.api.read_namespaced_pod(name, namespace)
+        except self._client.ApiException as exc:
+            if exc.status == 404:
+                self._failures.pop(f"{namespace}/{name}", None)
+                return
+            log.warning("%s: %s/%s: %s", self.node, namespace, name, exc.reason)
+            return  # the next relist sees it
+        except Exception as exc:
+            log.warning("%s: %s/%s: %s", self.node, namespace, name, exc)
+            return
+        if pod.spec is not None and pod.spec.node_name == self.node:
+            self.handle("MODIFIED", pod)
+
+    def _event(self, pod: Any, reason: str, message: str) -> None:
+        now = _stamp(self._clock())
+        event = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{pod.metadata.name}.{secrets.token_hex(8)}",
+                         "namespace": pod.metadata.namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name,
+                               "namespace": pod.metadata.namespace, "uid": pod.metadata.uid},
+            "reason": reason, "message": message[:1024], "type": "Warning",
+            "source": {"component": "kubelet", "host": self.node},
+            "reportingComponent": "kubelet", "reportingInstance": self.node,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }  # fmt: skip
+        try:
+            self.api.create_namespaced_event(pod.metadata.namespace, cast(Any, event))
+        except Exception as exc:  # an event is worth no failure
+            log.info("%s: event %s: %s", self.node, reason, exc)
+
+    def _terminate(self, pod: Any) -> None:
+        """A graceful deletion: stop the sandbox (CNI DEL), then delete the Pod for good
+        (grace period 0, this very pod by its uid), as kubelet does once it has stopped
+        the pod's containers."""
+        key = pod_key(pod)
+        self._stop_key(key)
+        options = self._client.V1DeleteOptions(
+            grace_period_seconds=0,
+            preconditions=self._client.V1Preconditions(uid=pod.metadata.uid),
+        )
+        try:
+            self.api.delete_namespaced_pod(
+                pod.metadata.name, pod.metadata.namespace, body=options, grace_period_seconds=0
+            )
+        except self._client.ApiException as exc:
+            if exc.status not in (404, 409):  # gone, or another pod of that name by now
+                raise
+        log.info("%s: %s terminated", self.node, key)
 
     def _stop_key(self, key: str) -> None:
         if key not in self._owned:

@@ -2,9 +2,12 @@
 a marker in their environment, and stopped (SIGTERM, then SIGKILL) by those files alone, so
 that `down` stops exactly what `up` started, also after a crash, and never anything else.
 
-A daemon spawned with `restart=True` also leaves its recipe (argv, log, environment) in
-specs/<name>.json, from which the lab's restarter (`_restarter`) starts it again when it
-dies. Stopping a daemon on purpose removes its recipe first; recipes and PID files change
+A daemon spawned with `restart=True` also leaves its recipe (argv, log, environment, and
+the listening sockets it is handed) in specs/<name>.json, from which the lab's restarter
+(`_restarter`) starts it again when it dies. A socket is described by where to bind it
+(a network namespace, an address, the port it got the first time), so a daemon that
+listens in several namespaces (the API server) is restarted on the same addresses.
+Stopping a daemon on purpose removes its recipe first; recipes and PID files change
 only under the lab's lock (supervise.lock), so the restarter never revives a daemon that
 is being stopped, nor starts a second copy of one being started.
 """
@@ -16,18 +19,53 @@ import fcntl
 import json
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from podnet.cni import atomic_write
 from podnet.lab._errors import LabError
 from podnet.lab._host import reap
+from podnet.netlink import run_in_netns
 
 LAB_MARKER = "PODNET_LAB"  # in the environment of every process a lab starts
 LOCK_TIMEOUT = 30.0  # the longest a stop (SIGTERM wait) holds the lock is 10 s
 _FIRST_HIGH_FD = 100
+_BACKLOG = 128
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A TCP socket a daemon is handed, bound and listening: in network namespace
+    `netns` (None: this process's), on host:port (port 0: any, fixed once bound)."""
+
+    host: str
+    port: int
+    netns: str | None = None
+
+    def bind(self) -> socket.socket:
+        def make() -> socket.socket:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self.port))
+                sock.listen(_BACKLOG)
+            except OSError:
+                sock.close()
+                raise
+            return sock
+
+        return make() if self.netns is None else run_in_netns(self.netns, make)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "netns": self.netns}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Listener:
+        return cls(str(data["host"]), int(data["port"]), data.get("netns"))
 
 
 def podnet_argv(*args: str) -> list[str]:
@@ -41,6 +79,7 @@ class Supervisor:
         self.pids_dir = os.path.join(lab_dir, "pids")
         self.logs_dir = os.path.join(lab_dir, "logs")
         self.specs_dir = os.path.join(lab_dir, "specs")
+        self._listeners: dict[str, list[Listener]] = {}  # of daemons without a recipe
 
     def plugin_env(self) -> dict[str, str]:
         """What every plugin the lab's daemons run gets: one log file for the lab."""
@@ -78,25 +117,50 @@ class Supervisor:
         env: dict[str, str] | None = None,
         *,
         restart: bool = False,
-        pass_fds: Sequence[int] = (),
+        listeners: Sequence[Listener] = (),
     ) -> int:
         """Start a daemon of the lab in a session of its own (a Ctrl-C in the terminal
         is for the CLI only), output appended to `log`, recorded in a PID file. No Popen
         object: the daemon outlives the command that started it. `env` replaces this
         process's environment (containerd hands its own to every plugin). With
-        `restart`, the lab's restarter starts it again whenever it dies. `pass_fds`
-        become the daemon's fds 3, 4, ... (e.g. sockets bound in other namespaces); such a
-        daemon cannot be restarted from a recipe, which holds no sockets."""
-        if restart and pass_fds:
-            raise ValueError("a daemon given sockets cannot be restarted from a recipe")
+        `restart`, the lab's restarter starts it again whenever it dies. `listeners`
+        are bound here and become the daemon's fds 3, 4, ... (sockets in other
+        namespaces); `listeners_of` tells the ports they got."""
         base = env if env is not None else {**os.environ, **self.plugin_env()}
         env = {**base, LAB_MARKER: self.lab_dir}
         with self.locked():
-            if restart:
-                os.makedirs(self.specs_dir, mode=0o700, exist_ok=True)
-                recipe = {"argv": list(argv), "log": log, "env": env}
-                atomic_write(self.spec_file(what), json.dumps(recipe).encode(), mode=0o600)
-            return self._spawn(what, argv, log, env, pass_fds)
+            sockets = _bind_all(listeners)
+            try:
+                bound = [
+                    replace(spec, port=int(sock.getsockname()[1]))
+                    for spec, sock in zip(listeners, sockets, strict=True)
+                ]
+                recipe = {
+                    "argv": list(argv),
+                    "log": log,
+                    "env": env,
+                    "listeners": [spec.to_json() for spec in bound],
+                }
+                if restart:
+                    os.makedirs(self.specs_dir, mode=0o700, exist_ok=True)
+                    atomic_write(self.spec_file(what), json.dumps(recipe).encode(), mode=0o600)
+                else:
+                    self._listeners[what] = bound
+                return self._spawn(what, argv, log, env, [s.fileno() for s in sockets])
+            finally:
+                for sock in sockets:
+                    sock.close()
+
+    def listeners_of(self, what: str) -> list[Listener]:
+        """The sockets `what` was handed, with the ports they got."""
+        if what in self._listeners:
+            return list(self._listeners[what])
+        try:
+            with open(self.spec_file(what)) as handle:
+                recipe = json.load(handle)
+        except FileNotFoundError:
+            return []
+        return [Listener.from_json(item) for item in recipe.get("listeners") or []]
 
     def spec_file(self, what: str) -> str:
         return os.path.join(self.specs_dir, f"{what}.json")
@@ -120,7 +184,16 @@ class Supervisor:
                     recipe: dict[str, Any] = json.load(handle)
             except FileNotFoundError:
                 return None
-            return self._spawn(what, recipe["argv"], recipe["log"], recipe["env"])
+            listeners = [Listener.from_json(item) for item in recipe.get("listeners") or []]
+            sockets = _bind_all(listeners)
+            try:
+                return self._spawn(
+                    what, recipe["argv"], recipe["log"], recipe["env"],
+                    [s.fileno() for s in sockets],
+                )  # fmt: skip
+            finally:
+                for sock in sockets:
+                    sock.close()
 
     def _forget(self, names: Sequence[str]) -> None:
         with self.locked():
@@ -239,3 +312,15 @@ class Supervisor:
         except OSError:
             lines = []
         return f"{lines[-1] if lines else 'no output'} (log: {path})"
+
+
+def _bind_all(listeners: Sequence[Listener]) -> list[socket.socket]:
+    sockets: list[socket.socket] = []
+    try:
+        for spec in listeners:
+            sockets.append(spec.bind())
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

@@ -16,6 +16,7 @@ from podnet.apiserver import (
     CONTROLLER_MANAGER,
     MASTERS,
     NODES_GROUP,
+    SCHEDULER,
     APIServer,
     Tokens,
     ensure_serving_certs,
@@ -30,6 +31,7 @@ IDENTITIES = {
     "n1": ("system:node:n1", (NODES_GROUP,)),
     "n2": ("system:node:n2", (NODES_GROUP,)),
     "controller": (CONTROLLER_MANAGER, ()),
+    "scheduler": (SCHEDULER, ()),
     "stranger": ("alice", ()),
 }
 

@@ -124,7 +124,7 @@ def test_errors_are_statuses(cluster: Cluster) -> None:
     no_namespace = admin.post("/api/v1/namespaces/nowhere/pods", json=pod("p"))
     assert status_of(no_namespace)["message"] == 'namespaces "nowhere" not found'
     assert admin.get("/api/v1/nodes/n1/proxy").status_code == 404
-    assert admin.delete("/api/v1/nodes").status_code == 405
+    assert admin.put("/api/v1/nodes", json=node("n2")).status_code == 405
     assert admin.get("/api/v1/nodes?dryRun=All").status_code == 400
 
 

@@ -68,8 +68,10 @@ def clean(lab: Lab) -> Iterator[Lab]:
     try:
         yield lab
     finally:
-        for pod in lab.pods():
-            lab.pod_rm(pod.sandbox.name, pod.sandbox.namespace)
+        for pod in lab.pod_objects():
+            lab.pod_rm(pod["metadata"]["name"], pod["metadata"]["namespace"])
+        for left in lab.pods():  # sandboxes a test started without a Pod
+            lab.node_runtime.remove_pod(left.node, left.sandbox)
 
 
 def pod_cidrs(lab: Lab) -> dict[str, str]:

@@ -19,8 +19,9 @@ from pathlib import Path
 import pytest
 
 from podnet.agent import ROUTE_PROTO, Lease, lease_from_node
-from podnet.lab import Endpoint, Lab, LabPod, lab_namespaces, matrix
+from podnet.lab import Endpoint, Lab, LabError, LabPod, lab_namespaces, matrix
 from podnet.netlink import Rtnl, fdb_entries, get_link, permanent_neighbours, routes_with_proto
+from podnet.plugins import CONFLIST_NAME
 from podnet.store import EtcdNotInstalled, LocalEtcd
 
 pytestmark = pytest.mark.root
@@ -132,7 +133,7 @@ def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
     lab.up(2)
     pods = start_pods(lab, per_node=1)
     assert lab.agent_status("n2") == ("Ready", 0)
-    for what in ("agent-n2", "nodeipam"):
+    for what in ("agent-n2", "nodeipam", "apiserver", "driver-n2", "scheduler"):
         pid = daemon_pid(lab, what)
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
@@ -140,9 +141,14 @@ def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
     wait_for(lambda: lab.agent_status("n2") == ("Ready", 1), 60)
     assert lab.agent_status("n1") == ("Ready", 0)
     assert failed_pairs(pods) == []
-    # A pod started after the restarts gets an address on the restarted node.
+    # A pod started after the restarts gets an address on the restarted node, through the
+    # restarted API server (on the same ports), scheduler and driver.
     late = lab.pod_run("late", "n2")
     assert late.sandbox.ip not in {p.sandbox.ip for p in pods}
+    assert lab.pod_run("placed").node == "n1"  # n1 has 1 pod, n2 has 2
+    if shutil.which("kubectl"):
+        nodes = kubectl(lab, "get", "nodes")
+        assert [line.split()[1] for line in nodes.splitlines()[1:]] == ["Ready", "Ready"]
 
 
 def test_down_after_kill_9_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
@@ -342,6 +348,100 @@ def test_kubectl_on_the_lab(lab: Lab) -> None:
     assert stat.S_IMODE(os.stat(files.tokens).st_mode) == 0o600
     db = lab.store_url.removeprefix("sqlite://")
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
+
+
+def kubectl(lab: Lab, *args: str) -> str:
+    done = subprocess.run(
+        ["kubectl", "--kubeconfig", lab.kubeconfig, *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_pods_without_a_node_go_to_the_node_with_the_fewest(lab: Lab) -> None:
+    """The lab's scheduler binds a Pod without spec.nodeName (pods/binding) to the node
+    with the fewest pods; `lab pod run` and `kubectl run` both go through the API."""
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    lab.up(2)
+    # Nodes are Ready (the drivers' heartbeat) and hold their Leases, as kubelet's do.
+    nodes = kubectl(lab, "get", "nodes").splitlines()
+    assert [line.split()[:2] for line in nodes[1:]] == [["n1", "Ready"], ["n2", "Ready"]]
+    leases = kubectl(lab, "get", "leases", "-n", "kube-node-lease", "-o", "name").split()
+    assert leases == ["lease.coordination.k8s.io/n1", "lease.coordination.k8s.io/n2"]
+
+    first = lab.pod_run("first", "n1")
+    kubectl(lab, "run", "web", "--image=registry.k8s.io/pause:3.9")
+    ip = ""
+
+    def has_ip() -> bool:
+        nonlocal ip
+        ip = kubectl(lab, "get", "pod", "web", "-o", "jsonpath={.status.podIP}")
+        return bool(ip)
+
+    wait_for(has_ip, timeout=60)
+    pod = json.loads(kubectl(lab, "get", "pod", "web", "-o", "json"))
+    assert pod["spec"]["nodeName"] == "n2"  # n1 had a pod already
+    assert ip_address(ip) in ip_network({n.name: n.pod_cidr for n in lab.nodes()}["n2"])
+    assert {"type": "PodScheduled", "status": "True"}.items() <= pod["status"]["conditions"][
+        0
+    ].items()
+    events = kubectl(lab, "get", "events", "--field-selector", "involvedObject.name=web")
+    assert "Successfully assigned default/web to n2" in events
+    placed = [lab.pod_run(f"p{i}") for i in range(3)]  # n1 (tie), n2, n1 (tie)
+    assert [p.node for p in placed] == ["n1", "n2", "n1"]
+    objects = {p["metadata"]["name"]: p for p in lab.pod_objects()}
+    assert {n: o["spec"]["nodeName"] for n, o in objects.items()} == {
+        "first": "n1",
+        "web": "n2",
+        "p0": "n1",
+        "p1": "n2",
+        "p2": "n1",
+    }
+    assert failed_pairs([first, *placed]) == []
+
+    # Deleting the Pod runs the CNI DEL: the address is free when `pod_rm` returns.
+    networks = os.path.join(lab.node_dirs("n1").cni_data_dir, "networks", "cbr0")
+    assert os.path.exists(os.path.join(networks, first.sandbox.ip))
+    assert lab.pod_rm("first") == "n1"
+    assert not os.path.exists(os.path.join(networks, first.sandbox.ip))
+    assert all(p.sandbox.key != "default/first" for p in lab.pods())
+    with pytest.raises(LabError, match="no pod default/first"):
+        lab.pod_rm("first")
+    with pytest.raises(LabError, match='pods "web" already exists'):
+        lab.pod_run("web", "n1")
+
+    # No node takes pods: the pod waits, PodScheduled False; uncordoned, it runs.
+    kubectl(lab, "cordon", "n1", "n2")
+    with pytest.raises(LabError, match="not scheduled: 0/2 nodes are available"):
+        lab.pod_run("waiting", timeout=3)
+    kubectl(lab, "uncordon", "n1", "n2")
+    wait_for(
+        lambda: bool(kubectl(lab, "get", "pod", "waiting", "-o", "jsonpath={.status.podIP}")), 30
+    )
+    assert "FailedScheduling" in kubectl(lab, "get", "events")
+
+
+def test_a_sandbox_that_fails_is_reported_and_retried(lab: Lab) -> None:
+    """The node cannot start the sandbox (no conflist): `lab pod run` fails with the
+    node's words and removes its Pod; a Pod made with kubectl is tried again and runs
+    once the node can."""
+    lab.up(1)
+    conflist = os.path.join(lab.node_dirs("n1").conf_dir, CONFLIST_NAME)
+    saved = Path(conflist).read_bytes()
+    os.unlink(conflist)
+    with pytest.raises(LabError, match="Failed to create pod sandbox"):
+        lab.pod_run("early", "n1")
+    assert lab.pod_objects() == []
+    with lab.api() as api:
+        api.create_pod("patient", "default", "n1")
+        uid = api.get_pod("patient", "default")["metadata"]["uid"]
+        wait_for(lambda: any(
+            e["reason"] == "FailedCreatePodSandBox" for e in api.pod_events("default", uid)
+        ), 30)  # fmt: skip
+        Path(conflist).write_bytes(saved)
+        wait_for(lambda: bool(api.get_pod("patient", "default")["status"].get("podIP")), 30)
 
 
 def test_pods_are_pod_objects(lab: Lab) -> None:
