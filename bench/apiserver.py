@@ -10,7 +10,9 @@ keep-alive), on the store backends asked for.
   over every (change, watcher) pair.
 
 - pod start (root; --pods N > 0): a 2-node lab (`podnet lab up`, podnet's runtime) and
-  N pods at each concurrency of --pod-concurrency, three ways, one after the other:
+  N pods at each concurrency C of --pod-concurrency (C clients, each starting its next
+  pod once the last one has its IP), three ways, one after the other, after one warm-up
+  pod each:
   "sandbox": the node runtime's run_pod itself, in this process, without the API (what
   the driver calls); "api": a Pod with spec.nodeName POSTed, until a watch on the pods
   shows its status.podIP (the node's sandbox driver started it and wrote the status);
@@ -199,6 +201,7 @@ class PodWatcher(threading.Thread):
         super().__init__(daemon=True)
         self.api, self.namespace = api, namespace
         self.seen: dict[str, float] = {}
+        self.changed = threading.Condition()
         self.ready = threading.Event()
         self.stopped = False
 
@@ -211,7 +214,9 @@ class PodWatcher(threading.Thread):
                     version = pod["metadata"].get("resourceVersion", version)
                     name = pod["metadata"].get("name")
                     if (pod.get("status") or {}).get("podIP") and name not in self.seen:
-                        self.seen[name] = time.perf_counter()
+                        with self.changed:
+                            self.seen[name] = time.perf_counter()
+                            self.changed.notify_all()
             except Exception:  # a timeout of the stream: watch again from where it was
                 if self.stopped:
                     return
@@ -239,20 +244,21 @@ def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> list[float]:
 def _api_round(
     lab: Any, watcher: PodWatcher, names: list[str], concurrency: int, *, bound: bool
 ) -> tuple[list[float], int]:
-    """Pods POSTed (bound to a node, or left to the scheduler) until the watch shows
-    their status.podIP; returns the times and how many never got one."""
+    """Pods POSTed (bound to a node, or left to the scheduler), `concurrency` in flight:
+    each client creates one and waits until the watch shows its status.podIP before the
+    next; returns the times and how many never got one (60 s each)."""
     sent: dict[str, float] = {}
 
     def create(i: int) -> None:
+        name = names[i]
         with lab.api() as own:
-            sent[names[i]] = time.perf_counter()
-            own.create_pod(names[i], "default", NODES[i % 2] if bound else None)
+            sent[name] = time.perf_counter()
+            own.create_pod(name, "default", NODES[i % 2] if bound else None)
+        with watcher.changed:
+            watcher.changed.wait_for(lambda: name in watcher.seen, timeout=60)
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(create, range(len(names))))
-    deadline = time.monotonic() + 120
-    while any(n not in watcher.seen for n in sent) and time.monotonic() < deadline:
-        time.sleep(0.005)
     times = [watcher.seen[n] - sent[n] for n in sent if n in watcher.seen]
     for name in sent:
         lab.pod_rm(name, "default")
@@ -310,13 +316,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pod-concurrency", default="1,8")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": (
-            f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
-        ),
-        "backends": {},
-    }
+    # What this run does not measure stays as the last run wrote it (each part has its date).
+    try:
+        results: dict[str, Any] = json.loads(args.output.read_text())
+    except (OSError, ValueError):
+        results = {}
+    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results["machine"] = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    results.setdefault("backends", {})
+    if [b for b in args.backends.split(",") if b]:
+        results["date"] = stamp
     for backend in [b for b in args.backends.split(",") if b]:
         with tempfile.TemporaryDirectory(prefix="podnet-bench-apiserver-") as tmp:
             work = Path(tmp)
@@ -339,9 +350,11 @@ def main(argv: list[str] | None = None) -> int:
         results["backends"][backend] = outcome
         print(f"{backend}: {json.dumps(outcome)}", file=sys.stderr)
     if args.pods > 0:
+        load_before = os.getloadavg()
         with tempfile.TemporaryDirectory(prefix="podnet-bench-pods-") as tmp:
             results["pod_start"] = run_pod_start(args, Path(tmp))
-        results["load_average"] = os.getloadavg()
+        results["pod_start"]["date"] = stamp
+        results["pod_start"]["load_average"] = {"before": load_before, "after": os.getloadavg()}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     return 0
