@@ -574,6 +574,9 @@ class _Stream:
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Transfer-Encoding", "chunked")
         handler.send_header("Cache-Control", "no-cache, private")
+        # The connection ends with the watch: said so, or a client that pools connections
+        # (httpx) sends its next request on a socket about to close.
+        handler.send_header("Connection", "close")
         handler.end_headers()
         handler.wfile.flush()
         handler.close_connection = True
