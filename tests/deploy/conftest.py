@@ -1,0 +1,3 @@
+from tests.apiserver.conftest import cluster
+
+__all__ = ["cluster"]
