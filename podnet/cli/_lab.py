@@ -297,7 +297,11 @@ def lab_trace(args: argparse.Namespace) -> int:
         return _fail(args, exc)
     traces, errors = [], []
     for argv in argvs:  # every node that may have served the pod: the latest answers win
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
+        except subprocess.TimeoutExpired:
+            errors.append(f"podnet lab: asking {argv[1]} took over 30s")
+            continue
         if done.returncode == 0:
             traces += json.loads(done.stdout)["traces"]
         else:
