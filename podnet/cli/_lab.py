@@ -274,11 +274,16 @@ def lab_driver(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lab_that_is_up(name: str) -> Lab:
+    lab = Lab(name)
+    if not lab.exists():
+        raise LabError(f"lab {name!r} is not up")
+    return lab
+
+
 def lab_doctor(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.name)
-        if not lab.exists():
-            raise LabError(f"lab {args.name!r} is not up")
+        lab = _lab_that_is_up(args.name)
         extra = ["-o", args.output, *(["--fix"] if args.fix else [])]
         argv = lab.doctor_argv(args.node, *extra)
     except ERRORS as exc:
@@ -289,9 +294,7 @@ def lab_doctor(args: argparse.Namespace) -> int:
 
 def lab_trace(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.name)
-        if not lab.exists():
-            raise LabError(f"lab {args.name!r} is not up")
+        lab = _lab_that_is_up(args.name)
         argvs = lab.trace_argvs(args.pod, args.namespace, "--verb", args.verb, "-o", "json")
     except ERRORS as exc:
         return _fail(args, exc)
@@ -319,9 +322,7 @@ def lab_trace(args: argparse.Namespace) -> int:
 
 def lab_graph(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.name)
-        if not lab.exists():
-            raise LabError(f"lab {args.name!r} is not up")
+        lab = _lab_that_is_up(args.name)
         print(render(take_picture(lab), args.output))
     except (*ERRORS, GraphError) as exc:
         return _fail(args, exc)
@@ -349,9 +350,7 @@ def lab_scheduler(args: argparse.Namespace) -> int:
 
 def lab_kubeconfig(args: argparse.Namespace) -> int:
     try:
-        lab = Lab(args.name)
-        if not lab.exists():
-            raise LabError(f"lab {args.name!r} is not up")
+        lab = _lab_that_is_up(args.name)
         print(lab.kubeconfig)
     except ERRORS as exc:
         return _fail(args, exc)
