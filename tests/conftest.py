@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
@@ -20,6 +21,15 @@ def clean_environ(
     # attachment locks (podnet.cni._attachment_lock) of this run, not the host's /run
     monkeypatch.setenv("PODNET_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "attachments"))
     yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def collect_leaks_per_module() -> Iterator[None]:
+    """A socket or file left open is only reported when the garbage collector finds it,
+    which may be in any later test; collecting after each module names the module that
+    leaked it (as an error in its last test's teardown)."""
+    yield
+    gc.collect()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
