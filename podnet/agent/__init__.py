@@ -28,6 +28,13 @@ from podnet.agent._gc import (
     footprints,
 )
 from podnet.agent._hostgw import HostGwBackend
+from podnet.agent._iface import (
+    ExternalInterface,
+    InterfaceError,
+    InterfaceOptions,
+    choose_interface,
+    interface_options,
+)
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
 from podnet.agent._kube_client import CredentialsError, kube_client
 from podnet.agent._kube_source import KubeNode, KubeNodeSource
@@ -66,6 +73,11 @@ __all__ = [
     "BACKEND_TYPES",
     "ENCAP_OVERHEAD",
     "HostGwBackend",
+    "ExternalInterface",
+    "InterfaceError",
+    "InterfaceOptions",
+    "choose_interface",
+    "interface_options",
     "DEFAULT_BACKEND",
     "CredentialsError",
     "DEFAULT_NET_CONFIG_PATH",

@@ -17,14 +17,7 @@ from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from podnet.agent._entries import Entries
 from podnet.agent._lease import Lease, VxlanData
-from podnet.netlink import (
-    Rtnl,
-    RtnlError,
-    find_link_by_index,
-    get_link,
-    ipv4_addresses,
-    list_routes,
-)
+from podnet.netlink import Rtnl, RtnlError, get_link, ipv4_addresses
 
 if TYPE_CHECKING:  # the config parser takes its backend names from _registry, which imports this
     from podnet.agent._config import NetworkConfig
@@ -37,7 +30,14 @@ class LocalNode:
     name: str
     subnet: IPv4Network  # this node's podCIDR (its lease)
     underlay: str  # the interface facing the other nodes
-    public_ip: IPv4Address
+    public_ip: IPv4Address  # where the other nodes send to (annotation public-ip)
+    # the underlay's own address, the VXLAN device's local one; None: public_ip (they
+    # differ only behind NAT, and the kernel cannot send from an address it does not hold)
+    underlay_ip: IPv4Address | None = None
+
+    @property
+    def local_ip(self) -> IPv4Address:
+        return self.underlay_ip or self.public_ip
 
 
 class Backend(Protocol):
@@ -73,16 +73,3 @@ def public_address(rtnl: Rtnl, underlay: str) -> IPv4Address:
     if not addresses:
         raise RtnlError(errno.EADDRNOTAVAIL, f"interface {underlay} has no IPv4 address")
     return addresses[0].ip
-
-
-def default_route_interface(rtnl: Rtnl) -> str:
-    """The interface of the main table's IPv4 default route (flanneld's default --iface);
-    with several, the one of the lowest metric."""
-    defaults = [r for r in list_routes(rtnl, version=4) if r.dst.prefixlen == 0 and r.oif]
-    for route in sorted(defaults, key=lambda r: r.priority):
-        link = find_link_by_index(rtnl, route.oif)
-        if link is not None:
-            return link.name
-    raise RtnlError(
-        errno.ENETUNREACH, "no IPv4 default route to take the interface from: pass --iface"
-    )

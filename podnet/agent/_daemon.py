@@ -18,12 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from podnet.agent._backend import default_route_interface
 from podnet.agent._cni_server import DEFAULT_SOCKET, CNIServer
 from podnet.agent._config import ConfigError, NetworkConfig
 from podnet.agent._gate import Gate
@@ -34,6 +33,8 @@ from podnet.agent._gc import (
     InProcessExec,
 )
 from podnet.agent._health import HealthServer
+from podnet.agent._hostgw import HOST_GW
+from podnet.agent._iface import ExternalInterface, InterfaceOptions, choose_interface
 from podnet.agent._kube_client import kube_client
 from podnet.agent._kube_source import KubeNodeSource
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, Stopped
@@ -54,7 +55,9 @@ DEFAULT_NET_CONFIG_PATH = "/etc/kube-flannel/net-conf.json"
 @dataclass(frozen=True)
 class DaemonSettings:
     node: str
-    underlay: str  # "": the interface of the default route
+    # flanneld's --iface, --iface-regex, --iface-can-reach, --public-ip(v6); none: the
+    # default route's interface
+    interface: InterfaceOptions = InterfaceOptions()
     kubeconfig: str | None = None  # None: in-cluster credentials
     net_config_path: str = DEFAULT_NET_CONFIG_PATH
     # the conflist to install (kube-flannel's cni-conf.json); None: podnet's default one
@@ -107,6 +110,21 @@ def read_cni_conf(path: str) -> dict[str, Any]:
     return dict(data)
 
 
+def choose_external_interface(
+    options: InterfaceOptions, config: NetworkConfig
+) -> ExternalInterface:
+    """The interface and addresses this node uses, as flanneld chooses them (in the
+    agent's namespace); ConfigError naming the problem if none fits."""
+    with Rtnl.open() as rtnl:
+        chosen = choose_interface(rtnl, options, ipv4=config.enable_ipv4, ipv6=config.enable_ipv6)
+    if config.backend.type == HOST_GW and chosen.public_ip != chosen.address:
+        raise ConfigError(
+            "your PublicIP differs from interface IP, meaning that probably you're on a NAT, "
+            "which is not supported by host-gw backend"
+        )
+    return chosen
+
+
 class Agent:
     def __init__(self, settings: DaemonSettings) -> None:
         self.settings = settings
@@ -121,6 +139,7 @@ class Agent:
         self.requests = RequestLog(self.registry)
         self.gc: GarbageCollector | None = None
         self._conflist: dict[str, Any] | None = None
+        self.interface: ExternalInterface | None = None  # chosen when run() starts
 
     def metrics(self) -> dict[str, float]:
         peers = self.loop.peer_count if self.loop is not None else 0
@@ -151,12 +170,10 @@ class Agent:
         try:
             config = read_net_conf(s.net_config_path)
             self._conflist = read_cni_conf(s.cni_conf_file) if s.cni_conf_file else None
-            if not s.underlay:  # flanneld's default: the default route's interface
-                with Rtnl.open() as rtnl:
-                    self.settings = s = replace(s, underlay=default_route_interface(rtnl))
-                log.info("using interface %s (the default route's)", s.underlay)
             source = KubeNodeSource(kube_client(s.kubeconfig))
             try:
+                # after the credentials, as flanneld (subnet manager first, then interface)
+                self.interface = choose_external_interface(s.interface, config)
                 self._serve_cni(source, config, stop)
             finally:
                 source.close()
@@ -180,12 +197,15 @@ class Agent:
 
     def _serve(self, source: NodeSource, config: NetworkConfig, stop: threading.Event) -> None:
         s = self.settings
+        assert self.interface is not None  # chosen by run()
         loop = AgentLoop(
             source,
             config,
             AgentSettings(
                 node=s.node,
-                underlay=s.underlay,
+                underlay=self.interface.name,
+                underlay_ip=self.interface.address,
+                public_ip=self.interface.public_ip,
                 subnet_file=s.subnet_file,
                 ip_masq=s.ip_masq,
                 poll=s.poll,

@@ -46,5 +46,10 @@ class HostGwBackend:
 
 
 def setup_host_gw(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> HostGwBackend:
+    if node.local_ip != node.public_ip:  # the peers' next hop would be an address not here
+        raise ValueError(
+            "your PublicIP differs from interface IP, meaning that probably you're on a NAT, "
+            "which is not supported by host-gw backend"
+        )
     underlay = get_link(rtnl, node.underlay)
     return HostGwBackend(underlay=underlay.index, mtu=underlay.mtu)

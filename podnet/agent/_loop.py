@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Protocol
 
 from podnet.agent._config import NetworkConfig
@@ -88,6 +88,10 @@ class AgentSettings:
     node: str
     underlay: str
     subnet_file: str
+    # the underlay's address (the VXLAN device's local one) and the one published (flannel's
+    # --public-ip); None: the underlay's first IPv4 address
+    underlay_ip: IPv4Address | None = None
+    public_ip: IPv4Address | None = None
     ip_masq: bool = True
     netns: str | None = None
     resync: float = DEFAULT_RESYNC
@@ -198,6 +202,8 @@ class AgentLoop:
                 subnet_file=s.subnet_file,
                 ip_masq=s.ip_masq,
                 netns=s.netns,
+                underlay_ip=s.underlay_ip,
+                public_ip=s.public_ip,
             ),
             self.config,
         )

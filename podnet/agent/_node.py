@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from types import TracebackType
 
 from podnet.agent._backend import Backend, LocalNode, public_address
@@ -46,6 +46,10 @@ class NodeSettings:
     subnet_file: str
     ip_masq: bool = True
     netns: str | None = None  # the node's namespace (lab); None: the agent's own
+    # the underlay's address and the published one (podnet.agent._iface chose them);
+    # None: the underlay's first IPv4 address
+    underlay_ip: IPv4Address | None = None
+    public_ip: IPv4Address | None = None
 
 
 class NodeNetwork:
@@ -75,11 +79,13 @@ class NodeNetwork:
             )
         rtnl = Rtnl.open(settings.netns)
         try:
+            underlay_ip = settings.underlay_ip or public_address(rtnl, settings.underlay)
             local = LocalNode(
                 settings.node,
                 settings.subnet,
                 settings.underlay,
-                public_address(rtnl, settings.underlay),
+                settings.public_ip or underlay_ip,
+                underlay_ip,
             )
             backend = setup_backend(rtnl, config, local)
             apply_ruleset(settings.netns, _ruleset(settings, config))

@@ -88,7 +88,7 @@ def setup_vxlan(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> VxlanBack
         VxlanSpec(
             name=device_name(cfg.vni),
             vni=cfg.vni,
-            local=node.public_ip,
+            local=node.local_ip,  # flannel up to v0.27.3 (later ones: the public IP)
             underlay_index=underlay.index,
             mtu=mtu,
             mac=mac,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from podnet.agent import (
@@ -19,6 +20,8 @@ from podnet.agent import (
     ConfigError,
     CredentialsError,
     DaemonSettings,
+    InterfaceOptions,
+    interface_options,
 )
 from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cni import ALL_VERSIONS
@@ -37,11 +40,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="this node's name (default: $NODE_NAME, as kube-flannel passes it)",
     )
-    run.add_argument(
-        "--iface",
-        default="",
-        help="interface facing the other nodes (default: the default route's, as flanneld)",
-    )
+    add_interface_arguments(run)
     run.add_argument(
         "--kube-subnet-mgr",
         action="store_true",
@@ -105,6 +104,75 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(handler=serve_cni)
 
 
+# flanneld reads a flag not given on the command line from FLANNELD_<FLAG> (one value each)
+INTERFACE_FLAGS = ("iface", "iface_regex", "iface_can_reach", "public_ip", "public_ipv6")
+
+
+def add_interface_arguments(run: Any) -> None:
+    """flanneld's interface flags, with its precedence: --iface, then --iface-regex, then
+    --iface-can-reach; none of them: the default route's interface."""
+    run.add_argument(
+        "--iface",
+        action="append",
+        default=None,
+        metavar="NAME|ADDRESS",
+        help="interface facing the other nodes, by name or by an address it holds; "
+        "repeat to try each in turn, the first found wins (default: the default route's "
+        "interface, as flanneld; env FLANNELD_IFACE)",
+    )
+    run.add_argument(
+        "--iface-regex",
+        action="append",
+        default=None,
+        metavar="REGEX",
+        help="the first interface with an address, else a name, the regex matches; repeat "
+        "to try each in turn, after every --iface (default: none; env FLANNELD_IFACE_REGEX)",
+    )
+    run.add_argument(
+        "--iface-can-reach",
+        default=None,
+        metavar="ADDRESS",
+        help="the interface of the route to this IPv4 address (`ip route get`), tried "
+        "last (default: none; env FLANNELD_IFACE_CAN_REACH)",
+    )
+    run.add_argument(
+        "--public-ip",
+        default=None,
+        metavar="ADDRESS",
+        help="the IPv4 address other nodes reach this one at (annotation public-ip); "
+        "alone, it also picks the interface holding it (default: the interface's first "
+        "IPv4 address; env FLANNELD_PUBLIC_IP)",
+    )
+    run.add_argument(
+        "--public-ipv6",
+        default=None,
+        metavar="ADDRESS",
+        help="the IPv6 address other nodes reach this one at (default: the interface's "
+        "first IPv6 address, with EnableIPv6; env FLANNELD_PUBLIC_IPV6)",
+    )
+
+
+def interface_from(args: argparse.Namespace, environ: Mapping[str, str]) -> InterfaceOptions:
+    """The interface options from the flags, each flag not given from its FLANNELD_
+    variable as flanneld reads them; ConfigError for a public address that is not one."""
+    given: dict[str, list[str]] = {}
+    for flag in INTERFACE_FLAGS:
+        value = getattr(args, flag)
+        if value is None:
+            from_env = environ.get(f"FLANNELD_{flag.upper()}", "")
+            value = [from_env] if from_env else []
+        elif isinstance(value, str):
+            value = [value]
+        given[flag] = list(value)
+    return interface_options(
+        ifaces=given["iface"],
+        regexes=given["iface_regex"],
+        can_reach=next(iter(given["iface_can_reach"]), ""),
+        public_ip=next(iter(given["public_ip"]), ""),
+        public_ipv6=next(iter(given["public_ipv6"]), ""),
+    )
+
+
 def positive_seconds(text: str) -> float:
     value = seconds(text)
     if value == 0:
@@ -127,10 +195,15 @@ def run_agent(args: argparse.Namespace) -> int:
     if not node:
         print("podnet agent: no node name: pass --node-name or set NODE_NAME", file=sys.stderr)
         return 2
+    try:
+        interface = interface_from(args, os.environ)
+    except ConfigError as exc:
+        print(f"podnet agent: {exc}", file=sys.stderr)
+        return 2
     log_to_stderr()
     settings = DaemonSettings(
         node=node,
-        underlay=args.iface,
+        interface=interface,
         kubeconfig=args.kubeconfig,
         net_config_path=args.net_config_path,
         cni_conf_file=args.cni_conf_file,

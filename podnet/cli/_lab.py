@@ -89,6 +89,33 @@ def register(subparsers: Any) -> None:
         default=DEFAULT_GC_GRACE,
         help="containerd: seconds an attachment no sandbox lists is kept",
     )
+    up.add_argument(
+        "--second-underlay",
+        action="store_true",
+        help="give every node a second underlay interface, eth1 on 192.0.2.128/25 besides "
+        "eth0 on 192.0.2.0/25 (default: eth0 only)",
+    )
+    up.add_argument(
+        "--iface",
+        action="append",
+        default=[],
+        metavar="NAME|ADDRESS",
+        help="each agent's --iface, repeatable (default: eth0 unless --iface-regex or "
+        "--iface-can-reach is given)",
+    )
+    up.add_argument(
+        "--iface-regex",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="each agent's --iface-regex, repeatable (default: none)",
+    )
+    up.add_argument(
+        "--iface-can-reach",
+        default=None,
+        metavar="ADDRESS",
+        help="each agent's --iface-can-reach (default: none)",
+    )
     up.set_defaults(handler=lab_up)
 
     down = verbs.add_parser("down", help="stop and remove everything the lab made")
@@ -240,12 +267,23 @@ def lab_up(args: argparse.Namespace) -> int:
             runtime=args.runtime,
             gc_interval=args.gc_interval,
             gc_grace=args.gc_grace,
+            second_underlay=args.second_underlay,
+            interface_args=_interface_args(args),
             progress=_progress,
         )
         print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
     except ERRORS as exc:
         return _fail(args, exc)
     return 0
+
+
+def _interface_args(args: argparse.Namespace) -> list[str]:
+    """The agents' interface flags, as given to `lab up`."""
+    argv = [f"--iface={value}" for value in args.iface]
+    argv += [f"--iface-regex={value}" for value in args.iface_regex]
+    if args.iface_can_reach:
+        argv.append(f"--iface-can-reach={args.iface_can_reach}")
+    return argv
 
 
 def lab_driver(args: argparse.Namespace) -> int:

@@ -28,7 +28,9 @@ from podnet.lab._node_runtime import PodnetNodes
 from podnet.lab._restarter import RESTARTER, run_restarter
 from podnet.lab._scheduler import Scheduler
 from podnet.lab._topology import (
+    NODE_SECOND_UNDERLAY_IF,
     NODE_UNDERLAY_IF,
+    SECOND_UNDERLAY_NETWORK,
     LabNode,
     TopologyError,
     Underlay,
@@ -37,6 +39,7 @@ from podnet.lab._topology import (
     lab_namespaces,
     node_address,
     remove_node,
+    second_underlay_address,
     teardown,
 )
 
@@ -51,6 +54,9 @@ __all__ = [
     "SandboxDriver",
     "Scheduler",
     "NODE_UNDERLAY_IF",
+    "NODE_SECOND_UNDERLAY_IF",
+    "SECOND_UNDERLAY_NETWORK",
+    "second_underlay_address",
     "RESTARTER",
     "PodnetNodes",
     "ping",

@@ -221,12 +221,17 @@ class Lab:
         runtime: str = "podnet",
         gc_interval: float = DEFAULT_GC_INTERVAL,
         gc_grace: float = DEFAULT_GC_GRACE,
+        second_underlay: bool = False,
+        interface_args: Sequence[str] = (),
         progress: Callable[[str], None] = lambda _: None,
         timeout: float = 60.0,
     ) -> None:
         """Build and start a lab of `nodes` nodes. With `runtime="containerd"`, every node
         gets its own containerd, and its agent GCs every `gc_interval` seconds what the
-        sandboxes containerd no longer lists left behind (`gc_grace`: see the agent)."""
+        sandboxes containerd no longer lists left behind (`gc_grace`: see the agent).
+        `second_underlay`: every node gets a second underlay interface, eth1 on
+        192.0.2.128/25; `interface_args`: the agents' interface flags (--iface,
+        --iface-regex, --iface-can-reach) instead of `--iface eth0`."""
         if self.exists():
             raise LabError(f"lab {self.name!r} is up already: `podnet lab down` first")
         if runtime not in NODE_RUNTIMES:
@@ -249,10 +254,12 @@ class Lab:
             "store": url,
             "runtime": runtime,
             "gc": {"interval": gc_interval, "grace": gc_grace},
+            "interface_args": list(interface_args) or ["--iface", NODE_UNDERLAY_IF],
         }
         try:
-            progress(f"underlay and {nodes} node namespaces on 192.0.2.0/24")
-            build(self.name, names, netns_dir=self.netns_dir)
+            segments = "192.0.2.0/25 and 192.0.2.128/25" if second_underlay else "192.0.2.0/25"
+            progress(f"underlay and {nodes} node namespaces on {segments}")
+            build(self.name, names, netns_dir=self.netns_dir, second_underlay=second_underlay)
             self._state_file.save(state)
             # Restarts the agents, nodeipam and etcd when they die, as kubelet would.
             self.processes.spawn(
@@ -393,8 +400,7 @@ class Lab:
                 self.net_conf_path,
                 "--node-name",
                 name,
-                "--iface",
-                NODE_UNDERLAY_IF,
+                *self.state().get("interface_args", ["--iface", NODE_UNDERLAY_IF]),
                 "--subnet-file",
                 d.subnet_file,
                 "--bin-dir",

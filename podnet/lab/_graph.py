@@ -19,7 +19,7 @@ from podnet.lab._cluster import Lab
 from podnet.lab._topology import NODE_UNDERLAY_IF
 from podnet.netlink import Rtnl, list_addresses, list_links, routes_with_proto
 
-UNDERLAY = "192.0.2.0/24"
+UNDERLAY = "192.0.2.0/25"
 FORMATS = ("svg", "png", "pdf", "dot")
 
 

@@ -1,8 +1,11 @@
 """The lab's machines: nodes are network namespaces on a shared underlay.
 
     pn-<lab>-ul        the "switch": a bridge br0, one port per node; br0 has 192.0.2.1,
-                       the control plane's address (store, nodeipam controller)
-    pn-<lab>-<node>    a node: eth0 (veth to the switch) 192.0.2.<10+i>/24, ip_forward=1
+                       the control plane's address (store, nodeipam controller); with a
+                       second underlay, a bridge br1 (192.0.2.129) as well
+    pn-<lab>-<node>    a node: eth0 (veth to br0) 192.0.2.<10+i>/25, ip_forward=1; with a
+                       second underlay, eth1 (veth to br1) 192.0.2.<138+i>/25 (multi-NIC
+                       nodes, for the agents' interface selection)
 
 Everything a lab creates lives in namespaces named `pn-<lab>-...`, so `teardown` can find
 all of it by name alone (after a crash nothing else is known) and removing the namespaces
@@ -33,7 +36,9 @@ from podnet.netlink import (
     write_sysctl,
 )
 
-UNDERLAY_NETWORK = IPv4Network("192.0.2.0/24")  # TEST-NET-1: never routed anywhere
+# TEST-NET-1 (never routed anywhere), in two halves: the underlay, and a second one
+UNDERLAY_NETWORK = IPv4Network("192.0.2.0/25")
+SECOND_UNDERLAY_NETWORK = IPv4Network("192.0.2.128/25")
 FIRST_NODE_HOST = 10
 # The switch namespace doubles as the control-plane host: the store and the nodeipam
 # controller of a lab run there, reachable from every node over the underlay.
@@ -42,6 +47,8 @@ CONTROL_PLANE = IPv4Interface(
 )
 SWITCH = "br0"
 NODE_UNDERLAY_IF = "eth0"
+SECOND_SWITCH = "br1"
+NODE_SECOND_UNDERLAY_IF = "eth1"
 UNDERLAY_SUFFIX = "ul"
 
 _LAB_NAME = re.compile(r"^[a-z0-9]{1,16}$")
@@ -76,11 +83,21 @@ def lab_prefix(lab: str) -> str:
     return f"pn-{lab}-"
 
 
-def node_address(index: int) -> IPv4Interface:
+def node_address(index: int, network: IPv4Network = UNDERLAY_NETWORK) -> IPv4Interface:
+    """Node i's address on an underlay: the network's 10+i-th."""
     host = FIRST_NODE_HOST + index
-    if not 0 <= index or host > 254:
-        raise TopologyError(f"node index {index} is out of range (0..{254 - FIRST_NODE_HOST})")
-    return IPv4Interface(f"{UNDERLAY_NETWORK.network_address + host}/{UNDERLAY_NETWORK.prefixlen}")
+    last = network.num_addresses - 2  # below the broadcast address
+    if not 0 <= index or host > last:
+        raise TopologyError(f"node index {index} is out of range (0..{last - FIRST_NODE_HOST})")
+    return IPv4Interface(f"{network.network_address + host}/{network.prefixlen}")
+
+
+def second_underlay_address(index: int) -> IPv4Interface:
+    return node_address(index, SECOND_UNDERLAY_NETWORK)
+
+
+def _switch_address(network: IPv4Network) -> IPv4Interface:
+    return IPv4Interface(f"{network.network_address + 1}/{network.prefixlen}")
 
 
 def _check_lab(lab: str) -> None:
@@ -88,8 +105,11 @@ def _check_lab(lab: str) -> None:
         raise TopologyError(f"lab name {lab!r}: use 1-16 lowercase letters and digits")
 
 
-def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay:
-    """The switch namespace with its bridge, up, carrying the control-plane address."""
+def create_underlay(
+    lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR, second: bool = False
+) -> Underlay:
+    """The switch namespace with its bridge, up, carrying the control-plane address; with
+    `second`, a second bridge for a second underlay segment (every node joins both)."""
     _check_lab(lab)
     path = os.path.join(netns_dir, lab_prefix(lab) + UNDERLAY_SUFFIX)
     create_netns(path)
@@ -98,6 +118,9 @@ def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay
             set_loopback_up(rtnl)
             switch = create_bridge_up(rtnl, SWITCH)
             add_address(rtnl, switch.index, CONTROL_PLANE)
+            if second:
+                switch = create_bridge_up(rtnl, SECOND_SWITCH)
+                add_address(rtnl, switch.index, _switch_address(SECOND_UNDERLAY_NETWORK))
     except BaseException:
         delete_netns(path)
         raise
@@ -105,27 +128,39 @@ def create_underlay(lab: str, *, netns_dir: str = DEFAULT_NETNS_DIR) -> Underlay
 
 
 def add_node(underlay: Underlay, name: str, index: int) -> LabNode:
-    """A node namespace plugged into the switch, with its underlay address and forwarding on."""
+    """A node namespace plugged into the switch, with its underlay address and forwarding on;
+    into the second switch as well when the lab has one."""
     if not _NODE_NAME.match(name) or name == UNDERLAY_SUFFIX:
         raise TopologyError(f"node name {name!r}: use 1-12 lowercase letters and digits")
-    address = node_address(index)
+    ports = [(SWITCH, f"v-{name}", NODE_UNDERLAY_IF, node_address(index))]
     path = os.path.join(underlay.netns_dir, lab_prefix(underlay.lab) + name)
     create_netns(path)
     try:
         with Rtnl.open(underlay.netns) as switch:
-            port = create_veth_pair(switch, f"v-{name}", peer=NODE_UNDERLAY_IF, peer_netns=path)
-            set_master(switch, port.index, get_link(switch, SWITCH).index)
-            switch.set_up(port.index)
+            if find_link(switch, SECOND_SWITCH) is not None:
+                ports.append(
+                    (
+                        SECOND_SWITCH,
+                        f"w-{name}",
+                        NODE_SECOND_UNDERLAY_IF,
+                        second_underlay_address(index),
+                    )
+                )
+            for bridge, port_name, node_if, _ in ports:
+                port = create_veth_pair(switch, port_name, peer=node_if, peer_netns=path)
+                set_master(switch, port.index, get_link(switch, bridge).index)
+                switch.set_up(port.index)
         with Rtnl.open(path) as rtnl:
             set_loopback_up(rtnl)
-            eth = get_link(rtnl, NODE_UNDERLAY_IF)
-            add_address(rtnl, eth.index, address)
-            rtnl.set_up(eth.index)
+            for _, _, node_if, address in ports:
+                eth = get_link(rtnl, node_if)
+                add_address(rtnl, eth.index, address)
+                rtnl.set_up(eth.index)
         write_sysctl(path, {"net.ipv4.ip_forward": 1})
     except BaseException:
         delete_netns(path)  # takes the veth pair with it
         raise
-    return LabNode(name=name, index=index, netns=path, address=address)
+    return LabNode(name=name, index=index, netns=path, address=ports[0][3])
 
 
 def remove_node(underlay: Underlay, node: LabNode) -> None:
@@ -133,18 +168,23 @@ def remove_node(underlay: Underlay, node: LabNode) -> None:
     take the veth pair with it, but the kernel dismantles namespaces asynchronously, and a
     node that has left must be gone from the switch when this returns.)"""
     with Rtnl.open(underlay.netns) as switch:
-        port = find_link(switch, f"v-{node.name}")
-        if port is not None:
-            switch.delete_link(port.index)
+        for name in (f"v-{node.name}", f"w-{node.name}"):
+            port = find_link(switch, name)
+            if port is not None:
+                switch.delete_link(port.index)
     delete_netns(node.netns)
 
 
 def build(
-    lab: str, node_names: Sequence[str], *, netns_dir: str = DEFAULT_NETNS_DIR
+    lab: str,
+    node_names: Sequence[str],
+    *,
+    netns_dir: str = DEFAULT_NETNS_DIR,
+    second_underlay: bool = False,
 ) -> tuple[Underlay, list[LabNode]]:
-    """A switch and one node per name (node i gets 192.0.2.<10+i>); on any failure
-    everything made so far is removed again."""
-    underlay = create_underlay(lab, netns_dir=netns_dir)
+    """A switch and one node per name (node i gets 192.0.2.<10+i>, and 192.0.2.<138+i> on
+    the second underlay); on any failure everything made so far is removed again."""
+    underlay = create_underlay(lab, netns_dir=netns_dir, second=second_underlay)
     try:
         nodes = [add_node(underlay, name, i) for i, name in enumerate(node_names)]
     except BaseException:

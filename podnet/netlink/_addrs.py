@@ -35,15 +35,21 @@ RT_SCOPE_HOST = 254
 
 
 class Address(FrozenRecord):
-    __slots__ = ("index", "address", "scope", "tentative")
+    __slots__ = ("index", "address", "scope", "tentative", "flags")
 
     def __init__(
-        self, index: int, address: IPInterface, scope: int, tentative: bool = False
+        self,
+        index: int,
+        address: IPInterface,
+        scope: int,
+        tentative: bool = False,
+        flags: int = 0,
     ) -> None:
         self.index: Final = index
         self.address: Final = address  # address with its prefix length, e.g. 10.244.1.1/24
         self.scope: Final = scope  # 0 universe, 253 link, 254 host
         self.tentative: Final = tentative  # IPv6 duplicate address detection still running
+        self.flags: Final = flags  # IFA_F_*: permanent (set by hand), temporary, deprecated
 
     @property
     def is_global(self) -> bool:
@@ -80,6 +86,7 @@ def list_addresses(
                 address=ipaddress.ip_interface(f"{text}/{prefix}"),
                 scope=scope,
                 tentative=bool(flags & IFA_F_TENTATIVE),
+                flags=flags,
             )
         )
     return out

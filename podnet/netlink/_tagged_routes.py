@@ -37,6 +37,7 @@ class RouteLookup:
 
     ifindex: int
     gateway: IPv4Address | None
+    source: IPv4Address | None = None  # the preferred source address, if the kernel has one
 
 
 def replace_route(rtnl: Rtnl, route: GatewayRoute, *, proto: int) -> None:
@@ -97,7 +98,9 @@ def lookup_route(rtnl: Rtnl, dst: IPv4Address) -> RouteLookup:
     with rtnl_errors(f"route get {dst}"):
         msgs = rtnl.ipr.route("get", dst=str(dst))
     gateway = msgs[0].get("RTA_GATEWAY")
+    source = msgs[0].get("RTA_PREFSRC")
     return RouteLookup(
         ifindex=msgs[0].get("RTA_OIF"),
         gateway=IPv4Address(gateway) if gateway else None,
+        source=IPv4Address(source) if source else None,
     )

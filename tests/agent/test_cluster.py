@@ -196,7 +196,7 @@ def test_vxlan_direct_routing_skips_encapsulation_on_the_same_l2(cluster) -> Non
 
 def test_masquerade_outside_the_cluster_only(cluster) -> None:
     cluster.start_agents(VXLAN)
-    outside = add_node(cluster.underlay, "ext", 240)  # 192.0.2.250, no route to pods
+    outside = add_node(cluster.underlay, "ext", 110)  # 192.0.2.120, no route to pods
     pod, remote_pod = cluster.pods[0], cluster.pods[2]
     assert pod.node.name == "n1" and remote_pod.node.name == "n2"
 

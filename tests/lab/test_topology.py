@@ -15,9 +15,18 @@ from podnet.lab import (
     lab_namespaces,
     node_address,
     remove_node,
+    second_underlay_address,
     teardown,
 )
-from podnet.netlink import Rtnl, create_netns, find_link, get_link, is_netns, read_sysctl
+from podnet.netlink import (
+    Rtnl,
+    create_netns,
+    find_link,
+    get_link,
+    is_netns,
+    list_addresses,
+    read_sysctl,
+)
 
 pytestmark = pytest.mark.root
 
@@ -40,7 +49,7 @@ def lab(tmp_path):
 def test_nodes_reach_each_other_over_the_switch(lab) -> None:
     name, netns_dir = lab
     underlay, nodes = build(name, ["n1", "n2", "n3"], netns_dir=netns_dir)
-    assert [str(n.address) for n in nodes] == ["192.0.2.10/24", "192.0.2.11/24", "192.0.2.12/24"]
+    assert [str(n.address) for n in nodes] == ["192.0.2.10/25", "192.0.2.11/25", "192.0.2.12/25"]
     assert os.path.basename(underlay.netns) == f"pn-{name}-ul"
     for node in nodes:
         assert read_sysctl(node.netns, "net.ipv4.ip_forward") == "1"
@@ -101,6 +110,25 @@ def test_failed_build_leaves_nothing(lab) -> None:
 
 
 def test_node_addresses_stay_in_the_underlay_range() -> None:
-    assert str(node_address(0)) == "192.0.2.10/24"
+    assert str(node_address(0)) == "192.0.2.10/25"
+    assert str(node_address(116)) == "192.0.2.126/25"
+    assert str(second_underlay_address(116)) == "192.0.2.254/25"
     with pytest.raises(TopologyError):
-        node_address(245)
+        node_address(117)  # would be the broadcast address
+
+
+def test_a_second_underlay_is_a_second_segment(lab) -> None:
+    name, netns_dir = lab
+    underlay, nodes = build(name, ["n1", "n2"], netns_dir=netns_dir, second_underlay=True)
+    late = add_node(underlay, "n3", 2)
+    for node in [*nodes, late]:
+        with Rtnl.open(node.netns) as rtnl:
+            eth1 = get_link(rtnl, "eth1")
+            assert eth1.admin_up
+            held = [str(a.address) for a in list_addresses(rtnl, eth1.index, version=4)]
+            assert held == [str(second_underlay_address(node.index))]
+    assert ping(nodes[0].netns, second_underlay_address(2).ip)
+    assert ping(late.netns, second_underlay_address(1).ip)
+    remove_node(underlay, late)
+    with Rtnl.open(underlay.netns) as switch:
+        assert find_link(switch, "w-n3") is None, "both switch ports go with the node"
