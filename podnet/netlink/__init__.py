@@ -13,6 +13,7 @@ from podnet._lazy import load_export
 
 if TYPE_CHECKING:
     from podnet.netlink._addrs import add_address, delete_address, list_addresses
+    from podnet.netlink._conntrack import delete_conntrack_entries
     from podnet.netlink._lab_links import (
         add_default_route,
         create_bridge_up,
@@ -93,6 +94,7 @@ if TYPE_CHECKING:
 # name -> the private module that holds it, imported on first use (see podnet._lazy)
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "podnet.netlink._addrs": ("add_address", "delete_address", "list_addresses"),
+    "podnet.netlink._conntrack": ("delete_conntrack_entries",),
     "podnet.netlink._lab_links": (
         "add_default_route",
         "create_bridge_up",
@@ -203,6 +205,7 @@ __all__ = [
     "create_veth",
     "create_veth_pair",
     "delete_address",
+    "delete_conntrack_entries",
     "delete_link",
     "delete_link_named",
     "delete_netns",

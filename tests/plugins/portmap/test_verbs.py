@@ -109,15 +109,42 @@ def test_a_taken_host_port_is_a_clear_error_and_a_repeated_add_is_not(
     # nothing of the refused pod was written (one transaction)
     owners = {owner for items in elements(node_netns).values() for _, owner in items}
     assert owners == {"cbr0/p1/eth0"}
-    # the same port on another protocol, or on one address of the node, is another key
+    # the same port on another protocol is another key
     third = conf(
-        [
-            {"hostPort": 8080, "containerPort": 80, "protocol": "udp"},
-            {"hostPort": 8080, "containerPort": 80, "hostIP": "192.0.2.1"},
-        ],
-        result("10.244.1.7/24"),
+        [{"hostPort": 8080, "containerPort": 80, "protocol": "udp"}], result("10.244.1.7/24")
     )
     portmap.add(third, netns=POD, container_id="p3")
+
+
+def test_every_address_and_one_address_conflict_as_kubernetes_decides(
+    node_netns: str, portmap: Cni
+) -> None:
+    """The scheduler's and kubelet's CheckConflict: no hostIP (every address) against a
+    hostIP, same protocol and port, conflict, whichever came first; two different
+    hostIPs do not; a pod repeating its own ADD is no conflict."""
+    one = {"hostPort": 8080, "containerPort": 80, "hostIP": "192.0.2.1"}
+    other = {"hostPort": 8080, "containerPort": 80, "hostIP": "192.0.2.9"}
+    portmap.add(conf([TCP_8080], result("10.244.1.5/24")), netns=POD, container_id="p1")
+    refused = portmap.run("ADD", conf([one], result("10.244.1.6/24")), netns=POD, container_id="p2")
+    assert not refused.ok and refused.out is not None
+    assert refused.out["msg"] == "hostPort 192.0.2.1:8080/tcp is already mapped on this node"
+    assert refused.out["details"] == "held by cbr0/p1/eth0 as hostPort 8080/tcp"
+    assert portmap.run("DEL", conf([TCP_8080], None), container_id="p1").ok
+    portmap.add(conf([one], result("10.244.1.6/24")), netns=POD, container_id="p2")
+    portmap.add(conf([other], result("10.244.1.7/24")), netns=POD, container_id="p3")
+    portmap.add(conf([one], result("10.244.1.6/24")), netns=POD, container_id="p2")  # again
+    refused = portmap.run("ADD", conf([TCP_8080], result("10.244.1.5/24")), netns=POD)
+    assert not refused.ok and refused.out is not None
+    assert refused.out["msg"] == "hostPort 8080/tcp is already mapped on this node"
+    assert refused.out["details"] in (
+        "held by cbr0/p2/eth0 as hostPort 192.0.2.1:8080/tcp",
+        "held by cbr0/p3/eth0 as hostPort 192.0.2.9:8080/tcp",
+    )
+    # the same port on another protocol is no conflict
+    udp = {"hostPort": 8080, "containerPort": 80, "protocol": "udp"}
+    portmap.add(conf([udp], result("10.244.1.8/24")), netns=POD, container_id="p4")
+    owners = {owner for items in elements(node_netns).values() for _, owner in items}
+    assert owners == {"cbr0/p2/eth0", "cbr0/p3/eth0", "cbr0/p4/eth0"}
 
 
 def test_check_finds_what_is_missing_or_taken_over(node_netns: str, portmap: Cni) -> None:

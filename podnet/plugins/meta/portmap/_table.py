@@ -64,6 +64,7 @@ _MAX_TAG = 120  # the kernel keeps up to 256 bytes of an element's comment
 _ADDR = {4: ("ip", "ipv4_addr"), 6: ("ip6", "ipv6_addr")}
 _NFPROTO = {4: "ipv4", 6: "ipv6"}
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def _hashed(text: str) -> str:
@@ -108,6 +109,14 @@ class Element:
 
     def identity(self) -> tuple[str, str]:
         return (self.set_name, _canonical(self.key))
+
+    def mapped(self) -> tuple[int, str, int, IPAddress] | None:
+        """A map element as (IP version, protocol, hostPort, pod address); None for a set's."""
+        if not self.is_map or self.value is None:
+            return None
+        *_, protocol, port = _canonical(self.key).split(" . ")
+        pod_ip = _canonical(self.value).split(" . ")[0]
+        return int(self.set_name[-1]), protocol, int(port), ipaddress.ip_address(pod_ip)
 
 
 def _canonical(value: Any) -> str:
@@ -218,12 +227,14 @@ EXPECTED_RULES = {"prerouting": 2, "output": 2, "hostports": 4, "postrouting": 3
 
 
 class HostPortTaken(Exception):
-    """A hostPort of the pod is mapped to another attachment on this node."""
+    """A hostPort of the pod is mapped to another attachment on this node; `held` is the
+    other attachment's element when it is not the same key (every address against one)."""
 
-    def __init__(self, element: Element, holder: str) -> None:
+    def __init__(self, element: Element, holder: str, held: Element | None = None) -> None:
         super().__init__(f"{_canonical(element.key)} held by {holder}")
         self.element = element
         self.holder = holder
+        self.held = held
 
 
 def add_elements(
@@ -243,6 +254,7 @@ def add_elements(
     if not declared.recent(key, _REDECLARE_SECONDS, declaration):
         nft_apply_text(declaration, what="set up the hostport table")
         declared.note(key, declaration)
+    _refuse_overlaps(elements)
     replace: list[Element] = []
     for attempt in range(3):
         try:
@@ -257,6 +269,39 @@ def add_elements(
             if exc.errno != errno.EEXIST or attempt == 2:
                 raise
         replace = _own_or_raise(elements)
+
+
+def _refuse_overlaps(elements: list[Element]) -> None:
+    """Kubernetes' rule for hostPorts on one node (CheckConflict, which the scheduler and
+    kubelet's admission apply): one on every address (no hostIP) and one on a single
+    address, same protocol and port, conflict; two different single addresses do not
+    (the same key twice is the map's own EEXIST). Looked up before the transaction: the
+    two kinds live in different maps, so the kernel cannot refuse the pair by itself."""
+    specific_by_map: dict[str, list[Element]] = {}
+    for element in elements:
+        if not element.is_map:
+            continue
+        version = element.set_name[-1]
+        protocol, port = _canonical(element.key).split(" . ")[-2:]
+        if element.set_name.startswith("hostports"):  # every address: any single one
+            name = f"hostipports{version}"
+            if name not in specific_by_map:
+                specific_by_map[name] = _map_elements(name)
+            for held in specific_by_map[name]:
+                held_protocol, held_port = _canonical(held.key).split(" . ")[-2:]
+                if (held_protocol, held_port) == (protocol, port) and held.owner != element.owner:
+                    raise HostPortTaken(element, held.owner, held)
+        else:  # one address: the same port on every address
+            held = Element(f"hostports{version}", _concat(protocol, int(port)))
+            holder = owner_of(held)
+            if holder is not None and holder != element.owner:
+                raise HostPortTaken(element, holder, held)
+
+
+def _map_elements(name: str) -> list[Element]:
+    ref = {"map": {"family": FAMILY, "table": TABLE, "name": name}}
+    items = nft_list(ref, what="list hostport elements")
+    return [_read_elem(name, raw) for item in items for raw in item.get("map", {}).get("elem", [])]
 
 
 def _add_commands(elements: list[Element], replace: list[Element]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from podnet.plugins.meta.portmap._config import (
     pod_addresses,
 )
 from podnet.plugins.meta.portmap._localnet import enable_route_localnet
+from podnet.plugins.meta.portmap._stale import forget_flows_to_host_ports, forget_flows_to_pods
 
 
 def _owner(request: Request) -> str:
@@ -57,14 +58,19 @@ def add(request: Request) -> Result:
         declared = request.host.state.get(DeclaredTables)
         _table.add_elements(declared, elements, config.conditions_v4, config.conditions_v6)
     except _table.HostPortTaken as taken:
+        details = f"held by {taken.holder}"
+        if taken.held is not None:
+            details += f" as {describe(taken.held)}"
         raise CNIError(
-            f"{describe(taken.element)} is already mapped on this node",
-            f"held by {taken.holder}",
+            f"{describe(taken.element)} is already mapped on this node", details
         ) from None
     except NftError as exc:
         raise CNIError(
             f"unable to set up nftables rules for port mappings: {exc.strerror}"
         ) from exc
+    forget_flows_to_host_ports(
+        config.mappings, (address.version for address in pod_addresses(request, result))
+    )
     if config.snat:
         for address in pod_addresses(request, result):
             if isinstance(address, ipaddress.IPv4Interface):
@@ -111,9 +117,10 @@ def delete(request: Request) -> None:
         log(f"portmap DEL: removing by owner despite an unreadable config: {exc}")
     owner = _owner(request)
     try:
-        _table.remove_where(lambda tag: tag == owner)
+        removed = _table.remove_where(lambda tag: tag == owner)
     except NftError as exc:
         raise CNIError(f"error deleting nftables rules: {exc.strerror}") from exc
+    forget_flows_to_pods(removed)
 
 
 def gc(request: Request) -> None:
@@ -127,6 +134,7 @@ def gc(request: Request) -> None:
         removed = _table.remove_where(lambda tag: tag.startswith(prefix) and tag not in keep)
     except NftError as exc:
         raise CNIError(f"failed to clean up hostports: {exc.strerror}") from exc
+    forget_flows_to_pods(removed)
     if removed:
         owners = sorted({element.owner for element in removed})
         log(f"portmap GC: removed the hostports of {', '.join(owners)}")
