@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -37,6 +37,7 @@ from podnet.agent._hostgw import HOST_GW
 from podnet.agent._iface import ExternalInterface, InterfaceOptions, choose_interface
 from podnet.agent._kube_client import kube_client
 from podnet.agent._kube_source import KubeNodeSource
+from podnet.agent._lease import ANNOTATION_PREFIX
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, Stopped
 from podnet.agent._subnet_env import DEFAULT_SUBNET_FILE
 from podnet.agent._traces import RequestLog
@@ -46,6 +47,10 @@ from podnet.plugins import default_conflist, install_executables, write_conflist
 from podnet.runtime import DEFAULT_CACHE_DIR
 
 log = logging.getLogger("podnet.agent")
+
+# set by an administrator on the Node; flanneld reads them before choosing its interface
+NODE_PUBLIC_IP = ANNOTATION_PREFIX + "node-public-ip"
+NODE_PUBLIC_IPV6 = ANNOTATION_PREFIX + "node-public-ipv6"
 
 DEFAULT_CNI_DATA_DIR = "/var/lib/cni"
 # where kube-flannel's DaemonSet mounts net-conf.json from its ConfigMap
@@ -108,6 +113,30 @@ def read_cni_conf(path: str) -> dict[str, Any]:
     if not isinstance(plugins, list) or not plugins:
         raise ConfigError(f'{path}: not a conflist (no "plugins" list)')
     return dict(data)
+
+
+def stored_public_ips(
+    source: KubeNodeSource, node: str, options: InterfaceOptions
+) -> InterfaceOptions:
+    """flanneld's GetStoredPublicIP: the node-public-ip(v6) annotations an administrator
+    put on the Node win over --public-ip(v6); a Node that cannot be read changes nothing
+    (logged), as in flanneld."""
+    try:
+        found = source.get_node(node)
+    except Exception as exc:  # the API's errors are many; the agent goes on without it
+        log.warning("cannot read node %s for its stored public IP: %s", node, exc)
+        return options
+    if found is None:
+        return options
+    public_ip = found.annotations.get(NODE_PUBLIC_IP, "")
+    public_ipv6 = found.annotations.get(NODE_PUBLIC_IPV6, "")
+    if public_ip or public_ipv6:
+        log.info("public IP from the node's annotations: %s %s", public_ip, public_ipv6)
+    return replace(
+        options,
+        public_ip=public_ip or options.public_ip,
+        public_ipv6=public_ipv6 or options.public_ipv6,
+    )
 
 
 def choose_external_interface(
@@ -173,7 +202,8 @@ class Agent:
             source = KubeNodeSource(kube_client(s.kubeconfig))
             try:
                 # after the credentials, as flanneld (subnet manager first, then interface)
-                self.interface = choose_external_interface(s.interface, config)
+                options = stored_public_ips(source, s.node, s.interface)
+                self.interface = choose_external_interface(options, config)
                 self._serve_cni(source, config, stop)
             finally:
                 source.close()

@@ -30,6 +30,7 @@ from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Node
 
 from podnet.agent._kube_client import REQUEST_SECONDS
+from podnet.agent._lease import ANNOTATION_PREFIX
 
 log = logging.getLogger("podnet.agent")
 
@@ -42,6 +43,12 @@ WATCH_SILENCE = WATCH_SECONDS + 15.0
 # flanneld's condition, word for word (pkg/subnet/kube: CompleteLease)
 NETWORK_UP_REASON = "FlannelIsUp"
 NETWORK_UP_MESSAGE = "Flannel is running on this node"
+# An administrator's override of the published address (k3s sets it from
+# --node-external-ip): flanneld publishes it as public-ip(v6) instead of its own.
+_OVERWRITES = {
+    ANNOTATION_PREFIX + "public-ip": ANNOTATION_PREFIX + "public-ip-overwrite",
+    ANNOTATION_PREFIX + "public-ipv6": ANNOTATION_PREFIX + "public-ipv6-overwrite",
+}
 _STATUS_GONE = 410
 _NOT_FOUND = 404
 
@@ -182,10 +189,21 @@ class KubeNodeSource:
 
     def annotate_node(self, name: str, annotations: Mapping[str, str]) -> None:
         """Patch the annotations that differ (flanneld's two-way merge patch of the node),
-        through nodes/status as flanneld does; nothing is sent when none differs."""
+        through nodes/status as flanneld does; nothing is sent when none differs. A
+        public-ip(v6)-overwrite annotation on the node is published as public-ip(v6)."""
         current = self.get_node(name)
         if current is None:
             raise WatchEnded(f"node {name} does not exist")
+        annotations = dict(annotations)
+        for key, overwrite_key in _OVERWRITES.items():
+            overwrite = current.annotations.get(overwrite_key, "")
+            if key in annotations and overwrite and annotations[key] != overwrite:
+                log.info(
+                    "Overriding public ip with '%s' from node annotation '%s'",
+                    overwrite,
+                    overwrite_key,
+                )
+                annotations[key] = overwrite
         changed = {k: v for k, v in annotations.items() if current.annotations.get(k) != v}
         if not changed:
             return

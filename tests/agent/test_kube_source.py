@@ -15,7 +15,15 @@ from typing import Any
 import httpx
 import pytest
 
-from podnet.agent import AgentLoop, AgentSettings, KubeNodeSource, NodeSource, RtnlTables
+from podnet.agent import (
+    AgentLoop,
+    AgentSettings,
+    InterfaceOptions,
+    KubeNodeSource,
+    NodeSource,
+    RtnlTables,
+)
+from podnet.agent._daemon import stored_public_ips
 from podnet.agent._kube_client import CredentialsError, kube_client
 from podnet.agent._kube_source import NETWORK_UP_MESSAGE, NETWORK_UP_REASON, WatchEnded
 from podnet.netlink import Rtnl
@@ -285,3 +293,44 @@ def test_credentials_kubeconfig_then_in_cluster_then_a_clear_error(
         source.close()
     with pytest.raises(CredentialsError, match="in-cluster credentials are not usable"):
         kube_client(None, service_account=str(tmp_path / "none"))
+
+
+def annotate(api: API, name: str, annotations: dict[str, str]) -> None:
+    """An administrator's `kubectl annotate node`."""
+    body = {"metadata": {"annotations": annotations}}
+    reply = api.client().patch(f"/api/v1/nodes/{name}", json=body, headers=STRATEGIC)
+    assert reply.status_code == 200, reply.text
+
+
+def test_public_ip_overwrite_is_published_instead(api: API) -> None:
+    register(api, "n1")
+    annotate(api, "n1", {"flannel.alpha.coreos.com/public-ip-overwrite": "203.0.113.5"})
+    source = KubeNodeSource(kube_client(api.kubeconfigs["n1"]))
+    try:
+        source.annotate_node(
+            "n1",
+            {
+                "flannel.alpha.coreos.com/kube-subnet-manager": "true",
+                "flannel.alpha.coreos.com/public-ip": "192.0.2.10",
+            },
+        )
+    finally:
+        source.close()
+    stored = api.client().get("/api/v1/nodes/n1").json()["metadata"]["annotations"]
+    assert stored["flannel.alpha.coreos.com/public-ip"] == "203.0.113.5"
+    assert stored["flannel.alpha.coreos.com/kube-subnet-manager"] == "true"
+
+
+def test_node_public_ip_annotations_win_over_the_flags(api: API) -> None:
+    register(api, "n1")
+    annotate(api, "n1", {"flannel.alpha.coreos.com/node-public-ip": "192.0.2.138"})
+    source = KubeNodeSource(kube_client(api.kubeconfigs["n1"]))
+    flags = InterfaceOptions(ifaces=("eth0",), public_ip="192.0.2.10", public_ipv6="fd00::10")
+    try:
+        stored = stored_public_ips(source, "n1", flags)
+        assert stored == InterfaceOptions(
+            ifaces=("eth0",), public_ip="192.0.2.138", public_ipv6="fd00::10"
+        )
+        assert stored_public_ips(source, "n9", flags) == flags  # no such node: the flags
+    finally:
+        source.close()
