@@ -138,10 +138,7 @@ def decode_link(payload: bytes) -> Link:
 
 def _get(nl: Rtnl, what: str, body: bytes) -> Link:
     with raw_errors(what, missing=_MISSING):
-        answer = nl.nl.request(RTM_GETLINK, body)
-    if not answer:
-        raise LinkNotFound(errno.ENODEV, f"{what}: no answer")
-    return decode_link(answer[0][1])
+        return decode_link(nl.nl.query(RTM_GETLINK, body))
 
 
 def get_link(nl: Rtnl, name: str) -> Link:

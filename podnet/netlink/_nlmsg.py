@@ -172,6 +172,18 @@ class NetlinkSocket:
             out.append((kind, payload))
         raise NetlinkRequestError(errno.EIO, "netlink socket closed")
 
+    def query(self, msg_type: int, body: bytes) -> bytes:
+        """Send one GET request without NLM_F_ACK and return the payload of its answer:
+        the kernel answers a GET with the object or with an error, so asking for an
+        acknowledgement as well would only cost a second datagram to read."""
+        seq = self._send(msg_type, body, 0)
+        for kind, _, payload in self._receive(seq):
+            if kind == NLMSG_ERROR:
+                code = -i32(payload)
+                raise NetlinkRequestError(code or errno.EIO, os.strerror(code or errno.EIO))
+            return payload
+        raise NetlinkRequestError(errno.EIO, "netlink socket closed")
+
     def dump(self, msg_type: int, body: bytes) -> list[bytes]:
         """A dump's payloads, repeated while the kernel flags it interrupted by a
         concurrent change (NLM_F_DUMP_INTR), as the reference's netlinksafe package."""

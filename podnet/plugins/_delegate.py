@@ -10,6 +10,7 @@ binary, say) is exec'd. Any other Exec (a test's recording one) gets every call.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from podnet.cni import (
@@ -30,9 +31,33 @@ from podnet.plugins._launcher import launcher_type_of
 MARKER = b"# podnet-cni-executable type="
 
 
+# What podnet_type_of found, by the file's identity: the warm agent delegates twice per
+# pod to the same two executables, and reading their heads and trailers again costs nine
+# system calls each time; a replaced or rewritten file has another identity. Bounded,
+# for the CNI_PATH of a node holds a handful of executables.
+_TYPES_SEEN: dict[str, tuple[tuple[int, ...], str | None]] = {}
+_TYPES_SEEN_MAX = 256
+
+
 def podnet_type_of(executable: str) -> str | None:
     """The plugin type a podnet executable runs (a launcher, by the settings appended to
     it; a Python thin executable, by its marker line), or None for any other file."""
+    try:
+        st = os.stat(executable)
+    except OSError:
+        return None
+    identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    seen = _TYPES_SEEN.get(executable)
+    if seen is not None and seen[0] == identity:
+        return seen[1]
+    found = _read_type(executable)
+    if len(_TYPES_SEEN) >= _TYPES_SEEN_MAX:
+        _TYPES_SEEN.clear()
+    _TYPES_SEEN[executable] = (identity, found)
+    return found
+
+
+def _read_type(executable: str) -> str | None:
     try:
         with open(executable, "rb") as handle:
             head = handle.read(512)

@@ -24,6 +24,7 @@ from podnet.netlink import (
     list_links,
     list_routes,
     open_rtnl,
+    read_sysctl,
     set_bridge_port,
     set_link,
     set_promisc,
@@ -131,6 +132,11 @@ def test_sysctls_follow_the_namespace(netns_pair: tuple[str, str]) -> None:
     with open("/proc/sys/net/ipv4/ip_forward") as handle:
         own = handle.read().strip()
     assert own == "0", "the test's own namespace must stay untouched"
+    # read first (as the reference sets forwarding): a value already there is kept
+    assert set_sysctls({"net/ipv4/ip_forward": "1"}, netns=node_path, read_first=True) == []
+    set_sysctls({"net/ipv4/ip_forward": "0"}, netns=node_path)
+    set_sysctls({"net/ipv4/ip_forward": "1"}, netns=node_path, read_first=True)
+    assert read_sysctl(node_path, "net/ipv4/ip_forward") == "1"
     assert set_sysctls(
         {"net/ipv4/conf/nope/arp_notify": "1"}, netns=node_path, best_effort=True
     ) == ["net/ipv4/conf/nope/arp_notify"]

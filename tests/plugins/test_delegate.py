@@ -95,6 +95,23 @@ def test_foreign_executable_is_not_ours(fake_bin: tuple[Path, Path]) -> None:
     assert podnet_type_of(os.devnull) is None
 
 
+def test_a_replaced_executable_is_recognised_anew(tmp_path: Path) -> None:
+    """What podnet_type_of found is remembered by the file's identity: an executable
+    replaced by another (podnet's or not) under the same name is read again."""
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    install_executables(str(ours), agent_socket=str(tmp_path / "agent.sock"), compiled=False)
+    exe = tmp_path / "bridge"
+    exe.write_bytes((ours / "bridge").read_bytes())
+    assert podnet_type_of(str(exe)) == "bridge"
+    assert podnet_type_of(str(exe)) == "bridge"  # from memory
+    theirs.mkdir()
+    (theirs / "bridge").write_bytes(b"#!/bin/sh\nexit 0\n")
+    os.replace(theirs / "bridge", exe)
+    assert podnet_type_of(str(exe)) is None
+    os.replace(ours / "host-local", exe)
+    assert podnet_type_of(str(exe)) == "host-local"
+
+
 class RecordingExec:
     """An Exec that runs nothing: it records what it is asked and answers from `answers`
     (plugin type -> stdout)."""

@@ -54,15 +54,15 @@ LOCK_TIMEOUT = 20.0
 class Attachment(FrozenRecord):
     """The (container ID, interface) a reservation belongs to."""
 
-    __slots__ = ("container_id", "ifname")
+    __slots__ = ("container_id", "ifname", "content", "legacy_content")
+    _compared = ("container_id", "ifname")
 
     def __init__(self, container_id: str, ifname: str) -> None:
         self.container_id: Final = container_id
         self.ifname: Final = ifname
-
-    @property
-    def content(self) -> str:
-        return self.container_id.strip() + LINE_BREAK + self.ifname
+        # What its reservation files hold (compared with every file of the network).
+        self.content: Final = container_id.strip() + LINE_BREAK + ifname
+        self.legacy_content: Final = container_id.strip()
 
 
 class Reservation(FrozenRecord):
@@ -78,7 +78,7 @@ class Reservation(FrozenRecord):
 
     def owned_legacy_by(self, attachment: Attachment) -> bool:
         """Files of host-local before ifname was recorded hold only the container ID."""
-        return self.owner == attachment.container_id.strip()
+        return self.owner == attachment.legacy_content
 
     def attachment(self) -> Attachment | None:
         container_id, sep, ifname = self.owner.partition(LINE_BREAK)
@@ -92,12 +92,10 @@ class Store(Protocol):
 
     def exists(self) -> bool:
         """False when nothing was ever reserved on this network."""
-        ...
 
     def locked(self, *, create: bool = True) -> AbstractContextManager[None]:
         """Hold the network's lock (TryAgainLater when it stays busy); with `create`,
         the network is created first."""
-        ...
 
     def sync(self) -> None: ...
 
@@ -106,7 +104,6 @@ class Store(Protocol):
     def content_file(self, attachment: Attachment) -> AbstractContextManager[str | None]:
         """Before the lock: whatever makes reserving for `attachment` quick under it, to
         hand to `reserve` (the disk store's reservation content, written and fsync'd)."""
-        ...
 
     def reserve(
         self,
@@ -118,23 +115,56 @@ class Store(Protocol):
     ) -> bool:
         """Reserve `address` for `attachment` and remember it as range set
         `set_index`'s last reserved; False when the address is taken."""
-        ...
 
     def last_reserved(self, set_index: int) -> IPAddress | None: ...
 
     def release(self, reservation: Reservation) -> None:
         """Drop a reservation; one already gone counts as released."""
-        ...
 
     def remove_debris(self) -> list[str]:
         """What a crashed ADD left behind (with the lock held); the names removed."""
-        ...
+
+
+class ReservationCache:
+    """Reservations read before, for a process that serves many pods (the agent): ADD and
+    DEL read every reservation of the network, and a file's content never changes once it
+    has its name (it is linked there whole), so a file whose identity (inode, size, ctime)
+    is the one seen before needs no open and read, one stat. A name freed and taken again
+    is another file: its inode may be reused, but not with the same ctime (the kernel
+    keeps it to the nanosecond when someone looks at it, as this does).
+
+    One per process (podnet.cni.HostState); lookups and the swap of a directory's table
+    are single dict operations, safe across the agent's threads."""
+
+    def __init__(self) -> None:
+        self._by_directory: dict[str, dict[str, tuple[tuple[int, int, int], Reservation]]] = {}
+
+    def known(self, directory: str) -> dict[str, tuple[tuple[int, int, int], Reservation]]:
+        return self._by_directory.get(directory, {})
+
+    def remember(
+        self, directory: str, seen: dict[str, tuple[tuple[int, int, int], Reservation]]
+    ) -> None:
+        """What one full read of `directory` found (names gone since are forgotten)."""
+        self._by_directory[directory] = seen
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_ino, st.st_size, st.st_ctime_ns)
 
 
 class DiskStore:
-    def __init__(self, data_dir: str, network: str, *, lock_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str,
+        network: str,
+        *,
+        lock_timeout: float | None = None,
+        cache: ReservationCache | None = None,
+    ) -> None:
         self.directory = os.path.join(data_dir, network)
         self.lock_timeout = LOCK_TIMEOUT if lock_timeout is None else lock_timeout
+        self.cache = cache
 
     def exists(self) -> bool:
         return os.path.isdir(self.directory)
@@ -142,15 +172,16 @@ class DiskStore:
     @contextmanager
     def locked(self, *, create: bool = True) -> Iterator[None]:
         """Hold the network's lock; with `create`, make the directory first."""
-        with _io_errors():
-            if create:
-                os.makedirs(self.directory, mode=0o755, exist_ok=True)
-            fd = os.open(
-                os.path.join(self.directory, LOCK_NAME),
-                os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC,
-                0o750,
-            )
         path = os.path.join(self.directory, LOCK_NAME)
+        with _io_errors():
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o750)
+            except FileNotFoundError:
+                if not create:
+                    raise
+                # the network's first reservation: only then is the directory made
+                os.makedirs(self.directory, mode=0o755, exist_ok=True)
+                fd = os.open(path, os.O_CREAT | os.O_RDONLY | os.O_CLOEXEC, 0o750)
         try:
             with flock_within(fd, path, self.lock_timeout):
                 yield
@@ -173,8 +204,10 @@ class DiskStore:
             return []
         except OSError as exc:
             raise IOFailure(f"reading {self.directory}: {exc.strerror}") from None
-        found = []
         try:
+            if self.cache is not None:
+                return self._reservations_cached(directory, self.cache)
+            found = []
             for name in os.listdir(directory):
                 address = _address_of(name)
                 if address is None:
@@ -185,19 +218,49 @@ class DiskStore:
                     continue
                 except OSError as exc:
                     raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
-                owner = content.decode(errors="replace").strip()
-                found.append(Reservation(address, name, owner))
+                found.append(Reservation(address, name, _owner(content)))
+            return found
         finally:
             os.close(directory)
-        return found
+
+    def _reservations_cached(self, directory: int, cache: ReservationCache) -> list[Reservation]:
+        known = cache.known(self.directory)
+        seen: dict[str, tuple[tuple[int, int, int], Reservation]] = {}
+        for name in os.listdir(directory):
+            address = _address_of(name)
+            if address is None:
+                continue
+            try:
+                identity = _identity(os.stat(name, dir_fd=directory, follow_symlinks=False))
+                before = known.get(name)
+                if before is not None and before[0] == identity:
+                    seen[name] = before
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
+                try:
+                    identity = _identity(os.fstat(fd))  # of the file read, whatever happened
+                    content = os.read(fd, 4096)
+                finally:
+                    os.close(fd)
+            except (FileNotFoundError, IsADirectoryError):
+                continue
+            except OSError as exc:
+                raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
+            seen[name] = (identity, Reservation(address, name, _owner(content)))
+        cache.remember(self.directory, seen)
+        return [reservation for _, reservation in seen.values()]
 
     @contextmanager
     def content_file(self, attachment: Attachment) -> Iterator[str]:
         """A temp file in the directory holding `attachment`'s reservation content, on
         disk (fsync'd); removed on exit. Call it before taking the lock."""
+        data = attachment.content.encode()
         with _io_errors():
-            os.makedirs(self.directory, mode=0o755, exist_ok=True)
-            tmp = write_temp(self.directory, attachment.content.encode(), prefix=TEMP_PREFIX)
+            try:
+                tmp = write_temp(self.directory, data, prefix=TEMP_PREFIX)
+            except FileNotFoundError:  # the network's first reservation
+                os.makedirs(self.directory, mode=0o755, exist_ok=True)
+                tmp = write_temp(self.directory, data, prefix=TEMP_PREFIX)
         try:
             yield tmp
         finally:
@@ -234,18 +297,26 @@ class DiskStore:
             _unlink_quietly(tmp)
 
     def _write_last_reserved(self, set_index: int, address: IPAddress) -> None:
+        # Overwritten in place and cut to length, not truncated to zero first: ext4 flushes
+        # a file truncated to zero and written again when it is closed (auto_da_alloc), a
+        # disk write on every ADD for a hint. Readers hold the lock, as this writer does.
         path = os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{set_index}")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        data = str(address).encode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, str(address).encode())
+            os.pwrite(fd, data, 0)
+            os.ftruncate(fd, len(data))
         finally:
             os.close(fd)
 
     def last_reserved(self, set_index: int) -> IPAddress | None:
         path = os.path.join(self.directory, f"{LAST_RESERVED_PREFIX}{set_index}")
         try:
-            with open(path, "rb") as handle:
-                text = handle.read(64).decode(errors="replace")
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                text = os.read(fd, 64).decode(errors="replace")
+            finally:
+                os.close(fd)
         except OSError:
             return None  # only a hint for round-robin; the reference ignores it too
         return _address_of(text.strip())
@@ -303,6 +374,10 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _owner(content: bytes) -> str:
+    return content.decode(errors="replace").strip()
 
 
 def _read_small(name: str, directory: int) -> bytes:

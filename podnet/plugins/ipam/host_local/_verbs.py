@@ -11,11 +11,14 @@ from podnet.ipam import IPAddress, canonical_ip
 from podnet.plugins.ipam.host_local import _allocator
 from podnet.plugins.ipam.host_local._config import HostLocalConfig, load_config
 from podnet.plugins.ipam.host_local._dns import read_resolv_conf
-from podnet.plugins.ipam.host_local._store import Attachment, DiskStore
+from podnet.plugins.ipam.host_local._store import Attachment, DiskStore, ReservationCache
 
 
-def _store(conf: HostLocalConfig) -> DiskStore:
-    return DiskStore(conf.data_dir, conf.network)
+def _store(conf: HostLocalConfig, request: Request) -> DiskStore:
+    # A host that lives on (the agent) keeps what it read of the reservations; a plugin
+    # process reads each once anyway.
+    cache = request.host.state.get(ReservationCache) if request.host.can_defer else None
+    return DiskStore(conf.data_dir, conf.network, cache=cache)
 
 
 def _attachment(request: Request) -> Attachment:
@@ -27,13 +30,13 @@ def add(request: Request) -> Result:
     result = Result(cni_version=conf.cni_version, routes=list(conf.routes))
     if conf.resolv_conf:
         result.dns = read_resolv_conf(conf.resolv_conf)
-    result.ips = _allocator.allocate(_store(conf), conf, _attachment(request))
+    result.ips = _allocator.allocate(_store(conf, request), conf, _attachment(request))
     return result
 
 
 def delete(request: Request) -> None:
     conf = load_config(request)
-    _allocator.release(_store(conf), _attachment(request))
+    _allocator.release(_store(conf, request), _attachment(request))
 
 
 def check(request: Request) -> None:
@@ -42,7 +45,7 @@ def check(request: Request) -> None:
     container holds some address)."""
     conf = load_config(request)
     expected = _prev_result_addresses(request.config)
-    _allocator.check(_store(conf), conf, _attachment(request), expected)
+    _allocator.check(_store(conf, request), conf, _attachment(request), expected)
 
 
 def _prev_result_addresses(config: dict[str, Any]) -> set[IPAddress] | None:
@@ -56,10 +59,10 @@ def gc(request: Request) -> None:
     attachment has its container ID."""
     conf = load_config(request)
     valid = {Attachment(*pair) for pair in valid_attachments(request.config)}
-    _allocator.collect_garbage(_store(conf), conf.network, valid)
+    _allocator.collect_garbage(_store(conf, request), conf.network, valid)
 
 
 def status(request: Request) -> None:
     """Code 50 when some range set has no free address left: an ADD would fail."""
     conf = load_config(request)
-    _allocator.check_room(_store(conf), conf)
+    _allocator.check_room(_store(conf, request), conf)

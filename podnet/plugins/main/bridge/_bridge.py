@@ -132,6 +132,7 @@ def ensure_gateway_address(
 def enable_forwarding(versions: set[int]) -> None:
     keys = {4: "net/ipv4/ip_forward", 6: "net/ipv6/conf/all/forwarding"}
     try:
-        set_sysctls({keys[v]: "1" for v in sorted(versions)})
+        # as the reference (ip.EnableIP4Forward): written only when not on already
+        set_sysctls({keys[v]: "1" for v in sorted(versions)}, read_first=True)
     except OSError as exc:
         raise CNIError(f"failed to enable forwarding: {exc.strerror}") from exc
