@@ -17,8 +17,11 @@ keep-alive), on the store backends asked for.
   the driver calls); "api": a Pod with spec.nodeName POSTed, until a watch on the pods
   shows its status.podIP (the node's sandbox driver started it and wrote the status);
   "api, scheduled": the same without spec.nodeName, through the lab's scheduler. The API
-  overhead is the difference of the p50s. Pods are deleted (and their sandboxes stopped)
-  between rounds.
+  overhead is the difference of the p50s. Each of the C clients keeps one connection
+  for its pods, as a controller creating pods does (its TLS handshake is made before the
+  round: a new connection per pod is the client's start-up, not the pod's). Pods are
+  deleted (and their sandboxes stopped) between rounds. The CPU each of the lab's
+  daemons spent per pod in a round (with the pod's deletion) is recorded beside it.
 
     .venv/bin/python -m bench.apiserver [--nodes 5000] [--watchers 100] [--changes 20]
                                         [--lists 30] [--backends sqlite,etcd]
@@ -33,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import queue
 import secrets
 import ssl
 import statistics
@@ -225,8 +229,9 @@ class PodWatcher(threading.Thread):
 NODES = ("n1", "n2")
 
 
-def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> list[float]:
-    """The node runtime's run_pod, as the driver calls it, without the API."""
+def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> tuple[list[float], float]:
+    """The node runtime's run_pod, as the driver calls it, without the API; the times, and
+    the CPU ms per pod it took in this process (what a driver spends on the sandbox)."""
     node_runtime = lab.node_runtime
 
     def start(i: int) -> float:
@@ -234,35 +239,73 @@ def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> list[float]:
         node_runtime.run_pod(NODES[i % 2], names[i], "default")
         return time.perf_counter() - started
 
+    before = os.times()
     with ThreadPoolExecutor(concurrency) as pool:
         times = list(pool.map(start, range(len(names))))
+    after = os.times()
+    cpu = (after.user + after.system - before.user - before.system) * 1000 / len(names)
     for pod in lab.pods():
         node_runtime.remove_pod(pod.node, pod.sandbox)
-    return times
+    return times, round(cpu, 1)
+
+
+def _daemon_cpu(lab: Any) -> dict[str, float]:
+    """CPU seconds (user + system) each of the lab's daemons has used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used: dict[str, float] = {}
+    for pid_file in lab.processes.pid_files():
+        pid = lab.processes.our_pid(pid_file)
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        used[Path(pid_file).stem] = (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def _api_round(
     lab: Any, watcher: PodWatcher, names: list[str], concurrency: int, *, bound: bool
-) -> tuple[list[float], int]:
+) -> tuple[list[float], int, dict[str, float]]:
     """Pods POSTed (bound to a node, or left to the scheduler), `concurrency` in flight:
     each client creates one and waits until the watch shows its status.podIP before the
-    next; returns the times and how many never got one (60 s each)."""
+    next; returns the times, how many never got one (60 s each), and the CPU ms per pod
+    of the API server, the drivers (together) and the scheduler meanwhile."""
     sent: dict[str, float] = {}
+    clients: queue.Queue[Any] = queue.Queue()
+    for _ in range(concurrency):
+        client = lab.api()
+        client.client.get("/version").raise_for_status()  # connected: handshake made
+        clients.put(client)
 
     def create(i: int) -> None:
         name = names[i]
-        with lab.api() as own:
+        own = clients.get()
+        try:
             sent[name] = time.perf_counter()
             own.create_pod(name, "default", NODES[i % 2] if bound else None)
+        finally:
+            clients.put(own)
         with watcher.changed:
             watcher.changed.wait_for(lambda: name in watcher.seen, timeout=60)
 
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(create, range(len(names))))
+    before = _daemon_cpu(lab)
+    try:
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(create, range(len(names))))
+    finally:
+        while not clients.empty():
+            clients.get().close()
+    after = _daemon_cpu(lab)
+    cpu: dict[str, float] = {}
+    for daemon, used in after.items():
+        who = "drivers" if daemon.startswith("driver-") else daemon
+        if who in ("apiserver", "drivers", "scheduler") and daemon in before:
+            cpu[who] = cpu.get(who, 0.0) + (used - before[daemon]) * 1000 / len(names)
     times = [watcher.seen[n] - sent[n] for n in sent if n in watcher.seen]
     for name in sent:
         lab.pod_rm(name, "default")
-    return times, len(sent) - len(times)
+    return times, len(sent) - len(times), {k: round(v, 1) for k, v in sorted(cpu.items())}
 
 
 def run_pod_start(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -285,14 +328,17 @@ def run_pod_start(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             _api_round(lab, watcher, ["warm-u0", "warm-u1"], 1, bound=False)
             for concurrency in [int(c) for c in args.pod_concurrency.split(",")]:
                 names = [f"c{concurrency}-{i}" for i in range(args.pods)]
+                times, sandbox_cpu = _sandbox_round(lab, [f"{n}-s" for n in names], concurrency)
                 row: dict[str, Any] = {
-                    "sandbox_ms": _ms(_sandbox_round(lab, [f"{n}-s" for n in names], concurrency))
+                    "sandbox_ms": _ms(times),
+                    "sandbox_cpu_ms_per_pod": sandbox_cpu,
                 }
                 for label, bound, suffix in (("api", True, "b"), ("api_scheduled", False, "u")):
-                    times, missed = _api_round(
+                    times, missed, cpu = _api_round(
                         lab, watcher, [f"{n}-{suffix}" for n in names], concurrency, bound=bound
                     )
                     row[f"{label}_ms"], row[f"{label}_missed"] = _ms(times), missed
+                    row[f"{label}_cpu_ms_per_pod"] = cpu
                 api_p50, sandbox_p50 = row["api_ms"]["p50"], row["sandbox_ms"]["p50"]
                 row["api_overhead_p50_ms"] = (
                     round(api_p50 - sandbox_p50, 1) if None not in (api_p50, sandbox_p50) else None

@@ -39,6 +39,7 @@ from podnet.apiserver._status import (
     UnsupportedMediaType,
 )
 from podnet.apiserver._table import table, wants_table
+from podnet.apiserver._watch import Change
 from podnet.store import KeyValue, Listing, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -518,24 +519,25 @@ class APIHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send_change(
-        self, stream: _Stream, resource: Resource, selection: Selection, change: Any
+        self, stream: _Stream, resource: Resource, selection: Selection, change: Change
     ) -> bool:
-        new = decode_value(change.value, change.revision)
-        if change.type == "DELETED":
-            if selection.matches(resource, new):
-                stream.event("DELETED", new)
-                return True
-            return False
-        matches_now = selection.matches(resource, new)
-        matched_before = change.previous is not None and selection.matches(
-            resource, decode_value(change.previous, change.revision)
-        )
-        if matches_now:
-            stream.event("MODIFIED" if matched_before else "ADDED", new)
-        elif matched_before:
-            stream.event("DELETED", new)
+        if selection.empty:  # every object matches: no need to look at it
+            kind = change.type
         else:
+            new = change.decoded()
+            previous = change.decoded_previous()
+            matches_now = selection.matches(resource, new)
+            if change.type == "DELETED":
+                kind = "DELETED" if matches_now else ""
+            else:
+                matched_before = previous is not None and selection.matches(resource, previous)
+                if matches_now:
+                    kind = "MODIFIED" if matched_before else "ADDED"
+                else:
+                    kind = "DELETED" if matched_before else ""
+        if not kind:
             return False
+        stream.change(kind, change)
         return True
 
     def _client_gone(self) -> bool:
@@ -583,6 +585,15 @@ class _Stream:
 
     def _write(self, event: dict[str, Any]) -> None:
         data = json.dumps(event, separators=(",", ":")).encode() + b"\n"
+        self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.handler.wfile.flush()
+
+    def change(self, kind: str, change: Change) -> None:
+        """A change from the watch cache, its JSON shared with every other watch."""
+        if self.as_table:
+            self.event(kind, change.decoded())
+            return
+        data = b'{"type":"%s","object":%s}\n' % (kind.encode(), change.encoded())
         self.handler.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.handler.wfile.flush()
 

@@ -15,11 +15,13 @@ was compacted, the store went away), the cache relists and every open watch ends
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from podnet.apiserver._registry import decode_value, with_version
 from podnet.apiserver._status import Gone, expired
 from podnet.store import Store, StoreError, Watch
 
@@ -34,7 +36,12 @@ _RETRY_SECONDS = 1.0
 @dataclass
 class Change:
     """One change: `value` is the object's new state, or its last one for DELETED;
-    `previous` its state before (None for ADDED)."""
+    `previous` its state before (None for ADDED).
+
+    Every watch that is sent the change shares its decoding and its JSON (`decoded`,
+    `encoded`, made once, on first use): with a few watchers per pod (each node's
+    driver, the scheduler, `kubectl get -w`) a pod's changes were decoded and encoded
+    again for each of them."""
 
     revision: int
     type: str  # ADDED | MODIFIED | DELETED
@@ -42,6 +49,30 @@ class Change:
     value: bytes
     previous: bytes | None
     _decoded: dict[str, Any] | None = field(default=None, repr=False)
+    _encoded: bytes | None = field(default=None, repr=False)
+    _decoded_previous: dict[str, Any] | None = field(default=None, repr=False)
+
+    def decoded(self) -> dict[str, Any]:
+        """The object (its state after the change, or its last one), resourceVersion
+        filled in. Shared by every watch: read it, never change it."""
+        if self._decoded is None:
+            self._decoded = decode_value(self.value, self.revision)
+        return self._decoded
+
+    def decoded_previous(self) -> dict[str, Any] | None:
+        """The object before the change (None for ADDED); shared, read only."""
+        if self.previous is not None and self._decoded_previous is None:
+            self._decoded_previous = decode_value(self.previous, self.revision)
+        return self._decoded_previous
+
+    def encoded(self) -> bytes:
+        """`decoded()` as JSON."""
+        if self._encoded is None:
+            self._encoded = (
+                with_version(self.value, self.revision)
+                or json.dumps(self.decoded(), separators=(",", ":")).encode()
+            )
+        return self._encoded
 
 
 class WatchCache:

@@ -20,8 +20,16 @@ get nodes` shows Ready. Nothing in the lab marks a node NotReady when its driver
 (that is the node lifecycle controller's job, which the lab does not run): the lab's
 restarter starts the driver again instead.
 
-The client is the official Kubernetes Python client. The driver runs on the host side of
-the lab (as the lab's CLI does) and reaches the API server on its loopback listener.
+The client is the official Kubernetes Python client; Pods are read as the JSON the API
+server sends (`_kube`: the client's models cost a millisecond of CPU per Pod). The
+driver runs on the host side of the lab (as the lab's CLI does) and reaches the API
+server on its loopback listener.
+
+Starts run in a pool of WORKERS threads, one piece of work per pod at a time, so pods
+bound together start together, as kubelet's pod workers do. The file of the sandboxes
+it owns is written without an fsync: it is written under a lock at every start, and
+a flush there made the starts wait for each other's disk writes; after a power loss
+the namespaces it names are gone with the machine's state anyway.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from podnet.cni import atomic_write
+from podnet.lab._kube import Object, call_json, meta, spec, status, watch_json
 from podnet.lab._node_runtime import NodeRuntime
 from podnet.runtime import Sandbox
 
@@ -63,21 +72,21 @@ def _read_owned(path: str) -> list[str]:
     return [str(k) for k in keys] if isinstance(keys, list) else []
 
 
-def host_ports(pod: Any) -> list[dict[str, Any]]:
+def host_ports(pod: Object) -> list[dict[str, Any]]:
     """The Pod's hostPorts as kubelet hands them to the runtime (CRI port_mappings): every
     container port with a hostPort, protocol lower-cased for CNI's portMappings."""
     out: list[dict[str, Any]] = []
-    for container in (pod.spec.containers or []) if pod.spec else []:
-        for port in container.ports or []:
-            if not port.host_port:
+    for container in spec(pod).get("containers") or []:
+        for port in container.get("ports") or []:
+            if not port.get("hostPort"):
                 continue
             entry: dict[str, Any] = {
-                "hostPort": port.host_port,
-                "containerPort": port.container_port,
-                "protocol": (port.protocol or "TCP").lower(),
+                "hostPort": port["hostPort"],
+                "containerPort": port.get("containerPort"),
+                "protocol": str(port.get("protocol") or "TCP").lower(),
             }
-            if port.host_ip:
-                entry["hostIP"] = port.host_ip
+            if port.get("hostIP"):
+                entry["hostIP"] = port["hostIP"]
             out.append(entry)
     return out
 
@@ -91,8 +100,8 @@ def _micro_stamp(when: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(when, tz=datetime.UTC)
 
 
-def pod_key(pod: Any) -> str:
-    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+def pod_key(pod: Object) -> str:
+    return f"{meta(pod).get('namespace')}/{meta(pod).get('name')}"
 
 
 class SandboxDriver:
@@ -116,9 +125,9 @@ class SandboxDriver:
         self.host_ip = host_ip
         # Imported here: the client takes a second to import, and every `podnet` command
         # imports the lab.
-        from kubernetes import client, config, watch
+        from kubernetes import client, config
 
-        self._client, self._watch = client, watch
+        self._client = client
         self.api = client.CoreV1Api(
             config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
         )
@@ -141,17 +150,16 @@ class SandboxDriver:
         while not stop.is_set():
             try:
                 version = self.relist()
-                stream = self._watch.Watch()  # type: ignore[no-untyped-call]
-                for event in stream.stream(  # type: ignore[no-untyped-call]
+                for kind, pod in watch_json(
                     self.api.list_pod_for_all_namespaces,
                     field_selector=self.selector,
                     resource_version=version,
                     timeout_seconds=WATCH_SECONDS,
                 ):
                     if stop.is_set():
-                        stream.stop()  # type: ignore[no-untyped-call]
                         break
-                    self.handle(str(event["type"]), event["object"])
+                    if kind != "BOOKMARK":
+                        self.handle(kind, pod)
             except self._client.ApiException as exc:
                 if exc.status != 410:
                     log.warning("%s: API error %s %s; relisting", self.node, exc.status, exc.reason)
@@ -223,26 +231,27 @@ class SandboxDriver:
         coordination.replace_namespaced_lease(self.node, LEASE_NAMESPACE, lease)
 
     def relist(self) -> str:
-        pods = self.api.list_pod_for_all_namespaces(field_selector=self.selector)
-        wanted = {pod_key(pod): pod for pod in pods.items}
+        pods = call_json(self.api.list_pod_for_all_namespaces, field_selector=self.selector)
+        wanted = {pod_key(pod): pod for pod in pods.get("items") or []}
+        version = str(meta(pods).get("resourceVersion") or "")
         log.info("%s: %d pod(s) bound here at resourceVersion %s", self.node, len(wanted),
-                 pods.metadata.resource_version if pods.metadata else "?")  # fmt: skip
+                 version or "?")  # fmt: skip
         for sandbox in self.runtime.pods(self.node):
             if sandbox.key in self._owned and sandbox.key not in wanted:
                 self._submit(sandbox.key, functools.partial(self._stop, sandbox))
         for pod in wanted.values():
             self.handle("MODIFIED", pod)
-        return str(pods.metadata.resource_version if pods.metadata else "")
+        return version
 
-    def handle(self, kind: str, pod: Any) -> None:
+    def handle(self, kind: str, pod: Object) -> None:
         key = pod_key(pod)
         if kind == "DELETED":
             self._failures.pop(key, None)
             self._submit(key, lambda: self._stop_key(key))
-        elif kind in ("ADDED", "MODIFIED") and pod.metadata.deletion_timestamp:
+        elif kind in ("ADDED", "MODIFIED") and meta(pod).get("deletionTimestamp"):
             self._submit(key, lambda: self._terminate(pod))
         elif kind in ("ADDED", "MODIFIED"):
-            if not (pod.status and pod.status.pod_ip):
+            if not status(pod).get("podIP"):
                 self._submit(key, lambda: self._start(pod))
 
     def _submit(self, key: str, work: Callable[[], None]) -> None:
@@ -272,22 +281,21 @@ class SandboxDriver:
     def _find(self, key: str) -> Sandbox | None:
         return next((s for s in self.runtime.pods(self.node) if s.key == key), None)
 
-    def _start(self, pod: Any) -> None:
+    def _start(self, pod: Object) -> None:
         key = pod_key(pod)
+        name, namespace = str(meta(pod).get("name")), str(meta(pod).get("namespace"))
         sandbox = self._find(key)
         if sandbox is None or not sandbox.ip:
             self._own(key, True)
             try:
-                sandbox = self.runtime.run_pod(
-                    self.node, pod.metadata.name, pod.metadata.namespace, ports=host_ports(pod)
-                )
+                sandbox = self.runtime.run_pod(self.node, name, namespace, ports=host_ports(pod))
             except Exception as exc:
                 self._failed(pod, exc)
                 return
             log.info("%s: started %s with %s", self.node, key, sandbox.ip)
         self._failures.pop(key, None)
         now = _stamp(self._clock())
-        status = {
+        report = {
             "status": {
                 "phase": "Running",
                 "podIP": sandbox.ip,
@@ -302,21 +310,21 @@ class SandboxDriver:
                 ],
                 # The sandbox is all a lab pod runs: its containers count as started in it.
                 "containerStatuses": [
-                    {"name": c.name, "image": c.image, "imageID": "", "ready": True,
+                    {"name": c.get("name"), "image": c.get("image"), "imageID": "", "ready": True,
                      "started": True, "restartCount": 0, "state": {"running": {"startedAt": now}}}
-                    for c in (pod.spec.containers or [])
+                    for c in spec(pod).get("containers") or []
                 ],
             }
         }  # fmt: skip
         try:
-            self.api.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, status)
+            call_json(self.api.patch_namespaced_pod_status, name, namespace, report)
         except self._client.ApiException as exc:
             if exc.status == 404:  # deleted meanwhile: the sandbox goes too
                 self._stop(sandbox)
                 return
             raise
 
-    def _failed(self, pod: Any, exc: Exception) -> None:
+    def _failed(self, pod: Object, exc: Exception) -> None:
         """kubelet's answer to a sandbox that did not start: an event, and a retry after
         a back-off."""
         key = pod_key(pod)
@@ -327,7 +335,7 @@ class SandboxDriver:
         log.warning("%s: %s: %s; again in %gs", self.node, key, message, delay)
         self._event(pod, "FailedCreatePodSandBox", message)
         timer = threading.Timer(
-            delay, self._retry, args=(pod.metadata.name, pod.metadata.namespace)
+            delay, self._retry, args=(meta(pod).get("name"), meta(pod).get("namespace"))
         )
         timer.daemon = True
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
@@ -335,7 +343,7 @@ class SandboxDriver:
 
     def _retry(self, name: str, namespace: str) -> None:
         try:
-            pod = self.api.read_namespaced_pod(name, namespace)
+            pod = call_json(self.api.read_namespaced_pod, name, namespace)
         except self._client.ApiException as exc:
             if exc.status == 404:
                 self._failures.pop(f"{namespace}/{name}", None)
@@ -345,28 +353,28 @@ class SandboxDriver:
         except Exception as exc:
             log.warning("%s: %s/%s: %s", self.node, namespace, name, exc)
             return
-        if pod.spec is not None and pod.spec.node_name == self.node:
+        if spec(pod).get("nodeName") == self.node:
             self.handle("MODIFIED", pod)
 
-    def _event(self, pod: Any, reason: str, message: str) -> None:
+    def _event(self, pod: Object, reason: str, message: str) -> None:
         now = _stamp(self._clock())
+        name, namespace = meta(pod).get("name"), meta(pod).get("namespace")
         event = {
             "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{pod.metadata.name}.{secrets.token_hex(8)}",
-                         "namespace": pod.metadata.namespace},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod.metadata.name,
-                               "namespace": pod.metadata.namespace, "uid": pod.metadata.uid},
+            "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
+            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": name,
+                               "namespace": namespace, "uid": meta(pod).get("uid")},
             "reason": reason, "message": message[:1024], "type": "Warning",
             "source": {"component": "kubelet", "host": self.node},
             "reportingComponent": "kubelet", "reportingInstance": self.node,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }  # fmt: skip
         try:
-            self.api.create_namespaced_event(pod.metadata.namespace, cast(Any, event))
+            call_json(self.api.create_namespaced_event, namespace, cast(Any, event))
         except Exception as exc:  # an event is worth no failure
             log.info("%s: event %s: %s", self.node, reason, exc)
 
-    def _terminate(self, pod: Any) -> None:
+    def _terminate(self, pod: Object) -> None:
         """A graceful deletion: stop the sandbox (CNI DEL), then delete the Pod for good
         (grace period 0, this very pod by its uid), as kubelet does once it has stopped
         the pod's containers."""
@@ -374,11 +382,15 @@ class SandboxDriver:
         self._stop_key(key)
         options = self._client.V1DeleteOptions(
             grace_period_seconds=0,
-            preconditions=self._client.V1Preconditions(uid=pod.metadata.uid),
+            preconditions=self._client.V1Preconditions(uid=meta(pod).get("uid")),
         )
         try:
-            self.api.delete_namespaced_pod(
-                pod.metadata.name, pod.metadata.namespace, body=options, grace_period_seconds=0
+            call_json(
+                self.api.delete_namespaced_pod,
+                meta(pod).get("name"),
+                meta(pod).get("namespace"),
+                body=options,
+                grace_period_seconds=0,
             )
         except self._client.ApiException as exc:
             if exc.status not in (404, 409):  # gone, or another pod of that name by now
@@ -398,7 +410,8 @@ class SandboxDriver:
                 self._owned.add(key)
             else:
                 self._owned.discard(key)
-            atomic_write(self.owned_file, json.dumps(sorted(self._owned)).encode())
+            # No fsync (see the module's docstring): every start writes it, under the lock.
+            atomic_write(self.owned_file, json.dumps(sorted(self._owned)).encode(), durable=False)
 
     def _stop(self, sandbox: Sandbox) -> None:
         self.runtime.remove_pod(self.node, sandbox)

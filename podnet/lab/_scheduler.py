@@ -17,7 +17,9 @@ It watches every Pod and keeps which node each is bound to, counting its own bin
 once (kube-scheduler's "assumed" pods), so pods created together spread out before the
 watch reports their bindings. Only pods for the default scheduler are its business.
 The client is the official Kubernetes Python client, with the scheduler's identity
-(`system:kube-scheduler`).
+(`system:kube-scheduler`); Pods and Nodes are read as the JSON the API server sends
+(`_kube`: the client's models cost a millisecond of CPU per Pod, and the scheduler
+hears of every change of every pod).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ import time
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
+
+from podnet.lab._kube import Object, call_json, meta, spec, status, watch_json
 
 log = logging.getLogger(__name__)
 
@@ -48,14 +52,14 @@ def _stamp(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-def node_takes_pods(node: Any) -> bool:
+def node_takes_pods(node: Object) -> bool:
     """Not cordoned, and not reported not-ready (a node without the condition yet counts
     as ready: the lab's drivers report it within a heartbeat)."""
-    if node.spec is not None and node.spec.unschedulable:
+    if spec(node).get("unschedulable"):
         return False
-    for condition in (node.status.conditions if node.status else None) or []:
-        if condition.type == "Ready":
-            return bool(condition.status == "True")
+    for condition in status(node).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return bool(condition.get("status") == "True")
     return True
 
 
@@ -70,16 +74,16 @@ class Scheduler:
     def __init__(self, kubeconfig: str, *, clock: Callable[[], float] = time.time) -> None:
         # Imported here: the client takes a second to import, and every `podnet` command
         # imports the lab.
-        from kubernetes import client, config, watch
+        from kubernetes import client, config
 
-        self._client, self._watch = client, watch
+        self._client = client
         self.api = client.CoreV1Api(
             config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
         )
         self._clock = clock
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"  # as kube-scheduler names itself
         self.bound: dict[str, str] = {}  # namespace/name -> node, of pods not done
-        self.waiting: dict[str, Any] = {}  # pods no node could take yet
+        self.waiting: dict[str, Object] = {}  # pods no node could take yet
         # The watch and the retrier both schedule: one decision at a time, so that each
         # counts the bindings made before it.
         self._lock = threading.RLock()
@@ -90,16 +94,15 @@ class Scheduler:
         while not stop.is_set():
             try:
                 version = self.relist()
-                stream = self._watch.Watch()  # type: ignore[no-untyped-call]
-                for event in stream.stream(  # type: ignore[no-untyped-call]
+                for kind, pod in watch_json(
                     self.api.list_pod_for_all_namespaces,
                     resource_version=version,
                     timeout_seconds=WATCH_SECONDS,
                 ):
                     if stop.is_set():
-                        stream.stop()  # type: ignore[no-untyped-call]
                         break
-                    self.handle(str(event["type"]), event["object"])
+                    if kind != "BOOKMARK":
+                        self.handle(kind, pod)
             except self._client.ApiException as exc:
                 if exc.status != 410:
                     log.warning("API error %s %s; relisting", exc.status, exc.reason)
@@ -148,44 +151,47 @@ class Scheduler:
         coordination.replace_namespaced_lease(LEASE_NAME, LEASE_NAMESPACE, lease)
 
     def relist(self) -> str:
-        pods = self.api.list_pod_for_all_namespaces()
+        pods = call_json(self.api.list_pod_for_all_namespaces)
         with self._lock:
             self.bound.clear()
             self.waiting.clear()
-            for pod in pods.items:
+            for pod in pods.get("items") or []:
                 self.handle("ADDED", pod)
         self.renew_lease()  # following the pods from here on
-        return str(pods.metadata.resource_version if pods.metadata else "")
+        return str(meta(pods).get("resourceVersion") or "")
 
-    def handle(self, kind: str, pod: Any) -> None:
+    def handle(self, kind: str, pod: Object) -> None:
         with self._lock:
             self._handle(kind, pod)
 
-    def _handle(self, kind: str, pod: Any) -> None:
-        key = f"{pod.metadata.namespace}/{pod.metadata.name}"
-        done = pod.status is not None and pod.status.phase in _DONE_PHASES
+    def _handle(self, kind: str, pod: Object) -> None:
+        key = f"{meta(pod).get('namespace')}/{meta(pod).get('name')}"
+        done = status(pod).get("phase") in _DONE_PHASES
         if kind == "DELETED" or done:
             self.bound.pop(key, None)
             self.waiting.pop(key, None)
             return
-        if pod.spec.node_name:
-            self.bound[key] = pod.spec.node_name
+        node = spec(pod).get("nodeName")
+        if node:
+            self.bound[key] = str(node)
             self.waiting.pop(key, None)
-        elif key not in self.bound and self._ours(pod) and not pod.metadata.deletion_timestamp:
+        elif key not in self.bound and self._ours(pod) and not meta(pod).get("deletionTimestamp"):
             self.schedule(key, pod)
 
     @staticmethod
-    def _ours(pod: Any) -> bool:
-        return pod.spec.scheduler_name in (None, "", SCHEDULER_NAME)
+    def _ours(pod: Object) -> bool:
+        return spec(pod).get("schedulerName") in (None, "", SCHEDULER_NAME)
 
     def retry_waiting(self) -> None:
         with self._lock:
             for key, pod in list(self.waiting.items()):
                 self.schedule(key, pod)
 
-    def schedule(self, key: str, pod: Any) -> None:
-        nodes = self.api.list_node().items
-        candidates = [str(n.metadata.name) for n in nodes if n.metadata and node_takes_pods(n)]
+    def schedule(self, key: str, pod: Object) -> None:
+        nodes = call_json(self.api.list_node).get("items") or []
+        candidates = [
+            str(meta(n)["name"]) for n in nodes if meta(n).get("name") and node_takes_pods(n)
+        ]
         counts: dict[str, int] = {}
         for node in self.bound.values():
             counts[node] = counts.get(node, 0) + 1
@@ -196,15 +202,14 @@ class Scheduler:
             if first_time:
                 self._unschedulable(pod, len(nodes))
             return
+        name, namespace = meta(pod).get("name"), meta(pod).get("namespace")
         body = self._client.V1Binding(
-            metadata=self._client.V1ObjectMeta(name=pod.metadata.name, uid=pod.metadata.uid),
+            metadata=self._client.V1ObjectMeta(name=name, uid=meta(pod).get("uid")),
             target=self._client.V1ObjectReference(api_version="v1", kind="Node", name=chosen),
         )
         try:
             # The answer is a Status, which the client cannot decode into a V1Binding.
-            self.api.create_namespaced_pod_binding(
-                pod.metadata.name, pod.metadata.namespace, body, _preload_content=False
-            )
+            call_json(self.api.create_namespaced_pod_binding, name, namespace, body)
         except self._client.ApiException as exc:
             if exc.status in (404, 409):  # deleted, or bound by someone else meanwhile
                 self.waiting.pop(key, None)
@@ -216,10 +221,10 @@ class Scheduler:
         log.info("bound %s to %s", key, chosen)
         self._event(pod, "Scheduled", f"Successfully assigned {key} to {chosen}", "Normal")
 
-    def _unschedulable(self, pod: Any, total: int) -> None:
+    def _unschedulable(self, pod: Object, total: int) -> None:
         message = f"0/{total} nodes are available: no node takes pods (cordoned or not ready)."
         now = _stamp(self._clock())
-        status = {
+        report = {
             "status": {
                 "conditions": [
                     {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
@@ -227,27 +232,26 @@ class Scheduler:
                 ]
             }
         }  # fmt: skip
+        name, namespace = meta(pod).get("name"), meta(pod).get("namespace")
         try:
-            self.api.patch_namespaced_pod_status(pod.metadata.name, pod.metadata.namespace, status)
+            call_json(self.api.patch_namespaced_pod_status, name, namespace, report)
         except self._client.ApiException as exc:
-            log.info("%s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc.reason)
+            log.info("%s/%s: %s", namespace, name, exc.reason)
         self._event(pod, "FailedScheduling", message, "Warning")
 
-    def _event(self, pod: Any, reason: str, message: str, kind: str) -> None:
+    def _event(self, pod: Object, reason: str, message: str, kind: str) -> None:
         now = _stamp(self._clock())
+        name, namespace = meta(pod).get("name"), meta(pod).get("namespace")
         event = {
             "apiVersion": "v1",
             "kind": "Event",
-            "metadata": {
-                "name": f"{pod.metadata.name}.{secrets.token_hex(8)}",
-                "namespace": pod.metadata.namespace,
-            },
+            "metadata": {"name": f"{name}.{secrets.token_hex(8)}", "namespace": namespace},
             "involvedObject": {
                 "apiVersion": "v1",
                 "kind": "Pod",
-                "name": pod.metadata.name,
-                "namespace": pod.metadata.namespace,
-                "uid": pod.metadata.uid,
+                "name": name,
+                "namespace": namespace,
+                "uid": meta(pod).get("uid"),
             },
             "reason": reason,
             "message": message,
@@ -259,6 +263,6 @@ class Scheduler:
             "count": 1,
         }
         try:
-            self.api.create_namespaced_event(pod.metadata.namespace, cast(Any, event))
+            call_json(self.api.create_namespaced_event, namespace, cast(Any, event))
         except self._client.ApiException as exc:  # an event is worth no failure
-            log.info("event %s for %s: %s", reason, pod.metadata.name, exc.reason)
+            log.info("event %s for %s: %s", reason, name, exc.reason)

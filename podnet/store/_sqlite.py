@@ -12,7 +12,9 @@ Concurrency rules (measured; see the dependencies notes):
   before it reads, when one is due), so expiry needs no daemon. Watches also expire
   leases while they poll, so an idle cluster still sees its DELETE events.
 - A watch polls `PRAGMA data_version` (it changes when another connection commits; a few
-  microseconds per poll) and then reads the new rows of `events`.
+  microseconds per poll) and then reads the new rows of `events`. A commit through this
+  store object also wakes its watches at once: the API server, which makes every write
+  of its store, then hands a change to its watchers without waiting for the next poll.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ class SqliteStore:
         self._conn = _connect(path)
         self._lock = threading.RLock()
         self._watches = OpenWatches()
+        self._wakeups: set[threading.Event] = set()  # one per watch pump of this object
+        self._wakeups_lock = threading.Lock()
         with map_exceptions(SQLITE_ERRORS, f"sqlite {path}"):
             # Switching to WAL needs a moment of exclusive access; busy_timeout covers it.
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -158,6 +162,12 @@ class SqliteStore:
                     conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        self._wake_watches()
+
+    def _wake_watches(self) -> None:
+        with self._wakeups_lock:
+            for wakeup in self._wakeups:
+                wakeup.set()
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -288,8 +298,13 @@ class SqliteStore:
         next_rev = start
         last_version: int | None = None
         last_lease_check = 0.0
+        wakeup = threading.Event()
+        watch.set_interrupter(wakeup.set)  # close() wakes it too
+        with self._wakeups_lock:
+            self._wakeups.add(wakeup)
         try:
             while not watch.stopped:
+                wakeup.clear()  # before reading: a commit from here on wakes the wait below
                 try:
                     with map_exceptions(SQLITE_ERRORS, f"sqlite {self.path}"):
                         now = time.time()
@@ -304,8 +319,10 @@ class SqliteStore:
                             next_rev = _replay(conn, watch, condition, params, next_rev)
                 except StoreUnavailable:
                     pass  # busy or briefly unreadable: poll again, the log keeps our place
-                watch.sleep(WATCH_POLL_SECONDS)
+                wakeup.wait(WATCH_POLL_SECONDS)
         finally:
+            with self._wakeups_lock:
+                self._wakeups.discard(wakeup)
             conn.close()
 
 

@@ -128,3 +128,31 @@ def test_an_older_store_file_readable_by_others_is_tightened(tmp_path: Path) -> 
     finally:
         store.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_commit_through_the_same_store_wakes_its_watch_without_a_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API server makes every write of its store: its watch cache hears of a commit at
+    once. With the poll stretched to a minute, only the wake-up can deliver in time; a
+    commit by another store object (another process) still waits for the poll."""
+    monkeypatch.setattr("podnet.store._sqlite.WATCH_POLL_SECONDS", 60.0)
+    path = str(tmp_path / "w.db")
+    store, other = SqliteStore(path), SqliteStore(path)
+    try:
+        first = other.create("/w/first", b"0")
+        assert first is not None
+        with store.watch("/w/", from_revision=first.mod_revision) as watch:
+            # Its first read replays /w/first; from then on the pump waits (a minute).
+            assert [e.key for e in watch.get(10.0)] == ["/w/first"]
+            other.create("/w/theirs", b"1")
+            assert watch.get(1.0) == []  # not seen before the next poll
+            store.create("/w/ours", b"2")
+            events: list[WatchEvent] = []
+            deadline = time.monotonic() + 10
+            while len(events) < 2 and time.monotonic() < deadline:
+                events += watch.get(0.5)
+            assert [(e.type, e.key) for e in events] == [("PUT", "/w/theirs"), ("PUT", "/w/ours")]
+    finally:
+        store.close()
+        other.close()
