@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from podnet.apiserver import _discovery as discovery
 from podnet.apiserver import _openapi as openapi
 from podnet.apiserver._auth import Identity, Request, admit, authorize
+from podnet.apiserver._fields import FieldCheck
 from podnet.apiserver._protobuf import PROTOBUF, decode_protobuf
 from podnet.apiserver._registry import Selection, decode_value
 from podnet.apiserver._resources import Object, Resource, find
@@ -134,6 +135,7 @@ class APIHandler(BaseHTTPRequestHandler):
     # -- plumbing ----------------------------------------------------------------------
     def _serve(self, method: str) -> None:
         started = time.monotonic()
+        self._warnings: list[str] = []  # Warning headers of the answer (fieldValidation=Warn)
         try:
             body = self._read_body()
             self._route(method, body)
@@ -178,6 +180,8 @@ class APIHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("Cache-Control", "no-cache, private")
+            for warning in getattr(self, "_warnings", ()):
+                self.send_header("Warning", warning)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError, OSError):
@@ -300,6 +304,9 @@ class APIHandler(BaseHTTPRequestHandler):
                 raise BadRequest(f"the body of the request is not valid JSON: {exc}") from exc
         if verb == "create" and isinstance(parsed, dict) and not subresource:
             name = str((parsed.get("metadata") or {}).get("name") or "")
+        fields = None
+        if verb in ("create", "update", "patch") and subresource != "binding":
+            fields = FieldCheck(resource, query, verb)
         options = (
             parsed if verb in ("delete", "deletecollection") and isinstance(parsed, dict) else {}
         )
@@ -327,19 +334,28 @@ class APIHandler(BaseHTTPRequestHandler):
         elif verb == "watch":
             self._watch(resource, namespace, query, accept)
         elif verb == "create":
+            assert fields is not None
+            fields(parsed)
+            self._warnings = fields.warnings
             obj = registry.create(resource, namespace, parsed, dry_run=dry_run)
             self._send_object(201, resource, obj, accept, query)
         elif verb == "update":
+            assert fields is not None
+            fields(parsed)
+            self._warnings = fields.warnings
             obj = registry.update(
                 resource, namespace, name, parsed, subresource=subresource, dry_run=dry_run
             )
             self._send_object(200, resource, obj, accept, query)
         elif verb == "patch":
             content_type = self.headers.get("Content-Type", "")
+            assert fields is not None
+            fields.patch = body
             obj = registry.patch(
                 resource, namespace, name, content_type, body, subresource=subresource,
-                dry_run=dry_run,
+                dry_run=dry_run, check=fields,
             )  # fmt: skip
+            self._warnings = fields.warnings
             self._send_object(200, resource, obj, accept, query)
         elif verb == "deletecollection":
             items = registry.delete_collection(

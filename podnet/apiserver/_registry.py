@@ -243,9 +243,14 @@ class Registry:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        check: Callable[[Object], None] | None = None,
     ) -> Object:
+        """`check` sees the patched object before it is stored (fieldValidation)."""
+
         def patched(current: Object) -> Object:
             result = apply_patch(content_type, current, patch)
+            if check is not None:
+                check(result)
             return result
 
         return self._write(resource, namespace, name, patched, None, subresource, dry_run)

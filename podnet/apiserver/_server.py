@@ -8,6 +8,7 @@ import ssl
 import threading
 
 from podnet.apiserver._auth import Tokens
+from podnet.apiserver._fields import load_models
 from podnet.apiserver._http import APIHTTPServer
 from podnet.apiserver._pki import ServingFiles
 from podnet.apiserver._registry import Registry
@@ -41,6 +42,7 @@ class APIServer:
         self.registry = Registry(store)
         self.registry.ensure_system_namespaces()
         self.cache = WatchCache(store, window=watch_window)
+        threading.Thread(target=load_models, name="apiserver-models", daemon=True).start()
         self.context = tls_context(serving)
         self._servers: list[APIHTTPServer] = []
         self._threads: list[threading.Thread] = []
