@@ -45,6 +45,7 @@ from podnet.agent._lease import (
     VxlanData,
     ipv4_pod_cidr,
     lease_from_node,
+    pod_cidrs_by_family,
 )
 from podnet.agent._loop import AgentLoop, AgentSettings, NodeSource, lease_of
 from podnet.agent._masq import (
@@ -65,13 +66,14 @@ from podnet.agent._subnet_env import (
 )
 from podnet.agent._traces import RequestLog
 from podnet.agent._vtep_mac import vtep_mac
-from podnet.agent._vxlan import ENCAP_OVERHEAD, VxlanBackend
+from podnet.agent._vxlan import ENCAP_OVERHEAD, ENCAP_OVERHEAD_V6, VxlanBackend, VxlanDevice
 from podnet.agent._watcher import EventKind, LeaseEvent, LeaseWatcher, added, removed
 
 __all__ = [
     "BACKEND_TYPE",
     "BACKEND_TYPES",
     "ENCAP_OVERHEAD",
+    "ENCAP_OVERHEAD_V6",
     "HostGwBackend",
     "ExternalInterface",
     "InterfaceError",
@@ -122,11 +124,13 @@ __all__ = [
     "SCRATCH",
     "RtnlTables",
     "VxlanBackend",
+    "VxlanDevice",
     "VxlanData",
     "added",
     "apply_ruleset",
     "footprints",
     "ipv4_pod_cidr",
+    "pod_cidrs_by_family",
     "lease_from_node",
     "lease_of",
     "masq_counters",

@@ -4,8 +4,11 @@
 
 Keys are matched case-insensitively, as Go's encoding/json does for flannel's structs.
 The backends are those of _registry.BACKENDS; an absent Backend means DEFAULT_BACKEND.
-EnableIPv6 is refused: nothing past this parser gives pods IPv6 addresses yet, and a
-config that asks for them must not be taken silently.
+IPv6 as flannel's: `"EnableIPv6": true` with `"IPv6Network"` adds the IPv6 family
+(dual-stack), and `"EnableIPv4": false` leaves IPv6 only. `SubnetLen`/`IPv6SubnetLen` size
+the node subnets flannel's own subnet manager leases; with nodes' podCIDRs from the
+Kubernetes API (nodeipam's --node-cidr-mask-size-ipv4/-ipv6) they are read and kept, as
+flanneld's --kube-subnet-mgr does.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class NetworkConfig:
     enable_ipv4: bool = True
     enable_ipv6: bool = False
     ipv6_network: IPv6Network | None = None
+    subnet_len: int = 0  # 0: unset
+    ipv6_subnet_len: int = 0
 
     @classmethod
     def from_json(cls, text: str | bytes) -> NetworkConfig:
@@ -64,17 +69,18 @@ class NetworkConfig:
             raise ConfigError("please define a correct Network parameter in the network config")
         if enable_ipv6 and ipv6_network is None:
             raise ConfigError("please define a correct IPv6Network parameter in the network config")
-        if enable_ipv6:
-            raise ConfigError(
-                "EnableIPv6 is not supported yet: podnet gives pods IPv4 addresses only "
-                "(no dual-stack); remove EnableIPv6 from the network config"
-            )
+        if not enable_ipv4 and not enable_ipv6:
+            raise ConfigError("EnableIPv4 and EnableIPv6 are both false: enable at least one")
+        subnet_len = _subnet_len(keys, "subnetlen", "SubnetLen", 32)
+        ipv6_subnet_len = _subnet_len(keys, "ipv6subnetlen", "IPv6SubnetLen", 128)
         return cls(
             network=network,
             backend=_backend(keys.get("backend")),
             enable_ipv4=enable_ipv4,
             enable_ipv6=enable_ipv6,
             ipv6_network=ipv6_network,
+            subnet_len=subnet_len,
+            ipv6_subnet_len=ipv6_subnet_len,
         )
 
 
@@ -83,6 +89,15 @@ def _bool(keys: Mapping[str, Any], key: str, name: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{name} must be true or false, not {value!r}")
     return value
+
+
+def _subnet_len(keys: Mapping[str, Any], key: str, name: str, longest: int) -> int:
+    """0 when unset. flanneld checks the sizes only when it leases subnets itself (its
+    CheckNetworkConfig: not with --kube-subnet-mgr), so only the type is checked here."""
+    value = keys.get(key, 0)
+    if not is_int(value) or not 0 <= value <= longest:
+        raise ConfigError(f"{name} must be an integer in 0..{longest}, not {value!r}")
+    return int(value)
 
 
 def _int(keys: Mapping[str, Any], key: str, name: str, default: int, low: int, high: int) -> int:

@@ -236,6 +236,8 @@ class Agent:
                 underlay=self.interface.name,
                 underlay_ip=self.interface.address,
                 public_ip=self.interface.public_ip,
+                underlay_ipv6=self.interface.address_v6,
+                public_ipv6=self.interface.public_ipv6,
                 subnet_file=s.subnet_file,
                 ip_masq=s.ip_masq,
                 poll=s.poll,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import TypeVar
 
 from podnet.netlink import FdbEntry, GatewayRoute, Neighbour
@@ -42,11 +42,11 @@ class Entries:
         return len(self.routes) + len(self.neighbours) + len(self.fdb)
 
 
-def route_key(route: GatewayRoute) -> IPv4Network:
+def route_key(route: GatewayRoute) -> IPv4Network | IPv6Network:
     return route.dst
 
 
-def neighbour_key(entry: Neighbour) -> tuple[int, IPv4Address]:
+def neighbour_key(entry: Neighbour) -> tuple[int, IPv4Address | IPv6Address]:
     return (entry.ifindex, entry.ip)
 
 
@@ -80,8 +80,14 @@ class Plan:
         )
 
 
+def in_order(entries: Iterable[E]) -> tuple[E, ...]:
+    """Sorted the same way every time, IPv4 before IPv6 (addresses of two versions do not
+    compare, so the entries' own order cannot sort a mixed set)."""
+    return tuple(sorted(entries, key=lambda entry: entry.sort_key()))
+
+
 def _missing(wanted: frozenset[E], present: frozenset[E]) -> tuple[E, ...]:
-    return tuple(sorted(wanted - present))
+    return in_order(wanted - present)
 
 
 def plan(wanted: Entries, present: Entries) -> Plan:
@@ -91,9 +97,9 @@ def plan(wanted: Entries, present: Entries) -> Plan:
         replace_neighbours=_missing(wanted.neighbours, present.neighbours),
         replace_fdb=_missing(wanted.fdb, present.fdb),
         replace_routes=_missing(wanted.routes, present.routes),
-        delete_routes=tuple(sorted(unwanted.routes)),
-        delete_neighbours=tuple(sorted(unwanted.neighbours)),
-        delete_fdb=tuple(sorted(unwanted.fdb)),
+        delete_routes=in_order(unwanted.routes),
+        delete_neighbours=in_order(unwanted.neighbours),
+        delete_fdb=in_order(unwanted.fdb),
     )
 
 
@@ -102,9 +108,9 @@ def plan_removal(gone: Entries, wanted: Entries) -> Plan:
     still needs; one still wanted under the same key is overwritten by its replacement."""
     unwanted = _not_wanted(gone, wanted)
     return Plan(
-        delete_routes=tuple(sorted(unwanted.routes)),
-        delete_neighbours=tuple(sorted(unwanted.neighbours)),
-        delete_fdb=tuple(sorted(unwanted.fdb)),
+        delete_routes=in_order(unwanted.routes),
+        delete_neighbours=in_order(unwanted.neighbours),
+        delete_fdb=in_order(unwanted.fdb),
     )
 
 

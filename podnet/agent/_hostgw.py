@@ -1,6 +1,7 @@
 """The host-gw backend: no encapsulation, the other node itself is the gateway.
 
     route  <remote subnet> via <remote public IP> dev <underlay>
+    route  <remote IPv6 subnet> via <remote public IPv6> dev <underlay>   (EnableIPv6)
 
 Needs every node on one L2 network (the gateway must be directly reachable); in exchange
 pods get the full underlay MTU.
@@ -27,6 +28,8 @@ HOST_GW = "host-gw"  # its Backend.Type and its nodes' backend-type annotation
 class HostGwBackend:
     underlay: int  # ifindex
     mtu: int
+    ipv4: bool = True
+    ipv6: bool = False
     type: str = HOST_GW
 
     @property
@@ -34,15 +37,22 @@ class HostGwBackend:
         return None
 
     @property
-    def owned_device(self) -> int | None:
-        return None  # the underlay's neighbour table is the kernel's, not ours
+    def backend_v6_data(self) -> VxlanData | None:
+        return None
+
+    @property
+    def owned_devices(self) -> tuple[int, ...]:
+        return ()  # the underlay's neighbour table is the kernel's, not ours
 
     def entries_for(self, lease: Lease) -> Entries:
         if lease.backend_type != self.type:
             return Entries()
-        return Entries(
-            routes=frozenset({GatewayRoute(lease.subnet, lease.public_ip, self.underlay)})
-        )
+        routes = set()
+        if self.ipv4 and lease.subnet is not None and lease.public_ip is not None:
+            routes.add(GatewayRoute(lease.subnet, lease.public_ip, self.underlay))
+        if self.ipv6 and lease.ipv6_subnet is not None and lease.public_ipv6 is not None:
+            routes.add(GatewayRoute(lease.ipv6_subnet, lease.public_ipv6, self.underlay))
+        return Entries(routes=frozenset(routes))
 
 
 def setup_host_gw(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> HostGwBackend:
@@ -52,4 +62,9 @@ def setup_host_gw(rtnl: Rtnl, config: NetworkConfig, node: LocalNode) -> HostGwB
             "which is not supported by host-gw backend"
         )
     underlay = get_link(rtnl, node.underlay)
-    return HostGwBackend(underlay=underlay.index, mtu=underlay.mtu)
+    return HostGwBackend(
+        underlay=underlay.index,
+        mtu=underlay.mtu,
+        ipv4=config.enable_ipv4,
+        ipv6=config.enable_ipv6,
+    )

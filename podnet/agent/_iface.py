@@ -258,7 +258,8 @@ def _by_route(rtnl: Rtnl, view: _Interfaces, target: str) -> tuple[Link, IPv4Add
     link = view.by_index(found.ifindex)
     if link is None:
         raise InterfaceError("failed to get ifcanreach based interface: couldn't lookup interface")
-    return link, found.source
+    # the route to an IPv4 target prefers an IPv4 source
+    return link, found.source if isinstance(found.source, IPv4Address) else None
 
 
 def _default_route_link(rtnl: Rtnl, view: _Interfaces, stack: _Stack) -> Link:

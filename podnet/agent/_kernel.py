@@ -28,9 +28,9 @@ ROUTE_PROTO = 80
 
 
 class KernelTables(Protocol):
-    def read(self, owned_device: int | None) -> Entries:
+    def read(self, owned_devices: tuple[int, ...]) -> Entries:
         """The agent's routes, plus the permanent neighbour and FDB entries of
-        `owned_device` (a link whose tables are all the agent's)."""
+        `owned_devices` (links whose tables are all the agent's)."""
         ...
 
     def replace_neighbour(self, entry: Neighbour) -> None: ...
@@ -48,15 +48,14 @@ class RtnlTables:
         self.rtnl = rtnl
         self.proto = proto
 
-    def read(self, owned_device: int | None) -> Entries:
-        routes = frozenset(routes_with_proto(self.rtnl, self.proto))
-        if owned_device is None:
-            return Entries(routes=routes)
-        return Entries(
-            routes=routes,
-            neighbours=frozenset(permanent_neighbours(self.rtnl, owned_device)),
-            fdb=frozenset(fdb_entries(self.rtnl, owned_device)),
-        )
+    def read(self, owned_devices: tuple[int, ...]) -> Entries:
+        entries = Entries(routes=frozenset(routes_with_proto(self.rtnl, self.proto)))
+        for device in owned_devices:
+            entries |= Entries(
+                neighbours=frozenset(permanent_neighbours(self.rtnl, device)),
+                fdb=frozenset(fdb_entries(self.rtnl, device)),
+            )
+        return entries
 
     def replace_neighbour(self, entry: Neighbour) -> None:
         neigh_replace(self.rtnl, entry)

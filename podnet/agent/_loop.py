@@ -23,17 +23,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
-from typing import Protocol
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import Protocol, TypeAlias
 
 from podnet.agent._config import NetworkConfig
-from podnet.agent._lease import Lease, LeaseError, ipv4_pod_cidr, lease_from_node
+from podnet.agent._lease import Lease, LeaseError, lease_from_node, pod_cidrs_by_family
 from podnet.agent._node import NodeNetwork, NodeSettings
 from podnet.agent._watcher import LeaseEvent, added, removed
 
 log = logging.getLogger("podnet.agent")
 
 DEFAULT_RESYNC = 10.0  # seconds between full reconciles (flannel's routeCheck period)
+
+# A node's IPv4 and IPv6 podCIDR (either may be None)
+PodCIDRs: TypeAlias = tuple[IPv4Network | None, IPv6Network | None]
 
 
 class NodeObject(Protocol):
@@ -92,6 +95,9 @@ class AgentSettings:
     # --public-ip); None: the underlay's first IPv4 address
     underlay_ip: IPv4Address | None = None
     public_ip: IPv4Address | None = None
+    # the same for IPv6 (--public-ipv6); None: the underlay's first global IPv6 address
+    underlay_ipv6: IPv6Address | None = None
+    public_ipv6: IPv6Address | None = None
     ip_masq: bool = True
     netns: str | None = None
     resync: float = DEFAULT_RESYNC
@@ -155,16 +161,17 @@ class AgentLoop:
         """How many other nodes' leases the kernel is programmed for."""
         return sum(1 for name in self._by_node if name != self.settings.node)
 
-    def wait_for_pod_cidr(self, stop: threading.Event) -> IPv4Network:
-        """This node's podCIDR: listed, else awaited on a watch of the nodes."""
+    def wait_for_pod_cidr(self, stop: threading.Event) -> PodCIDRs:
+        """This node's podCIDR of every enabled family: listed, else awaited on a watch of
+        the nodes."""
         name = self.settings.node
         next_log = self.clock()
         while not stop.is_set():
             try:
                 nodes, version = self.source.list_nodes()
-                subnet = _pod_cidr_of(name, nodes)
-                if subnet is not None:
-                    return subnet
+                subnets = self._pod_cidrs_of(name, nodes)
+                if subnets is not None:
+                    return subnets
                 watch = self.source.watch_nodes(version)
             except Exception as exc:  # the source's own errors: retry, slower each time
                 log.warning("cannot list or watch nodes (%s); retrying", exc)
@@ -181,9 +188,9 @@ class AgentLoop:
                         next_log = self.clock() + self.settings.waiting_log
                     changes = watch.get(timeout=self.settings.poll)
                     latest = [c.node for c in changes if c.name == name and c.node is not None]
-                    subnet = _pod_cidr_of(name, latest[-1:])
-                    if subnet is not None:
-                        return subnet
+                    subnets = self._pod_cidrs_of(name, latest[-1:])
+                    if subnets is not None:
+                        return subnets
             except Exception as exc:
                 log.warning("node watch ended (%s); listing again", exc)
                 stop.wait(self._backoff.delay())
@@ -192,7 +199,7 @@ class AgentLoop:
         raise Stopped(f"stopped while waiting for the podCIDR of node {name}")
 
     def start(self, stop: threading.Event) -> NodeNetwork:
-        subnet = self.wait_for_pod_cidr(stop)
+        subnet, ipv6_subnet = self.wait_for_pod_cidr(stop)
         s = self.settings
         network = NodeNetwork.start(
             NodeSettings(
@@ -204,6 +211,9 @@ class AgentLoop:
                 netns=s.netns,
                 underlay_ip=s.underlay_ip,
                 public_ip=s.public_ip,
+                ipv6_subnet=ipv6_subnet,
+                underlay_ipv6=s.underlay_ipv6,
+                public_ipv6=s.public_ipv6,
             ),
             self.config,
         )
@@ -299,9 +309,23 @@ class AgentLoop:
         except Exception as exc:
             log.warning("cannot report the network of node %s up (%s)", self.settings.node, exc)
 
-
-def _pod_cidr_of(name: str, nodes: Sequence[NodeObject]) -> IPv4Network | None:
-    for node in nodes:
-        if node.name == name:
-            return ipv4_pod_cidr(None, node.pod_cidrs)
-    return None
+    def _pod_cidrs_of(self, name: str, nodes: Sequence[NodeObject]) -> PodCIDRs | None:
+        """The node's podCIDRs once it has one of every enabled family (a dual-stack
+        config waits for both, as flannel's lease needs both); None before."""
+        for node in nodes:
+            if node.name != name:
+                continue
+            v4, v6 = pod_cidrs_by_family(None, node.pod_cidrs)
+            if (v4 is None and self.config.enable_ipv4) or (v6 is None and self.config.enable_ipv6):
+                if v4 is not None or v6 is not None:
+                    log.warning(
+                        "node %s's podCIDRs %s lack a family the network config enables",
+                        name,
+                        list(node.pod_cidrs),
+                    )
+                return None
+            return (
+                v4 if self.config.enable_ipv4 else None,
+                v6 if self.config.enable_ipv6 else None,
+            )
+        return None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podnet.agent._backend import Backend
-from podnet.agent._entries import Entries, Plan, plan, plan_removal
+from podnet.agent._entries import Entries, Plan, in_order, plan, plan_removal
 from podnet.agent._kernel import KernelTables
 from podnet.agent._lease import Lease
 from podnet.agent._watcher import EventKind, LeaseEvent
@@ -59,7 +59,7 @@ class Reconciler:
         return Entries.union(self.backend.entries_for(lease) for lease in leases)
 
     def reconcile(self, leases: Iterable[Lease]) -> Outcome:
-        present = self.kernel.read(self.backend.owned_device)
+        present = self.kernel.read(self.backend.owned_devices)
         outcome = Outcome(plan(self.wanted(leases), present))
         self._apply(outcome.plan, outcome.errors)
         return outcome
@@ -71,9 +71,9 @@ class Reconciler:
         )
         gone = Entries.union(self.backend.entries_for(old) for old in _replaced_or_removed(batch))
         writes = Plan(
-            replace_neighbours=tuple(sorted(fresh.neighbours)),
-            replace_fdb=tuple(sorted(fresh.fdb)),
-            replace_routes=tuple(sorted(fresh.routes)),
+            replace_neighbours=in_order(fresh.neighbours),
+            replace_fdb=in_order(fresh.fdb),
+            replace_routes=in_order(fresh.routes),
         )
         deletes = plan_removal(gone, self.wanted(current))
         outcome = Outcome(_concat(writes, deletes))

@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 
 
-def vtep_mac(node: str, vni: int) -> str:
-    """A locally administered unicast MAC derived from (node, vni)."""
-    digest = bytearray(hashlib.sha256(f"podnet-vtep/{node}/{vni}".encode()).digest()[:6])
+def vtep_mac(node: str, vni: int, *, family: int = 4) -> str:
+    """A locally administered unicast MAC derived from (node, vni), and the family for the
+    IPv6 device (flannel-v6.<VNI> has its own MAC, as flannel's)."""
+    seed = f"podnet-vtep/{node}/{vni}" + ("" if family == 4 else f"/v{family}")
+    digest = bytearray(hashlib.sha256(seed.encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02  # unicast, locally administered
     return ":".join(f"{byte:02x}" for byte in digest)

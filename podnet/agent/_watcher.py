@@ -1,6 +1,7 @@
 """Turning what the store reports into batches of lease changes (pure, no I/O).
 
-As flannel's LeaseWatcher: it remembers the other nodes' leases, keyed by subnet, and
+As flannel's LeaseWatcher: it remembers the other nodes' leases, keyed by subnet (the IPv4
+one, the IPv6 one on an IPv6-only node: Lease.key), and
     - `reset(snapshot)` (start, or a watch that fell behind) answers Added for every lease
       that is new or changed and Removed for every remembered one that is gone;
     - `update(events)` applies single Added/Removed events.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from podnet.agent._lease import Lease
 
@@ -39,27 +40,34 @@ def removed(lease: Lease) -> LeaseEvent:
     return LeaseEvent(EventKind.REMOVED, lease)
 
 
+Subnet = IPv4Network | IPv6Network
+
+
+def _subnet_order(subnet: Subnet) -> tuple[int, Subnet]:
+    return (subnet.version, subnet)  # networks of two versions do not compare
+
+
 class LeaseWatcher:
-    def __init__(self, own_subnet: IPv4Network) -> None:
+    def __init__(self, own_subnet: Subnet) -> None:
         self.own_subnet = own_subnet
-        self._leases: dict[IPv4Network, Lease] = {}
+        self._leases: dict[Subnet, Lease] = {}
 
     @property
     def leases(self) -> list[Lease]:
         """The other nodes' leases as last reported, in subnet order."""
-        return [self._leases[subnet] for subnet in sorted(self._leases)]
+        return [self._leases[subnet] for subnet in sorted(self._leases, key=_subnet_order)]
 
     def reset(self, snapshot: Iterable[Lease]) -> list[LeaseEvent]:
-        fresh: dict[IPv4Network, Lease] = {}
+        fresh: dict[Subnet, Lease] = {}
         for lease in snapshot:
-            if lease.subnet != self.own_subnet:
-                fresh[lease.subnet] = lease
+            if lease.key != self.own_subnet:
+                fresh[lease.key] = lease
         batch: list[LeaseEvent] = []
-        for subnet in sorted(fresh):
+        for subnet in sorted(fresh, key=_subnet_order):
             old = self._leases.get(subnet)
             if old != fresh[subnet]:
                 batch.append(LeaseEvent(EventKind.ADDED, fresh[subnet], old))
-        for subnet in sorted(self._leases.keys() - fresh.keys()):
+        for subnet in sorted(self._leases.keys() - fresh.keys(), key=_subnet_order):
             batch.append(removed(self._leases[subnet]))
         self._leases = fresh
         return batch
@@ -67,7 +75,7 @@ class LeaseWatcher:
     def update(self, events: Iterable[LeaseEvent]) -> list[LeaseEvent]:
         batch: list[LeaseEvent] = []
         for event in events:
-            subnet = event.lease.subnet
+            subnet = event.lease.key
             if subnet == self.own_subnet:
                 continue
             old = self._leases.get(subnet)

@@ -15,6 +15,7 @@ from podnet.agent import (
     Reconciler,
     RtnlTables,
     VxlanBackend,
+    VxlanDevice,
     lease_from_node,
     masq_counters,
     plan,
@@ -176,7 +177,7 @@ def check_peers(facts: Facts, rtnl: Rtnl) -> list[Finding]:
         return [Finding("peers", SKIPPED, f"the {own.backend_type} device is not set up")]
     others = [lease for lease in leases if lease.node != own.node]
     reconciler = Reconciler(RtnlTables(rtnl), backend)
-    todo = plan(reconciler.wanted(others), reconciler.kernel.read(backend.owned_device))
+    todo = plan(reconciler.wanted(others), reconciler.kernel.read(backend.owned_devices))
     evidence = [f"node {name}: {why}" for name, why in bad]
     Entry = GatewayRoute | Neighbour | FdbEntry
     missing: list[Entry] = [*todo.replace_routes, *todo.replace_neighbours, *todo.replace_fdb]
@@ -231,10 +232,18 @@ def _backend_of(own: Lease, rtnl: Rtnl) -> VxlanBackend | HostGwBackend | None:
         device = _link_named(rtnl, f"flannel.{own.backend_data.vni}")
         if device is None:
             return None
-        return VxlanBackend(device.index, device.mtu, own.backend_data, _no_direct_routing)
+        v4 = VxlanDevice(device.index, device.mtu, own.backend_data)
+        v6 = None
+        if own.backend_v6_data is not None:
+            v6_link = _link_named(rtnl, f"flannel-v6.{own.backend_v6_data.vni}")
+            if v6_link is not None:
+                v6 = VxlanDevice(v6_link.index, v6_link.mtu, own.backend_v6_data)
+        return VxlanBackend(v4, v6, _no_direct_routing)
     if own.backend_type == "host-gw":
         underlay = _link_with_address(rtnl, own)
-        return None if underlay is None else HostGwBackend(underlay.index, underlay.mtu)
+        if underlay is None:
+            return None
+        return HostGwBackend(underlay.index, underlay.mtu, ipv6=own.ipv6_subnet is not None)
     return None
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import ip_network
 
 from podnet.agent import BACKEND_TYPE, ROUTE_PROTO
 from podnet.lab._cluster import Lab
@@ -63,9 +63,7 @@ class Picture:
 
 def take_picture(lab: Lab) -> Picture:
     objects = {node.name: node for node in lab.nodes()}
-    cidrs = {
-        IPv4Network(node.pod_cidrs[0]): name for name, node in objects.items() if node.pod_cidrs
-    }
+    cidrs = {ip_network(cidr): name for name, node in objects.items() for cidr in node.pod_cidrs}
     pods: dict[str, list[PodBox]] = {}
     for pod in lab.pods():
         pods.setdefault(pod.node, []).append(PodBox(pod.sandbox.name, pod.sandbox.ip))

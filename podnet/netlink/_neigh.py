@@ -13,9 +13,11 @@ kernel answers EOPNOTSUPP. `fdb("append")` on an existing MAC silently keeps the
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from podnet.netlink._rtnl import Rtnl, RtnlError, rtnl_errors
 
@@ -32,8 +34,11 @@ class Neighbour:
     """A permanent ARP entry: `ip` answers to `mac` on link #ifindex."""
 
     ifindex: int
-    ip: IPv4Address
+    ip: IPv4Address | IPv6Address
     mac: str
+
+    def sort_key(self) -> tuple[int, int, Neighbour]:
+        return (self.ifindex, self.ip.version, self)
 
 
 @dataclass(frozen=True, order=True)
@@ -42,7 +47,10 @@ class FdbEntry:
 
     ifindex: int
     mac: str
-    dst: IPv4Address
+    dst: IPv4Address | IPv6Address
+
+    def sort_key(self) -> tuple[int, int, FdbEntry]:
+        return (self.ifindex, self.dst.version, self)
 
 
 def neigh_replace(rtnl: Rtnl, entry: Neighbour) -> None:
@@ -67,18 +75,28 @@ def neigh_delete(rtnl: Rtnl, entry: Neighbour) -> None:
 
 
 def permanent_neighbours(rtnl: Rtnl, ifindex: int) -> list[Neighbour]:
-    """The permanent IPv4 neighbour entries of link #ifindex (learned ones are left out)."""
-    msgs = rtnl.dump(
+    """The permanent neighbour entries (IPv4 ARP and IPv6 NDP) of link #ifindex (learned
+    ones are left out)."""
+    entries = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        msgs = _dump_neighbours(rtnl, ifindex, family)
+        entries += [
+            Neighbour(
+                ifindex, ipaddress.ip_address(msg.get("NDA_DST")), msg.get("NDA_LLADDR").lower()
+            )
+            for msg in msgs
+            if msg["ifindex"] == ifindex
+            and msg["state"] & NUD_PERMANENT
+            and msg.get("NDA_DST")
+            and msg.get("NDA_LLADDR")
+        ]
+    return sorted(entries, key=Neighbour.sort_key)
+
+
+def _dump_neighbours(rtnl: Rtnl, ifindex: int, family: int) -> list[Any]:
+    return rtnl.dump(
         f"dump neighbours of link #{ifindex}",
-        lambda: rtnl.ipr.neigh("dump", family=socket.AF_INET, ifindex=ifindex),
-    )
-    return sorted(
-        Neighbour(ifindex, IPv4Address(msg.get("NDA_DST")), msg.get("NDA_LLADDR").lower())
-        for msg in msgs
-        if msg["ifindex"] == ifindex
-        and msg["state"] & NUD_PERMANENT
-        and msg.get("NDA_DST")
-        and msg.get("NDA_LLADDR")
+        lambda: rtnl.ipr.neigh("dump", family=family, ifindex=ifindex),
     )
 
 
@@ -105,7 +123,8 @@ def fdb_delete(rtnl: Rtnl, entry: FdbEntry) -> None:
 
 
 def fdb_entries(rtnl: Rtnl, ifindex: int) -> list[FdbEntry]:
-    """The permanent FDB entries of VXLAN link #ifindex that point at a remote VTEP."""
+    """The permanent FDB entries of VXLAN link #ifindex that point at a remote VTEP (an
+    IPv4 one for flannel.<VNI>, an IPv6 one for flannel-v6.<VNI>)."""
     msgs = rtnl.dump(
         f"dump fdb of link #{ifindex}",
         lambda: rtnl.ipr.fdb("dump", ifindex=ifindex),
@@ -116,8 +135,8 @@ def fdb_entries(rtnl: Rtnl, ifindex: int) -> list[FdbEntry]:
         if msg["ifindex"] != ifindex or not dst or not msg["state"] & NUD_PERMANENT:
             continue
         try:
-            address = IPv4Address(dst)
-        except ValueError:  # an IPv6 VTEP is not ours
+            address = ipaddress.ip_address(dst)
+        except ValueError:
             continue
         entries.append(FdbEntry(ifindex, msg.get("NDA_LLADDR").lower(), address))
-    return sorted(entries)
+    return sorted(entries, key=FdbEntry.sort_key)

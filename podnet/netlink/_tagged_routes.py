@@ -1,4 +1,4 @@
-"""IPv4 routes in the main table, tagged with a routing protocol number.
+"""IPv4 and IPv6 routes in the main table, tagged with a routing protocol number.
 
 The node agent marks every route it installs with its own `proto` number, so that when it
 reconciles it can list exactly its own routes and delete the ones no lease wants any more,
@@ -8,9 +8,10 @@ and never touch a route someone else made (kernel, DHCP, an administrator).
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 from podnet.netlink._rtnl import Rtnl, RtnlError, rtnl_errors
 
@@ -24,10 +25,15 @@ class GatewayRoute:
     route (the overlay's gateway is the remote VTEP address, reachable only through the
     device itself)."""
 
-    dst: IPv4Network
-    gateway: IPv4Address
+    dst: IPv4Network | IPv6Network
+    gateway: IPv4Address | IPv6Address
     ifindex: int
     onlink: bool = False
+
+    def sort_key(self) -> tuple[int, GatewayRoute]:
+        """Routes of both families sort together, IPv4 first (addresses of different
+        versions do not compare)."""
+        return (self.dst.version, self)
 
 
 @dataclass(frozen=True)
@@ -36,8 +42,9 @@ class RouteLookup:
     it is None, straight to the destination (it is on a directly connected network)."""
 
     ifindex: int
-    gateway: IPv4Address | None
-    source: IPv4Address | None = None  # the preferred source address, if the kernel has one
+    gateway: IPv4Address | IPv6Address | None
+    # the preferred source address, if the kernel has one
+    source: IPv4Address | IPv6Address | None = None
 
 
 def replace_route(rtnl: Rtnl, route: GatewayRoute, *, proto: int) -> None:
@@ -71,10 +78,19 @@ def delete_route(rtnl: Rtnl, route: GatewayRoute, *, proto: int) -> None:
 
 
 def routes_with_proto(rtnl: Rtnl, proto: int) -> list[GatewayRoute]:
-    """Every IPv4 route of the main table tagged `proto` that has a single gateway."""
+    """Every route (IPv4, then IPv6) of the main table tagged `proto` that has a single
+    gateway."""
+    routes = []
+    for family in (socket.AF_INET, socket.AF_INET6):
+        routes += _family_routes(rtnl, proto, family)
+    return sorted(routes, key=GatewayRoute.sort_key)
+
+
+def _family_routes(rtnl: Rtnl, proto: int, family: int) -> list[GatewayRoute]:
+    any_address = "0.0.0.0" if family == socket.AF_INET else "::"
     msgs = rtnl.dump(
         f"dump routes of proto {proto}",
-        lambda: rtnl.ipr.route("dump", family=socket.AF_INET),
+        lambda: rtnl.ipr.route("dump", family=family),
     )
     routes = []
     for msg in msgs:
@@ -84,16 +100,16 @@ def routes_with_proto(rtnl: Rtnl, proto: int) -> list[GatewayRoute]:
             continue
         routes.append(
             GatewayRoute(
-                dst=IPv4Network(f"{msg.get('RTA_DST') or '0.0.0.0'}/{msg['dst_len']}"),
-                gateway=IPv4Address(gateway),
+                dst=ipaddress.ip_network(f"{msg.get('RTA_DST') or any_address}/{msg['dst_len']}"),
+                gateway=ipaddress.ip_address(gateway),
                 ifindex=msg.get("RTA_OIF"),
                 onlink=bool(msg["flags"] & RTNH_F_ONLINK),
             )
         )
-    return sorted(routes)
+    return routes
 
 
-def lookup_route(rtnl: Rtnl, dst: IPv4Address) -> RouteLookup:
+def lookup_route(rtnl: Rtnl, dst: IPv4Address | IPv6Address) -> RouteLookup:
     """Ask the kernel how it would reach `dst` (`ip route get`)."""
     with rtnl_errors(f"route get {dst}"):
         msgs = rtnl.ipr.route("get", dst=str(dst))
@@ -101,6 +117,6 @@ def lookup_route(rtnl: Rtnl, dst: IPv4Address) -> RouteLookup:
     source = msgs[0].get("RTA_PREFSRC")
     return RouteLookup(
         ifindex=msgs[0].get("RTA_OIF"),
-        gateway=IPv4Address(gateway) if gateway else None,
-        source=IPv4Address(source) if source else None,
+        gateway=ipaddress.ip_address(gateway) if gateway else None,
+        source=ipaddress.ip_address(source) if source else None,
     )

@@ -9,11 +9,20 @@ link, local address, port, learning) is deleted and created again, as flannel's 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from typing import Any
 
+from podnet.netlink._addrs import add_address, delete_address, list_addresses
 from podnet.netlink._links import Link, find_link, get_link
 from podnet.netlink._rtnl import Rtnl, RtnlError, rtnl_errors
 
@@ -24,7 +33,7 @@ VXLAN_PORT = 8472  # the Linux kernel's historical VXLAN port, flannel's default
 class VxlanSpec:
     name: str
     vni: int
-    local: IPv4Address
+    local: IPv4Address | IPv6Address  # an IPv6 one makes an IPv6 tunnel (flannel-v6.<VNI>)
     underlay_index: int
     mtu: int
     mac: str
@@ -37,7 +46,7 @@ class VxlanAttrs:
     """What identifies an existing VXLAN device, as read back from the kernel."""
 
     vni: int
-    local: IPv4Address | None
+    local: IPv4Address | IPv6Address | None
     underlay_index: int | None
     port: int
     learning: bool
@@ -45,10 +54,10 @@ class VxlanAttrs:
 
 def _attrs_of(msg: Any) -> VxlanAttrs:
     data = msg.get(("IFLA_LINKINFO", "IFLA_INFO_DATA"))
-    local = data.get("IFLA_VXLAN_LOCAL")
+    local = data.get("IFLA_VXLAN_LOCAL") or data.get("IFLA_VXLAN_LOCAL6")
     return VxlanAttrs(
         vni=data.get("IFLA_VXLAN_ID"),
-        local=IPv4Address(local) if local else None,
+        local=ipaddress.ip_address(local) if local else None,
         underlay_index=data.get("IFLA_VXLAN_LINK") or None,
         port=data.get("IFLA_VXLAN_PORT"),
         learning=bool(data.get("IFLA_VXLAN_LEARNING")),
@@ -95,8 +104,8 @@ def _create(rtnl: Rtnl, spec: VxlanSpec) -> None:
             vxlan_id=spec.vni,
             vxlan_port=spec.port,
             vxlan_learning=int(spec.learning),
-            vxlan_local=str(spec.local),
             vxlan_link=spec.underlay_index,
+            **{"vxlan_local" if spec.local.version == 4 else "vxlan_local6": str(spec.local)},
         )
 
 
@@ -132,19 +141,19 @@ def ipv4_addresses(rtnl: Rtnl, index: int) -> list[IPv4Interface]:
 
 
 def ensure_sole_address(
-    rtnl: Rtnl, index: int, address: IPv4Interface, within: IPv4Network
+    rtnl: Rtnl,
+    index: int,
+    address: IPv4Interface | IPv6Interface,
+    within: IPv4Network | IPv6Network,
 ) -> None:
     """Give link #index `address`, removing any other address it holds inside `within`
-    (a previous lease's), as flannel's EnsureV4AddressOnLink; others are left alone."""
-    present = ipv4_addresses(rtnl, index)
+    (a previous lease's), as flannel's EnsureV4AddressOnLink / EnsureV6AddressOnLink; others
+    are left alone. An IPv6 one skips duplicate address detection: it is the node's own
+    lease address, and a tentative address could not be the source of host-to-pod traffic
+    for the first second."""
+    present = [a.address for a in list_addresses(rtnl, index, version=address.version)]
     for other in present:
         if other != address and other.ip in within:
-            with rtnl_errors(f"remove address {other} from link #{index}"):
-                rtnl.ipr.addr(
-                    "del", index=index, address=str(other.ip), prefixlen=other.network.prefixlen
-                )
+            delete_address(rtnl, index, other)
     if address not in present:
-        with rtnl_errors(f"add address {address} to link #{index}"):
-            rtnl.ipr.addr(
-                "add", index=index, address=str(address.ip), prefixlen=address.network.prefixlen
-            )
+        add_address(rtnl, index, address, nodad=True)

@@ -32,7 +32,14 @@ from podnet.agent import (
 )
 from podnet.lab import add_node
 from podnet.netlink import GatewayRoute, Rtnl, find_link, get_link
-from tests.agent.cluster import VXLAN, Cluster, udp_source_seen, unreachable_pairs, vxlan_triples
+from tests.agent.cluster import (
+    VXLAN,
+    Cluster,
+    ipv4,
+    udp_source_seen,
+    unreachable_pairs,
+    vxlan_triples,
+)
 
 pytestmark = pytest.mark.root
 
@@ -55,7 +62,7 @@ def cluster(tmp_path):
 
 
 def kernel_entries(agent: NodeNetwork) -> Entries:
-    return RtnlTables(agent.rtnl).read(agent.backend.owned_device)
+    return RtnlTables(agent.rtnl).read(agent.backend.owned_devices)
 
 
 def others(cluster: Cluster, name: str) -> list[Lease]:
@@ -64,8 +71,7 @@ def others(cluster: Cluster, name: str) -> list[Lease]:
 
 def assert_triples_match(cluster: Cluster) -> None:
     for name, agent in cluster.agents.items():
-        device = agent.backend.owned_device
-        assert device is not None
+        (device,) = agent.backend.owned_devices
         assert kernel_entries(agent) == vxlan_triples(device, others(cluster, name)), name
 
 
@@ -116,7 +122,7 @@ def test_a_node_joins_and_leaves(cluster) -> None:
 def test_reconcile_cleans_up_after_a_node_deleted_while_the_agent_was_down(cluster) -> None:
     cluster.start_agents(VXLAN)
     n1 = cluster.agents["n1"]
-    device_before = n1.backend.owned_device
+    device_before = n1.backend.owned_devices
     before = kernel_entries(n1)
 
     # n1's agent stops; while it is down n3 is deleted and only the others hear of it
@@ -128,7 +134,7 @@ def test_reconcile_cleans_up_after_a_node_deleted_while_the_agent_was_down(clust
         assert RtnlTables(rtnl).read(device_before) == before, "a stopped agent flushes nothing"
 
     restarted = cluster.start_agent(cluster.nodes[0], VXLAN)
-    assert restarted.backend.owned_device == device_before, "the device is reused"
+    assert restarted.backend.owned_devices == device_before, "the device is reused"
     outcome = restarted.on_snapshot([a.lease for a in cluster.agents.values()])
     assert outcome.errors == []
     assert n3_lease.subnet in {r.dst for r in outcome.plan.delete_routes}
@@ -171,7 +177,7 @@ def test_host_gw_every_pod_reaches_every_other_pod(cluster) -> None:
         eth0 = get_link(agent.rtnl, "eth0").index
         assert kernel_entries(agent) == Entries(
             routes=frozenset(
-                GatewayRoute(lease.subnet, lease.public_ip, eth0) for lease in others(cluster, name)
+                GatewayRoute(lease.key, ipv4(lease), eth0) for lease in others(cluster, name)
             )
         )
         assert agent.backend.mtu == 1500

@@ -53,12 +53,28 @@ def test_every_registered_backend_is_accepted_and_an_unknown_one_names_them_all(
 
 
 @pytest.mark.parametrize("key", ["EnableIPv6", "enableIPv6"])
-def test_enable_ipv6_is_refused_until_dual_stack_lands(key: str) -> None:
-    """It would be accepted and never reach the data plane: refused, with a reason."""
-    with pytest.raises(ConfigError, match="EnableIPv6 is not supported yet"):
-        NetworkConfig.from_dict({"Network": "10.244.0.0/16", key: True, "IPv6Network": "fd00::/56"})
+def test_dual_stack_as_flannels_net_conf_writes_it(key: str) -> None:
+    config = NetworkConfig.from_dict(
+        {
+            "Network": "10.244.0.0/16",
+            key: True,
+            "IPv6Network": "fd00:10:244::/56",
+            "IPv6SubnetLen": 64,
+            "SubnetLen": 24,
+        }
+    )
+    assert (config.enable_ipv4, config.enable_ipv6) == (True, True)
+    assert config.ipv6_network == IPv6Network("fd00:10:244::/56")
+    assert (config.subnet_len, config.ipv6_subnet_len) == (24, 64)
     config = NetworkConfig.from_dict({"Network": "10.244.0.0/16", key: False})
     assert (config.enable_ipv4, config.enable_ipv6) == (True, False)
+
+
+def test_ipv6_only_needs_no_ipv4_network() -> None:
+    config = NetworkConfig.from_dict(
+        {"EnableIPv4": False, "EnableIPv6": True, "IPv6Network": "fd00:10:244::/56"}
+    )
+    assert (config.enable_ipv4, config.enable_ipv6, config.network) == (False, True, None)
 
 
 @pytest.mark.parametrize(
@@ -67,6 +83,11 @@ def test_enable_ipv6_is_refused_until_dual_stack_lands(key: str) -> None:
         ({}, "Network"),
         ({"Network": "10.244.0.1/16"}, "Network"),
         ({"Network": "10.244.0.0/16", "EnableIPv6": True}, "IPv6Network"),
+        ({"EnableIPv6": True, "IPv6Network": "fd00:10:244::1/56"}, "Network"),
+        ({"EnableIPv4": False, "EnableIPv6": True, "IPv6Network": "10.0.0.0/8"}, "IPv6Network"),
+        ({"EnableIPv4": False}, "both false"),
+        ({"Network": "10.244.0.0/16", "IPv6SubnetLen": 129}, "IPv6SubnetLen"),
+        ({"Network": "10.244.0.0/16", "SubnetLen": "24"}, "SubnetLen"),
         ({"Network": "10.244.0.0/16", "Backend": {"Type": "udp"}}, "Backend.Type"),
         ({"Network": "10.244.0.0/16", "Backend": {"VNI": -1}}, "VNI"),
         ({"Network": "10.244.0.0/16", "Backend": {"Port": "x"}}, "Port"),

@@ -107,9 +107,9 @@ class KubeAgent:
     def kernel(self) -> Any:
         network = self.loop.network
         assert network is not None
-        device = network.backend.owned_device
+        (device,) = network.backend.owned_devices
         with Rtnl.open(network.settings.netns) as rtnl:
-            return device, RtnlTables(rtnl).read(device)
+            return device, RtnlTables(rtnl).read((device,))
 
     def close(self) -> None:
         self.stop.set()

@@ -76,10 +76,9 @@ class Agents:
             return False
         nodes, _ = self.source.list_nodes()
         others = [lease for n in nodes if n.name != name and (lease := lease_of(n)) is not None]
-        device = loop.network.backend.owned_device
-        assert device is not None
+        (device,) = loop.network.backend.owned_devices
         with Rtnl.open(loop.network.settings.netns) as rtnl:
-            return RtnlTables(rtnl).read(device) == vxlan_triples(device, others)
+            return RtnlTables(rtnl).read((device,)) == vxlan_triples(device, others)
 
 
 @pytest.fixture

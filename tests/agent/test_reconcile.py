@@ -12,6 +12,7 @@ from podnet.agent import (
     Reconciler,
     VxlanBackend,
     VxlanData,
+    VxlanDevice,
     added,
     removed,
 )
@@ -79,9 +80,8 @@ def lease(i: int, *, ip: int | None = None, mac: int | None = None, kind: str = 
 
 def backend(direct: frozenset[IPv4Address] = frozenset()) -> VxlanBackend:
     return VxlanBackend(
-        device=DEV,
-        mtu=1450,
-        backend_data=VxlanData(1, "02:00:00:00:00:01"),
+        v4=VxlanDevice(DEV, 1450, VxlanData(1, "02:00:00:00:00:01")),
+        v6=None,
         direct_link=lambda ip: 2 if ip in direct else None,
     )
 
@@ -89,7 +89,7 @@ def backend(direct: frozenset[IPv4Address] = frozenset()) -> VxlanBackend:
 def test_batches_add_and_remove_exactly_one_triple_per_node() -> None:
     kernel = FakeKernel()
     reconciler = Reconciler(kernel, backend())
-    watcher = LeaseWatcher(lease(1).subnet)
+    watcher = LeaseWatcher(lease(1).key)
     outcome = reconciler.apply_batch(watcher.reset([lease(1), lease(2), lease(3)]), watcher.leases)
     assert outcome.errors == [] and outcome.changes == 6
     assert kernel.calls[:3] == ["replace_neighbour"] * 2 + ["replace_fdb"]
@@ -106,7 +106,7 @@ def test_batches_add_and_remove_exactly_one_triple_per_node() -> None:
 def test_a_node_with_a_new_mac_loses_its_old_fdb_entry() -> None:
     kernel = FakeKernel()
     reconciler = Reconciler(kernel, backend())
-    watcher = LeaseWatcher(lease(1).subnet)
+    watcher = LeaseWatcher(lease(1).key)
     reconciler.apply_batch(watcher.reset([lease(2)]), watcher.leases)
     reconciler.apply_batch(watcher.update([added(lease(2, mac=0x22))]), watcher.leases)
     assert list(kernel.fdb) == [(DEV, "02:00:00:00:00:22")]

@@ -10,11 +10,8 @@ from podnet.cni import TryAgainLater
 from podnet.plugins.meta.flannel import SubnetEnv, load_subnet_env
 
 V4 = NetworkConfig.from_dict({"Network": "10.244.0.0/16"})
-# The parser refuses EnableIPv6 until dual-stack lands; subnet.env's IPv6 keys are ready.
-DUAL = NetworkConfig(
-    network=IPv4Network("10.244.0.0/16"),
-    enable_ipv6=True,
-    ipv6_network=IPv6Network("fd00:10::/56"),
+DUAL = NetworkConfig.from_dict(
+    {"Network": "10.244.0.0/16", "EnableIPv6": True, "IPv6Network": "fd00:10::/56"}
 )
 
 

@@ -24,13 +24,13 @@ def kinds(batch: list[LeaseEvent]) -> list[tuple[str, str]]:
 
 
 def test_first_snapshot_adds_every_other_lease() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     assert kinds(watcher.reset([OWN, lease(3), lease(2)])) == [("added", "n2"), ("added", "n3")]
     assert watcher.leases == [lease(2), lease(3)]
 
 
 def test_later_snapshot_reports_only_differences() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     watcher.reset([OWN, lease(2), lease(3)])
     changed = lease(3, mac_end=0x33)
     batch = watcher.reset([OWN, changed, lease(4)])
@@ -41,7 +41,7 @@ def test_later_snapshot_reports_only_differences() -> None:
 
 
 def test_events_update_the_set() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     watcher.reset([lease(2)])
     batch = watcher.update([added(lease(3)), removed(lease(2)), added(OWN), removed(OWN)])
     assert kinds(batch) == [("added", "n3"), ("removed", "n2")]
@@ -49,13 +49,13 @@ def test_events_update_the_set() -> None:
 
 
 def test_repeated_or_unknown_events_are_dropped() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     watcher.reset([lease(2)])
     assert watcher.update([added(lease(2)), removed(lease(9))]) == []
 
 
 def test_a_changed_lease_carries_the_one_it_replaces() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     watcher.reset([lease(2)])
     moved = lease(2, ip_end=99)
     [event] = watcher.update([added(moved)])
@@ -63,7 +63,7 @@ def test_a_changed_lease_carries_the_one_it_replaces() -> None:
 
 
 def test_removed_reports_the_remembered_lease() -> None:
-    watcher = LeaseWatcher(OWN.subnet)
+    watcher = LeaseWatcher(OWN.key)
     watcher.reset([lease(2)])
     # a delete event may carry a stale copy; the one the agent acted on is what must go
     [event] = watcher.update([removed(lease(2, ip_end=99))])

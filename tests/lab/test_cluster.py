@@ -76,7 +76,7 @@ def test_every_pod_reaches_every_other(lab: Lab, backend: str) -> None:
     assert len(set(ips)) == 6
     by_node = leases(lab)
     for pod in pods:  # each pod's address is inside its own node's podCIDR
-        assert ip_address(pod.sandbox.ip) in by_node[pod.node].subnet
+        assert ip_address(pod.sandbox.ip) in by_node[pod.node].key
     assert failed_pairs(pods) == []
     if backend != "vxlan":
         return
@@ -90,9 +90,9 @@ def test_every_pod_reaches_every_other(lab: Lab, backend: str) -> None:
             routes = {(str(r.dst), str(r.gateway)) for r in routes_with_proto(rtnl, ROUTE_PROTO)}
         macs = {o.node: o.backend_data.vtep_mac for o in others if o.backend_data is not None}
         assert len(macs) == 2
-        assert neighbours == {(str(o.subnet.network_address), macs[o.node]) for o in others}
+        assert neighbours == {(str(o.key.network_address), macs[o.node]) for o in others}
         assert fdb == {(macs[o.node], str(o.public_ip)) for o in others}
-        assert routes == {(str(o.subnet), str(o.subnet.network_address)) for o in others}
+        assert routes == {(str(o.key), str(o.key.network_address)) for o in others}
 
 
 def test_agent_restart_keeps_pods_reachable(lab: Lab) -> None:
@@ -247,7 +247,7 @@ def test_a_node_joins_and_leaves(lab: Lab) -> None:
     lab.add_node("n4")
     pods.append(LabPod("n4", lab.pod_run("p0-n4", "n4").sandbox))
     n4 = leases(lab)["n4"]
-    vtep = str(n4.subnet.network_address)
+    vtep = str(n4.key.network_address)
     for node in ("n1", "n2", "n3"):
         waited = wait_for(lambda node=node: vtep in vxlan_neighbours(lab, node))
         print(f"{node} programmed n4 after {waited:.3f}s")
@@ -272,7 +272,7 @@ def overlay_entries(lab: Lab, node: str, lease: Lease) -> list[str]:
         found += [f"fdb {f.mac} {f.dst}" for f in fdb_entries(rtnl, device)]
     wanted = {
         f"route {lease.subnet}",
-        f"neighbour {lease.subnet.network_address}",
+        f"neighbour {lease.key.network_address}",
         f"fdb {lease.backend_data.vtep_mac} {lease.public_ip}",
     }
     return [entry for entry in found if entry in wanted]
