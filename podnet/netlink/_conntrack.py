@@ -4,9 +4,11 @@ The portmap plugin deletes the UDP entries of a hostPort when it maps it: a UDP 
 that began before (to the node itself, or DNATed to a pod that had the port earlier)
 keeps its old verdict for as long as datagrams keep coming, and would never reach the
 new pod (the reference's DeleteConntrackEntriesForDstPort). As that function (through
-vishvananda/netlink's ConntrackDeleteFilters), one dump of the family's table, filtered
+vishvananda/netlink's ConntrackDeleteFilters), a dump of the family's table, filtered
 here by protocol and original destination port, then one delete per match by its
-original tuple.
+original tuple; but one dump for all the ports, where the reference dumps per port: the
+kernel walks its whole conntrack hash (every namespace's, 262144 buckets here) for each
+dump, 16-60 ms on this loaded machine. A namespace that tracks nothing is not dumped.
 
 Messages are built with struct, as _nlmsg builds rtnetlink's: a nfgenmsg header
 (family, version 0, resource id 0), then attributes; CTA_TUPLE_ORIG nests CTA_TUPLE_IP
@@ -20,6 +22,7 @@ import errno
 import os
 import socket
 import struct
+from collections.abc import Collection
 from ipaddress import IPv4Address, IPv6Address
 
 from podnet.netlink._nlmsg import (
@@ -57,14 +60,16 @@ def _message(kind: int) -> int:
 def delete_conntrack_entries(
     version: int,
     protocol: int,
-    dst_port: int,
+    dst_ports: Collection[int],
     *,
     reply_source: IPv4Address | IPv6Address | None = None,
 ) -> int:
     """Delete every entry of IP `version` whose original direction has this protocol
-    (IPPROTO_*) and destination port, and, with `reply_source`, whose answers come from
-    that address (the flows DNATed to one pod); returns how many. One removed meanwhile
-    (it expired, someone else deleted it) is not an error."""
+    (IPPROTO_*) and one of these destination ports, and, with `reply_source`, whose
+    answers come from that address (the flows DNATed to one pod); returns how many. One
+    removed meanwhile (it expired, someone else deleted it) is not an error."""
+    if not dst_ports or _tracked() == 0:
+        return 0
     header = NFGENMSG.pack(_FAMILIES[version], 0, 0)
     sock = socket.socket(
         socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_NETFILTER
@@ -79,7 +84,7 @@ def delete_conntrack_entries(
         for payload in payloads:
             found = parse_attrs(payload, NFGENMSG.size)
             original = found.get(CTA_TUPLE_ORIG)
-            if original is None or not _matches(original, protocol, dst_port):
+            if original is None or not _matches(original, protocol, dst_ports):
                 continue
             if reply_source is not None and _reply_source(found, version) != reply_source.packed:
                 continue
@@ -98,7 +103,16 @@ def delete_conntrack_entries(
         sock.close()
 
 
-def _matches(original: bytes, protocol: int, dst_port: int) -> bool:
+def _tracked() -> int | None:
+    """How many connections this namespace tracks (None: unknown)."""
+    try:
+        with open("/proc/sys/net/netfilter/nf_conntrack_count", "rb") as handle:
+            return int(handle.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _matches(original: bytes, protocol: int, dst_ports: Collection[int]) -> bool:
     proto = parse_attrs(original).get(CTA_TUPLE_PROTO)
     if proto is None:
         return False
@@ -106,7 +120,7 @@ def _matches(original: bytes, protocol: int, dst_port: int) -> bool:
     number, port = fields.get(CTA_PROTO_NUM), fields.get(CTA_PROTO_DST_PORT)
     if number is None or port is None or len(port) < _PORT.size:
         return False
-    return u8(number) == protocol and _PORT.unpack_from(port)[0] == dst_port
+    return u8(number) == protocol and _PORT.unpack_from(port)[0] in dst_ports
 
 
 def _reply_source(found: dict[int, bytes], version: int) -> bytes | None:

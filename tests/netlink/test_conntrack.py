@@ -11,6 +11,7 @@ import pytest
 
 from podnet.netlink import (
     Rtnl,
+    _conntrack,
     create_netns,
     delete_conntrack_entries,
     delete_netns,
@@ -51,19 +52,34 @@ def test_deletes_only_the_matching_flows(netns) -> None:
         send("127.0.0.1", 5353)
         send("127.0.0.2", 5353)
         send("127.0.0.1", 6000)
+        send("127.0.0.1", 7000)
 
     def deleted(
-        port: int, protocol: int = socket.IPPROTO_UDP, reply_source: IPv4Address | None = None
+        *ports: int, protocol: int = socket.IPPROTO_UDP, reply_source: IPv4Address | None = None
     ) -> int:
         return run_in_netns(
             netns,
-            lambda: delete_conntrack_entries(4, protocol, port, reply_source=reply_source),
+            lambda: delete_conntrack_entries(4, protocol, ports, reply_source=reply_source),
         )
 
     run_in_netns(netns, flows)
-    assert deleted(5353, socket.IPPROTO_TCP) == 0  # another protocol
+    assert deleted(5353, protocol=socket.IPPROTO_TCP) == 0  # another protocol
     assert deleted(5353, reply_source=IPv4Address("127.0.0.2")) == 1
     assert deleted(5353) == 1  # the flow to 127.0.0.1 was left
     assert deleted(5353) == 0
-    assert deleted(6000) == 1
-    assert run_in_netns(netns, lambda: delete_conntrack_entries(6, socket.IPPROTO_UDP, 5353)) == 0
+    assert deleted(6000, 7000, 8000) == 2  # one dump for several ports
+    assert run_in_netns(netns, lambda: delete_conntrack_entries(6, socket.IPPROTO_UDP, {5353})) == 0
+
+
+def test_a_namespace_that_tracks_nothing_is_not_dumped(tmp_path, monkeypatch) -> None:
+    def no_socket(*_: object) -> None:
+        raise AssertionError("the conntrack table was dumped")
+
+    monkeypatch.setattr(_conntrack, "NetlinkSocket", no_socket)
+    path = str(tmp_path / f"pn-ct{uuid.uuid4().hex[:8]}")
+    create_netns(path)
+    try:
+        gone = run_in_netns(path, lambda: delete_conntrack_entries(4, socket.IPPROTO_UDP, {53}))
+        assert gone == 0
+    finally:
+        delete_netns(path)

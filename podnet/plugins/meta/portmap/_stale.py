@@ -19,28 +19,31 @@ from collections.abc import Iterable
 from podnet.cni import log
 from podnet.netlink import NetlinkError, delete_conntrack_entries
 from podnet.plugins.meta.portmap._config import PortMapping
-from podnet.plugins.meta.portmap._table import Element
+from podnet.plugins.meta.portmap._table import Element, IPAddress
 
 
 def forget_flows_to_host_ports(mappings: Iterable[PortMapping], versions: Iterable[int]) -> None:
     """After ADD: every UDP flow to one of these hostPorts, for each family the pod has."""
-    ports = sorted({m.host_port for m in mappings if m.protocol == "udp"})
+    ports = {m.host_port for m in mappings if m.protocol == "udp"}
+    if not ports:
+        return
     for version in sorted(set(versions)):
-        for port in ports:
-            try:
-                delete_conntrack_entries(version, socket.IPPROTO_UDP, port)
-            except (NetlinkError, OSError) as exc:
-                log(f"failed to delete stale UDP conntrack entries for port {port}: {exc}")
+        try:
+            delete_conntrack_entries(version, socket.IPPROTO_UDP, ports)
+        except (NetlinkError, OSError) as exc:
+            log(f"failed to delete stale UDP conntrack entries for ports {sorted(ports)}: {exc}")
 
 
 def forget_flows_to_pods(removed: Iterable[Element]) -> None:
     """After DEL or GC: the UDP flows DNATed through the removed elements."""
+    ports: dict[tuple[int, IPAddress], set[int]] = {}
     for element in removed:
         mapped = element.mapped()
-        if mapped is None or mapped[1] != "udp":
-            continue
-        version, _, port, pod_ip = mapped
+        if mapped is not None and mapped[1] == "udp":
+            version, _, port, pod_ip = mapped
+            ports.setdefault((version, pod_ip), set()).add(port)
+    for (version, pod_ip), to_pod in sorted(ports.items(), key=str):
         try:
-            delete_conntrack_entries(version, socket.IPPROTO_UDP, port, reply_source=pod_ip)
+            delete_conntrack_entries(version, socket.IPPROTO_UDP, to_pod, reply_source=pod_ip)
         except (NetlinkError, OSError) as exc:
-            log(f"failed to delete UDP conntrack entries of {pod_ip} port {port}: {exc}")
+            log(f"failed to delete UDP conntrack entries of {pod_ip}: {exc}")
