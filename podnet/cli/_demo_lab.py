@@ -15,9 +15,9 @@ import subprocess
 import sys
 import time
 
-from podnet.cli._lab import ERRORS, endpoints_of, pod_cidrs, print_matrix
+from podnet.cli._lab import ERRORS, pod_cidrs, print_matrix
 from podnet.cli._table import table
-from podnet.lab import GraphError, Lab, LabPod, matrix, render, take_picture
+from podnet.lab import GraphError, Lab, LabPod, endpoints_of, matrix, render, take_picture
 
 DEMO_LAB = "demo"
 POD_KINDS = ("web", "api", "db", "cache")

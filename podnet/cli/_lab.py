@@ -30,10 +30,10 @@ from podnet.lab import (
     GraphError,
     Lab,
     LabError,
-    LabPod,
     SandboxDriver,
     Scheduler,
     TopologyError,
+    endpoints_of,
     matrix,
     render,
     run_restarter,
@@ -65,6 +65,12 @@ def register(subparsers: Any) -> None:
     up = verbs.add_parser("up", help="build the nodes, start the store, nodeipam and agents")
     up.add_argument("--nodes", type=int, default=3)
     up.add_argument("--backend", choices=BACKEND_TYPES, default=DEFAULT_BACKEND)
+    up.add_argument(
+        "--dual-stack",
+        action="store_true",
+        help="IPv6 beside IPv4: a ULA underlay (fd00:192:0:2::/64) and ULA pods "
+        "(fd00:10:244::/56, a /64 per node); pods get an address of each family",
+    )
     up.add_argument(
         "--store",
         default=None,
@@ -259,7 +265,10 @@ def lab_up(args: argparse.Namespace) -> int:
     try:
         lab = Lab(args.name)
         start = time.monotonic()
-        print(f"lab {args.name}: {args.nodes} nodes, {args.backend}, runtime {args.runtime}")
+        stacks = ", dual-stack" if args.dual_stack else ""
+        print(
+            f"lab {args.name}: {args.nodes} nodes, {args.backend}, runtime {args.runtime}{stacks}"
+        )
         lab.up(
             args.nodes,
             backend=args.backend,
@@ -270,6 +279,7 @@ def lab_up(args: argparse.Namespace) -> int:
             second_underlay=args.second_underlay,
             interface_args=_interface_args(args),
             progress=_progress,
+            dual_stack=args.dual_stack,
         )
         print(f"lab {args.name} is up in {time.monotonic() - start:.1f}s")
     except ERRORS as exc:
@@ -429,7 +439,7 @@ def lab_pod_run(args: argparse.Namespace) -> int:
         )
     except ERRORS as exc:
         return _fail(args, exc)
-    print(f"pod {run.sandbox.key} on {run.node}: {run.sandbox.ip}")
+    print(f"pod {run.sandbox.key} on {run.node}: {', '.join(run.sandbox.ips)}")
     return 0
 
 
@@ -467,7 +477,7 @@ def lab_get(args: argparse.Namespace) -> int:
         }
     except ERRORS as exc:
         return _fail(args, exc)
-    entries: list[dict[str, str]] = []
+    entries: list[dict[str, Any]] = []
     for pod in pods:
         meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
         key = f"{meta['namespace']}/{meta['name']}"
@@ -480,6 +490,8 @@ def lab_get(args: argparse.Namespace) -> int:
                 "namespace": meta["namespace"],
                 "node": node,
                 "ip": str(status.get("podIP") or ""),
+                # status.podIPs: a dual-stack pod's IPv6 address after its pod IP
+                "ips": [str(i.get("ip")) for i in status.get("podIPs") or [] if i.get("ip")],
                 "podCIDR": cidrs.get(node, ""),
                 "status": phase,
                 "netns": sandbox.netns if sandbox else "",
@@ -498,17 +510,10 @@ def lab_get(args: argparse.Namespace) -> int:
     if args.output == "wide":
         headers += ["SANDBOX", "NETNS"]
         for row, r in zip(cells, entries, strict=True):
+            row[3] = ",".join(r["ips"]) or row[3]  # -o wide: every pod IP (status.podIPs)
             row += [r["state"] or "<none>", r["netns"] or "<none>"]
     print(table(headers, cells))
     return 0
-
-
-def endpoints_of(pods: list[LabPod]) -> list[Endpoint]:
-    return [
-        Endpoint(p.sandbox.name, p.node, p.sandbox.netns, p.sandbox.ip)
-        for p in pods
-        if p.sandbox.ip
-    ]
 
 
 def print_matrix(results: dict[tuple[str, str], bool], endpoints: list[Endpoint]) -> bool:
@@ -528,13 +533,21 @@ def print_matrix(results: dict[tuple[str, str], bool], endpoints: list[Endpoint]
 
 def lab_check(args: argparse.Namespace) -> int:
     try:
-        endpoints = endpoints_of(Lab(args.name).pods())
+        pods = Lab(args.name).pods()
     except ERRORS as exc:
         return _fail(args, exc)
+    endpoints = endpoints_of(pods)
     if len(endpoints) < 2:
         print("podnet lab check: fewer than two pods to check", file=sys.stderr)
         return 1
-    return 0 if print_matrix(matrix(endpoints), endpoints) else 1
+    ipv6 = endpoints_of(pods, 6)
+    if ipv6:  # a dual-stack lab: every pair over both families
+        print("IPv4")
+    ok = print_matrix(matrix(endpoints), endpoints)
+    if ipv6:
+        print("IPv6")
+        ok = print_matrix(matrix(ipv6), ipv6) and ok
+    return 0 if ok else 1
 
 
 def demo_run(args: argparse.Namespace) -> int:

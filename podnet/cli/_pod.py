@@ -162,12 +162,13 @@ def _run(args: argparse.Namespace, runtime: PodRuntime) -> int:
             network=sandbox.network,
             netns=sandbox.netns,
             ip=sandbox.ip,
+            podIPs=list(sandbox.ips),
         )
         _print_json(out)
     else:
         print(f"pod     {sandbox.key}")
         print(f"netns   {sandbox.netns}")
-        print(f"ip      {sandbox.ip}")
+        print(f"ip      {', '.join(sandbox.ips)}")
     return 0
 
 
@@ -184,7 +185,8 @@ def _ls(args: argparse.Namespace, runtime: PodRuntime) -> int:
         return 0
     headers = ("NAMESPACE", "NAME", "STATE", "IP", "NETWORK", "SANDBOX", "NETNS")
     rows = [
-        (s.namespace, s.name, _display_state(s), s.ip, s.network, s.id[:13], s.netns) for s in pods
+        (s.namespace, s.name, _display_state(s), ",".join(s.ips), s.network, s.id[:13], s.netns)
+        for s in pods
     ]
     print(table(headers, rows))
     return 0

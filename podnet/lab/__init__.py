@@ -9,7 +9,7 @@ CRI v1 the way kubelet drives it (`podnet.cri.CRIClient`), with a locally built 
 (`write_sandbox_image`).
 """
 
-from podnet.lab._check import Endpoint, matrix, ping
+from podnet.lab._check import Endpoint, endpoints_of, matrix, ping
 from podnet.lab._cluster import LAB_ROOT, RUNTIMES, Lab, LabPod
 from podnet.lab._containerd import Containerd, default_snapshotter, missing_prerequisites
 from podnet.lab._driver import SandboxDriver
@@ -62,6 +62,7 @@ __all__ = [
     "ping",
     "RUNTIMES",
     "Endpoint",
+    "endpoints_of",
     "Lab",
     "LabError",
     "LabPod",

@@ -196,9 +196,16 @@ def _wait_healthy(supervisor: Supervisor, ca_cert: str, port: int, timeout: floa
 _UNAUTHORIZED, _NOT_FOUND, _CONFLICT = 401, 404, 409
 
 
-def write_net_conf(path: str, network: str, backend: str) -> None:
-    """The cluster network config, as kube-flannel's ConfigMap holds it (net-conf.json)."""
-    text = json.dumps({"Network": network, "Backend": {"Type": backend}}, indent=2) + "\n"
+def write_net_conf(
+    path: str, network: str, backend: str, *, ipv6_network: str | None = None
+) -> None:
+    """The cluster network config, as kube-flannel's ConfigMap holds it (net-conf.json);
+    with `ipv6_network`, dual-stack as flannel's (EnableIPv6, IPv6Network)."""
+    conf: dict[str, object] = {"Network": network}
+    if ipv6_network:
+        conf.update(EnableIPv6=True, IPv6Network=ipv6_network)
+    conf["Backend"] = {"Type": backend}
+    text = json.dumps(conf, indent=2) + "\n"
     tmp = f"{path}.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         handle.write(text)

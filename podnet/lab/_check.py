@@ -6,6 +6,10 @@ import concurrent.futures
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from podnet.lab._cluster import LabPod
 
 
 @dataclass(frozen=True)
@@ -14,6 +18,16 @@ class Endpoint:
     node: str
     netns: str
     ip: str
+
+
+def endpoints_of(pods: Sequence[LabPod], version: int = 4) -> list[Endpoint]:
+    """Every pod with an address of IP `version` (a dual-stack pod has one of each)."""
+    found = []
+    for p in pods:
+        ip = next((a for a in p.sandbox.ips if (":" in a) == (version == 6)), "")
+        if ip:
+            found.append(Endpoint(p.sandbox.name, p.node, p.sandbox.netns, ip))
+    return found
 
 
 def ping(src: Endpoint, dst: Endpoint, *, attempts: int = 3) -> bool:

@@ -41,6 +41,12 @@ from podnet.lab._apiserver import (
 )
 from podnet.lab._containerd import Containerd
 from podnet.lab._containerd_nodes import ContainerdNodes
+from podnet.lab._dual_stack import (
+    CLUSTER_CIDR_V6,
+    NODE_MASK_V6,
+    UNDERLAY_NETWORK_V6,
+    add_ipv6_underlay,
+)
 from podnet.lab._errors import LabError
 from podnet.lab._etcd import ETCD_PORT, etcd_url, start_etcd
 from podnet.lab._node_runtime import LabSite, NodeRuntime, PodnetNodes
@@ -225,13 +231,15 @@ class Lab:
         interface_args: Sequence[str] = (),
         progress: Callable[[str], None] = lambda _: None,
         timeout: float = 60.0,
+        dual_stack: bool = False,
     ) -> None:
         """Build and start a lab of `nodes` nodes. With `runtime="containerd"`, every node
         gets its own containerd, and its agent GCs every `gc_interval` seconds what the
         sandboxes containerd no longer lists left behind (`gc_grace`: see the agent).
         `second_underlay`: every node gets a second underlay interface, eth1 on
         192.0.2.128/25; `interface_args`: the agents' interface flags (--iface,
-        --iface-regex, --iface-can-reach) instead of `--iface eth0`."""
+        --iface-regex, --iface-can-reach) instead of `--iface eth0`.
+        `dual_stack`: IPv6 beside IPv4, from the underlay to every pod (_dual_stack)."""
         if self.exists():
             raise LabError(f"lab {self.name!r} is up already: `podnet lab down` first")
         if runtime not in NODE_RUNTIMES:
@@ -255,12 +263,18 @@ class Lab:
             "runtime": runtime,
             "gc": {"interval": gc_interval, "grace": gc_grace},
             "interface_args": list(interface_args) or ["--iface", NODE_UNDERLAY_IF],
+            "dual_stack": dual_stack,
         }
+        cluster_cidrs = f"{CLUSTER_CIDR},{CLUSTER_CIDR_V6}" if dual_stack else CLUSTER_CIDR
         try:
             segments = "192.0.2.0/25 and 192.0.2.128/25" if second_underlay else "192.0.2.0/25"
             progress(f"underlay and {nodes} node namespaces on {segments}")
             build(self.name, names, netns_dir=self.netns_dir, second_underlay=second_underlay)
             self._state_file.save(state)
+            if dual_stack:
+                progress(f"and {UNDERLAY_NETWORK_V6} beside it, forwarding IPv6")
+                for name in names:
+                    add_ipv6_underlay(self.node(name))
             # Restarts the agents, nodeipam and etcd when they die, as kubelet would.
             self.processes.spawn(
                 RESTARTER,
@@ -275,8 +289,13 @@ class Lab:
                     os.path.join(self.dir, "etcd"),
                     timeout,
                 )
-            progress(f"store {url}, network {CLUSTER_CIDR} with backend {backend}")
-            write_net_conf(self.net_conf_path, CLUSTER_CIDR, backend)
+            progress(f"store {url}, network {cluster_cidrs} with backend {backend}")
+            write_net_conf(
+                self.net_conf_path,
+                CLUSTER_CIDR,
+                backend,
+                ipv6_network=CLUSTER_CIDR_V6 if dual_stack else None,
+            )
             files, port = start_apiserver(
                 self.processes,
                 lab_dir=self.dir,
@@ -292,7 +311,8 @@ class Lab:
                 f"API server on https://{CONTROL_PLANE.ip}:{APISERVER_PORT} for the nodes and "
                 f"https://127.0.0.1:{port} for kubectl (`podnet lab kubeconfig`)"
             )
-            progress(f"nodeipam controller: a /{NODE_MASK} per node from {CLUSTER_CIDR}")
+            masks = f"/{NODE_MASK} and /{NODE_MASK_V6}" if dual_stack else f"/{NODE_MASK}"
+            progress(f"nodeipam controller: a {masks} per node from {cluster_cidrs}")
             self.processes.spawn(
                 "nodeipam",
                 [
@@ -304,9 +324,17 @@ class Lab:
                         "nodeipam",
                         "run",
                         "--cluster-cidr",
-                        CLUSTER_CIDR,
-                        "--node-cidr-mask-size",
-                        str(NODE_MASK),
+                        cluster_cidrs,
+                        *(
+                            [
+                                "--node-cidr-mask-size-ipv4",
+                                str(NODE_MASK),
+                                "--node-cidr-mask-size-ipv6",
+                                str(NODE_MASK_V6),
+                            ]
+                            if dual_stack
+                            else ["--node-cidr-mask-size", str(NODE_MASK)]
+                        ),
                         "--kubeconfig",
                         files.kubeconfig(CONTROLLER_MANAGER),
                     ),
@@ -532,6 +560,8 @@ class Lab:
         index = max(state.get("index", {}).values(), default=-1) + 1
         underlay = Underlay(lab=self.name, netns_dir=self.netns_dir, netns=self.control_plane_netns)
         node = add_node(underlay, name, index)
+        if state.get("dual_stack"):
+            add_ipv6_underlay(node)
         state["nodes"].append(name)
         state.setdefault("index", {})[name] = index
         self._state_file.save(state)

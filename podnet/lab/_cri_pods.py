@@ -26,6 +26,7 @@ def sandbox_of(status: SandboxStatus) -> Sandbox:
         ifname=POD_IFNAME,
         state=READY if status.state == "SANDBOX_READY" else STOPPED,
         ip=status.ip,
+        additional_ips=tuple(status.additional_ips),
     )
 
 

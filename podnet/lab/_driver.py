@@ -292,14 +292,14 @@ class SandboxDriver:
             except Exception as exc:
                 self._failed(pod, exc)
                 return
-            log.info("%s: started %s with %s", self.node, key, sandbox.ip)
+            log.info("%s: started %s with %s", self.node, key, ", ".join(sandbox.ips))
         self._failures.pop(key, None)
         now = _stamp(self._clock())
         report = {
             "status": {
                 "phase": "Running",
                 "podIP": sandbox.ip,
-                "podIPs": [{"ip": sandbox.ip}],
+                "podIPs": [{"ip": ip} for ip in sandbox.ips],
                 "hostIP": self.host_ip,
                 "hostIPs": [{"ip": self.host_ip}],
                 "startTime": now,

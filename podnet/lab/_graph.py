@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from ipaddress import ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from podnet.agent import BACKEND_TYPE, ROUTE_PROTO
 from podnet.lab._cluster import Lab
@@ -63,7 +63,13 @@ class Picture:
 
 def take_picture(lab: Lab) -> Picture:
     objects = {node.name: node for node in lab.nodes()}
-    cidrs = {ip_network(cidr): name for name, node in objects.items() for cidr in node.pod_cidrs}
+    # the IPv4 paths: a dual-stack lab's IPv6 ones run beside them (flannel-v6.1)
+    cidrs: dict[IPv4Network | IPv6Network, str] = {
+        network: name
+        for name, node in objects.items()
+        for network in map(ip_network, node.pod_cidrs)
+        if network.version == 4
+    }
     pods: dict[str, list[PodBox]] = {}
     for pod in lab.pods():
         pods.setdefault(pod.node, []).append(PodBox(pod.sandbox.name, pod.sandbox.ip))

@@ -42,6 +42,7 @@ from podnet.runtime._sandbox import (
     PodRun,
     PodRuntime,
     RuntimePaths,
+    pod_addresses,
     pod_ips,
 )
 from podnet.runtime._state import DEFAULT_STATE_DIR, READY, STOPPED, Sandbox
@@ -83,6 +84,7 @@ __all__ = [
     "conflist_from_bytes",
     "conflist_from_conf",
     "pod_args",
+    "pod_addresses",
     "pod_ips",
     "scan_conf_dir",
 ]

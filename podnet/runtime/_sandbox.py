@@ -106,11 +106,17 @@ def pod_ips(result: Result, ifname: str = POD_IFNAME) -> list[IPConfig]:
 
 def pod_ip(result: Result, ifname: str = POD_IFNAME) -> str:
     """containerd's pod IP: the first IPv4 on eth0, else its first IP."""
-    ips = pod_ips(result, ifname)
+    return pod_addresses(result, ifname)[0]
+
+
+def pod_addresses(result: Result, ifname: str = POD_IFNAME) -> tuple[str, tuple[str, ...]]:
+    """containerd's pod IP and additional IPs (its selectPodIPs): the first IPv4 on eth0,
+    else its first IP; then every other IP on eth0 in the result's order."""
+    ips = [str(ip.address.ip) for ip in pod_ips(result, ifname)]
     if not ips:
         raise SandboxError(f"the CNI result has no IP address on {ifname}")
-    ipv4 = [ip for ip in ips if ip.version == 4]
-    return str((ipv4 or ips)[0].address.ip)
+    primary = next((ip for ip in ips if ":" not in ip), ips[0])
+    return primary, tuple(ip for ip in ips if ip != primary)
 
 
 class PodRuntime:
@@ -208,7 +214,8 @@ class PodRuntime:
                     raise SandboxError(f"failed to set up network namespace: {exc}") from exc
                 result = self.cni.add(network, rt)
                 added = True
-                sandbox = replace(sandbox, state=READY, ip=pod_ip(result, sandbox.ifname))
+                ip, additional = pod_addresses(result, sandbox.ifname)
+                sandbox = replace(sandbox, state=READY, ip=ip, additional_ips=additional)
                 self.store.save(sandbox)
             except BaseException as exc:
                 self._undo_run(sandbox, network, rt, added=added, cause=exc)

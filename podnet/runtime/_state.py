@@ -51,24 +51,35 @@ class Sandbox:
     conf_file: str = ""
     ifname: str = "eth0"
     state: str = CREATING
-    ip: str = ""
+    ip: str = ""  # the pod IP: its first IPv4 address, else its first (as containerd's)
     created: str = ""
+    # the pod's other addresses, in the CNI result's order (a dual-stack pod's IPv6 one):
+    # CRI's PodSandboxStatus additional_ips, a Pod's status.podIPs after the first
+    additional_ips: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
 
+    @property
+    def ips(self) -> tuple[str, ...]:
+        """Every pod IP, the pod IP first (a Pod's status.podIPs)."""
+        return (self.ip, *self.additional_ips) if self.ip else ()
+
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "additional_ips": list(self.additional_ips)}
 
     @classmethod
     def from_json(cls, obj: Any) -> Sandbox:
         if not isinstance(obj, dict):
             raise ValueError("not a JSON object")
         fields = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
+        extra = fields.pop("additional_ips", [])
         if not all(isinstance(v, str) for v in fields.values()):
             raise ValueError("every field must be a string")
-        return cls(**fields)
+        if not isinstance(extra, list) or not all(isinstance(v, str) for v in extra):
+            raise ValueError("additional_ips must be a list of strings")
+        return cls(**fields, additional_ips=tuple(extra))
 
 
 class SandboxStore:

@@ -103,6 +103,7 @@ class Pod:
     sandbox_id: str
     ip: str
     netns_path: str
+    additional_ips: tuple[str, ...] = ()
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Node:
     cri: CRIClient | None = None
     pods: list[Pod] = field(default_factory=list)
     portmap: bool = False  # chain portmap after bridge, as kube-flannel's conflist does
+    subnet6: str = ""  # an IPv6 range too: dual-stack pods
 
     @classmethod
     def create(
@@ -129,6 +131,7 @@ class Node:
         with_conflist: bool = True,
         start: bool = True,
         portmap: bool = False,
+        subnet6: str = "",
     ) -> Node:
         name = f"pn-{secrets.token_hex(4)}"
         netns = create_netns(f"/run/netns/{name}")
@@ -143,7 +146,9 @@ class Node:
             # containerd passes its environment to the plugins: podnet's log here.
             env={"PODNET_LOG_FILE": os.path.join(workdir, "cni.log")},
         )
-        node = cls(name, netns, workdir, subnet, plugins, containerd, portmap=portmap)
+        node = cls(
+            name, netns, workdir, subnet, plugins, containerd, portmap=portmap, subnet6=subnet6
+        )
         try:
             os.makedirs(containerd.cni_conf_dir)
             if with_conflist:
@@ -164,6 +169,8 @@ class Node:
 
     def conflist(self) -> dict[str, Any]:
         portmap = [{"type": "portmap", "capabilities": {"portMappings": True}}]
+        v6_range = [[{"subnet": self.subnet6}]] if self.subnet6 else []
+        v6_route = [{"dst": "::/0"}] if self.subnet6 else []
         return {
             "cniVersion": CNI_VERSION,
             "name": NETWORK_NAME,
@@ -176,8 +183,8 @@ class Node:
                     "hairpinMode": True,
                     "ipam": {
                         "type": "host-local",
-                        "ranges": [[{"subnet": self.subnet}]],
-                        "routes": [{"dst": "0.0.0.0/0"}],
+                        "ranges": [[{"subnet": self.subnet}]] + v6_range,
+                        "routes": [{"dst": "0.0.0.0/0"}] + v6_route,
                         "dataDir": self.ipam_dir,
                     },
                 },
@@ -232,7 +239,7 @@ class Node:
         )
         status = self.client.pod_sandbox_status(sandbox_id)
         assert status.netns_path, f"no netns in the status of {name}"
-        pod = Pod(name, uid, sandbox_id, status.ip, status.netns_path)
+        pod = Pod(name, uid, sandbox_id, status.ip, status.netns_path, status.additional_ips)
         self.pods.append(pod)
         return pod
 

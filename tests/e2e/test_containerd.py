@@ -18,7 +18,7 @@ import pytest
 from podnet.cri import CRIError
 from podnet.lab import mounts_under, shim_pids
 from podnet.netlink import delete_netns
-from tests.e2e.nodes import ip, ping, wait_until
+from tests.e2e.nodes import NETWORK_NAME, ip, ping, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.root]
 
@@ -206,6 +206,26 @@ def test_pods_on_two_nodes_reach_each_other_over_host_gw_routes(make_node) -> No
     node1.remove_pod(pod1)
     node2.remove_pod(pod2)
     assert node1.reservations() == {} and node2.reservations() == {}
+
+
+def test_a_dual_stack_pod_has_additional_ips_in_its_sandbox_status(make_node) -> None:
+    """A CNI result with an IPv4 and an IPv6 address on eth0: containerd's
+    PodSandboxStatus has the IPv4 one as the pod IP and the IPv6 one in additional_ips
+    (what kubelet turns into status.podIPs); pods reach each other over IPv6."""
+    node = make_node(subnet=SUBNET, subnet6="fd00:10:244:1::/64")
+    pods = [node.run_pod(f"dual-{index}") for index in range(2)]
+    for pod in pods:
+        assert in_subnet(pod.ip)
+        (extra,) = pod.additional_ips
+        assert ipaddress.ip_address(extra) in ipaddress.ip_network("fd00:10:244:1::/64")
+        status = node.client.pod_sandbox_status(pod.sandbox_id)
+        assert (status.ip, status.additional_ips) == (pod.ip, (extra,))
+    assert ping(pods[0], pods[1].additional_ips[0])
+    for pod in list(pods):
+        node.remove_pod(pod)
+    assert node.reservations() == {}
+    left = os.listdir(os.path.join(node.ipam_dir, NETWORK_NAME))
+    assert [name for name in left if name.startswith("fd00")] == []
 
 
 def ip_in_pod(netns_path: str) -> str:

@@ -109,3 +109,36 @@ def test_a_failing_second_plugin_does_not_keep_the_first_from_its_del(node: Node
     write_plugin(node.scripts_dir, "faildel")  # repaired
     assert node.call(lambda: runtime.remove("web"))
     assert node.cache_files() == [] and node.pod_netns() == [] and node.records() == []
+
+
+def test_a_dual_stack_pod_reports_every_ip_as_containerd_does(node: Node) -> None:
+    """host-local with an IPv6 range first and an IPv4 range second: the pod IP is the
+    IPv4 one (containerd's selectPodIPs), the IPv6 one is an additional IP; the record,
+    `podnet pod run`, `pod ls` and `pod inspect` show both."""
+    bridge = node.bridge()
+    ipam = bridge["ipam"]
+    del ipam["subnet"]
+    ipam["ranges"] = [[{"subnet": "fd00:10:244:1::/64"}], [{"subnet": SUBNET}]]
+    ipam["routes"] = [{"dst": "0.0.0.0/0"}, {"dst": "::/0"}]
+    node.write_conflist(bridge, {"type": "loopback"})
+    runtime = node.runtime()
+    run = node.call(partial(runtime.run, "web", "shop"))
+    sandbox = run.sandbox
+    assert ipaddress.ip_address(sandbox.ip) in ipaddress.ip_network(SUBNET)
+    (extra,) = sandbox.additional_ips
+    assert ipaddress.ip_address(extra) in ipaddress.ip_network("fd00:10:244:1::/64")
+    assert sandbox.ips == (sandbox.ip, extra)
+    assert [s.ips for s in runtime.pods()] == [sandbox.ips]  # as recorded on disk
+
+    done = node.cli("pod", "run", "db", "--namespace", "shop", "-o", "json")
+    assert done.returncode == 0, done.stderr
+    db = json.loads(done.stdout)
+    assert len(db["podIPs"]) == 2 and db["podIPs"][0] == db["ip"] and ":" in db["podIPs"][1]
+    listed = node.cli("pod", "ls")
+    assert f"{sandbox.ip},{extra}" in listed.stdout
+    inspected = json.loads(node.cli("pod", "inspect", "web", "--namespace", "shop").stdout)
+    assert sorted(a.split("/")[0] for a in inspected["ips"]) == sorted(sandbox.ips)
+    assert inspected["sandbox"]["additional_ips"] == [extra]
+    for name in ("web", "db"):
+        assert node.call(partial(runtime.remove, name, "shop"))
+    assert node.allocated_ips() == set()
