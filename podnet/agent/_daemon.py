@@ -44,7 +44,7 @@ from podnet.agent._traces import RequestLog
 from podnet.cni import HostState
 from podnet.netlink import Rtnl
 from podnet.plugins import default_conflist, install_executables, write_conflist
-from podnet.runtime import DEFAULT_CACHE_DIR
+from podnet.runtime import DEFAULT_BIN_DIR, DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR
 
 log = logging.getLogger("podnet.agent")
 
@@ -68,8 +68,8 @@ class DaemonSettings:
     # the conflist to install (kube-flannel's cni-conf.json); None: podnet's default one
     cni_conf_file: str | None = None
     subnet_file: str = DEFAULT_SUBNET_FILE
-    bin_dir: str = "/opt/cni/bin"
-    conf_dir: str = "/etc/cni/net.d"
+    bin_dir: str = DEFAULT_BIN_DIR
+    conf_dir: str = DEFAULT_CONF_DIR
     cni_data_dir: str = DEFAULT_CNI_DATA_DIR
     cni_socket: str = DEFAULT_SOCKET
     cni_version: str = "1.1.0"

@@ -25,7 +25,7 @@ from podnet.agent import (
 )
 from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cni import ALL_VERSIONS
-from podnet.runtime import DEFAULT_CACHE_DIR
+from podnet.runtime import DEFAULT_BIN_DIR, DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR
 
 
 def register(subparsers: Any) -> None:
@@ -63,8 +63,8 @@ def register(subparsers: Any) -> None:
         "cni-conf.json; default: podnet's flannel -> bridge -> host-local)",
     )
     run.add_argument("--subnet-file", default=DEFAULT_SUBNET_FILE)
-    run.add_argument("--bin-dir", default="/opt/cni/bin")
-    run.add_argument("--conf-dir", default="/etc/cni/net.d")
+    run.add_argument("--bin-dir", default=DEFAULT_BIN_DIR)
+    run.add_argument("--conf-dir", default=DEFAULT_CONF_DIR)
     run.add_argument("--cni-data-dir", default=DEFAULT_CNI_DATA_DIR)
     run.add_argument("--cni-socket", default=DEFAULT_SOCKET)
     run.add_argument("--cni-version", default="1.1.0", choices=ALL_VERSIONS)

@@ -17,14 +17,13 @@ from typing import Any
 from podnet.agent import DEFAULT_CNI_DATA_DIR, DEFAULT_SOCKET, DEFAULT_SUBNET_FILE
 from podnet.cli._table import table
 from podnet.doctor import (
-    DEFAULT_BIN_DIR,
     DEFAULT_GRACE,
     Doctor,
     DoctorConfig,
     Finding,
     Repair,
 )
-from podnet.runtime import DEFAULT_CONF_DIR
+from podnet.runtime import DEFAULT_BIN_DIR, DEFAULT_CONF_DIR
 
 
 def register(subparsers: Any) -> None:

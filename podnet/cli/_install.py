@@ -9,13 +9,14 @@ from typing import Any
 
 from podnet.cni import ALL_VERSIONS
 from podnet.plugins import default_conflist, install_executables, write_conflist
+from podnet.runtime import DEFAULT_BIN_DIR
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "install-cni", help="install podnet's CNI executables (and the conflist)"
     )
-    parser.add_argument("--bin-dir", default="/opt/cni/bin", help="CNI bin dir")
+    parser.add_argument("--bin-dir", default=DEFAULT_BIN_DIR, help="CNI bin dir")
     parser.add_argument(
         "--conf-dir", default=None, help="CNI conf dir for 10-flannel.conflist (omit: none)"
     )

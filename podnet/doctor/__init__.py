@@ -8,12 +8,11 @@ for nodes that left or missing for nodes that exist, the masquerade table, the a
 `Doctor.repair` applies only fixes that cannot cut off a running pod.
 """
 
-from podnet.doctor._config import DEFAULT_BIN_DIR, DEFAULT_GRACE, DoctorConfig
+from podnet.doctor._config import DEFAULT_GRACE, DoctorConfig
 from podnet.doctor._finding import ERROR, OK, SKIPPED, WARNING, Finding
 from podnet.doctor._run import Doctor, Repair
 
 __all__ = [
-    "DEFAULT_BIN_DIR",
     "DEFAULT_GRACE",
     "ERROR",
     "OK",

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Network
 
 from podnet.agent import DEFAULT_CNI_DATA_DIR, DEFAULT_SOCKET, DEFAULT_SUBNET_FILE
-from podnet.runtime import DEFAULT_CONF_DIR
+from podnet.runtime import DEFAULT_BIN_DIR, DEFAULT_CONF_DIR
 
-DEFAULT_BIN_DIR = "/opt/cni/bin"
 # Files younger than this may belong to a pod being created right now (containerd lists a
 # sandbox only after its ADD): the same grace the agent's GC gives them.
 DEFAULT_GRACE = 60.0

@@ -11,10 +11,10 @@ from typing import Any
 from podnet.agent import ipv4_pod_cidr
 from podnet.cni import CNIError
 from podnet.doctor._config import DoctorConfig
+from podnet.plugins.main.bridge import DEFAULT_BRIDGE
 from podnet.plugins.meta.flannel import SubnetEnv, load_subnet_env
 from podnet.runtime import ConfScan, NetworkConfigList, scan_conf_dir
 
-DEFAULT_BRIDGE = "cni0"  # the bridge plugin's default, and so flannel's
 API_TIMEOUT = 10.0
 
 

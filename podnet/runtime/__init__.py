@@ -10,6 +10,7 @@ from podnet.cni import Exec
 from podnet.runtime._cache import CachedAttachment, ResultCache
 from podnet.runtime._chain import (
     CNI,
+    DEFAULT_BIN_DIR,
     DEFAULT_BIN_DIRS,
     DEFAULT_CACHE_DIR,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "CachedAttachment",
     "ConfScan",
     "ConfError",
+    "DEFAULT_BIN_DIR",
     "DEFAULT_BIN_DIRS",
     "DEFAULT_CACHE_DIR",
     "DEFAULT_CONF_DIR",

@@ -45,7 +45,8 @@ from podnet.runtime._exec import ProcessExec, cni_env, supported_versions
 from podnet.runtime._types import GCAttachment, RuntimeConf
 
 DEFAULT_CACHE_DIR = "/var/lib/cni"
-DEFAULT_BIN_DIRS = ("/opt/cni/bin",)
+DEFAULT_BIN_DIR = "/opt/cni/bin"  # where a node keeps its CNI plugins
+DEFAULT_BIN_DIRS = (DEFAULT_BIN_DIR,)
 
 
 def plugin_config(
