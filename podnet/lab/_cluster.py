@@ -414,7 +414,6 @@ class Lab:
         node's own identity (its kubeconfig names the API server inside the lab) and the
         network config file."""
         node = self.node(name)
-        d = self.node_dirs(name)
         argv = [
             "nsenter",
             f"--net={node.netns}",
@@ -422,25 +421,10 @@ class Lab:
                 "agent",
                 "run",
                 "--kube-subnet-mgr",
-                "--kubeconfig",
-                self.apiserver_files().kubeconfig(node_user(name)),
                 "--net-config-path",
                 self.net_conf_path,
-                "--node-name",
-                name,
                 *self.state().get("interface_args", ["--iface", NODE_UNDERLAY_IF]),
-                "--subnet-file",
-                d.subnet_file,
-                "--bin-dir",
-                d.bin_dir,
-                "--conf-dir",
-                d.conf_dir,
-                "--cni-data-dir",
-                d.cni_data_dir,
-                "--cni-socket",
-                d.cni_socket,
-                "--healthz-port",
-                str(HEALTH_PORT),
+                *self._node_flags(name),
                 *node_runtime.agent_args(name),
             ),
         ]
@@ -467,33 +451,29 @@ class Lab:
         """`podnet doctor` for a node: inside its namespace, with its paths, its agent's
         health port, its own identity to read the Node objects, and its runtime."""
         node = self.node(name)
-        d = self.node_dirs(name)
-        files = self.apiserver_files()
         return [
             "nsenter",
             f"--net={node.netns}",
             *podnet_argv(
-                "doctor",
-                "--conf-dir",
-                d.conf_dir,
-                "--bin-dir",
-                d.bin_dir,
-                "--subnet-file",
-                d.subnet_file,
-                "--cni-data-dir",
-                d.cni_data_dir,
-                "--cni-socket",
-                d.cni_socket,
-                "--healthz-port",
-                str(HEALTH_PORT),
-                "--node-name",
-                name,
-                "--kubeconfig",
-                files.kubeconfig(f"system:node:{name}"),
-                *self.node_runtime.doctor_args(name),
-                *extra,
+                "doctor", *self._node_flags(name), *self.node_runtime.doctor_args(name), *extra
             ),
         ]
+
+    def _node_flags(self, name: str) -> list[str]:
+        """What `podnet agent run` and `podnet doctor` both take for a node: its name and
+        own identity (its kubeconfig names the API server inside the lab), its paths and
+        its agent's health port."""
+        d = self.node_dirs(name)
+        return [
+            "--node-name", name,
+            "--kubeconfig", self.apiserver_files().kubeconfig(node_user(name)),
+            "--subnet-file", d.subnet_file,
+            "--bin-dir", d.bin_dir,
+            "--conf-dir", d.conf_dir,
+            "--cni-data-dir", d.cni_data_dir,
+            "--cni-socket", d.cni_socket,
+            "--healthz-port", str(HEALTH_PORT),
+        ]  # fmt: skip
 
     def restart_agent(self, name: str) -> None:
         """Stop a node's agent (SIGTERM, as a rolling update would) and start it again."""
