@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -36,25 +35,25 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import _podcidrs as podcidrs
 from bench.nodeipam_api import bench_controller_api
 from podnet.nodeipam import CIDRRangeFull, CIDRSet, Controller, parse_config
 from podnet.store import LocalEtcd, Nodes, open_store
 
 RESULTS = Path(__file__).parent / "results" / "nodeipam.json"
-CLUSTER_CIDR = "10.0.0.0/8"
 
 
 def bench_controller(url: str, nodes: int, writers: int) -> dict[str, Any]:
     """Register `nodes` nodes from `writers` threads while a controller runs; time until
     every node has a podCIDR."""
-    config = parse_config(CLUSTER_CIDR, node_cidr_mask_size=24)
+    config = parse_config(podcidrs.CLUSTER_CIDR, node_cidr_mask_size=podcidrs.NODE_MASK)
     controller_store = open_store(url)
     watch_store = open_store(url)
     controller = Controller(controller_store, config)
     stop = threading.Event()
     runner = threading.Thread(target=controller.run, args=(stop,), name="controller")
 
-    names = [f"node-{i:05d}" for i in range(nodes)]
+    names = podcidrs.node_names(nodes)
     registered_at: dict[str, float] = {}
     assigned_at: dict[str, float] = {}
     cidrs: dict[str, str] = {}
@@ -98,34 +97,26 @@ def bench_controller(url: str, nodes: int, writers: int) -> dict[str, Any]:
     for thread in threads:
         thread.join()
     registered = time.perf_counter()
-    finished = all_assigned.wait(timeout=max(600.0, nodes * 0.2))
+    finished = all_assigned.wait(timeout=podcidrs.wait_seconds(nodes))
     done = time.perf_counter()
     stop.set()
     runner.join()
     observer.join()
     controller_store.close()
     watch_store.close()
-    if not finished:
-        raise SystemExit(f"only {len(cidrs)} of {nodes} nodes got a podCIDR")
-    if len(set(cidrs.values())) != nodes:
-        raise SystemExit("a podCIDR was given twice")
+    podcidrs.require_one_each(finished, cidrs, nodes)
 
     latencies = sorted(assigned_at[n] - registered_at[n] for n in names)
     return {
         "nodes": nodes,
         "writers": writers,
-        "cluster_cidr": CLUSTER_CIDR,
-        "node_mask": 24,
+        "cluster_cidr": podcidrs.CLUSTER_CIDR,
+        "node_mask": podcidrs.NODE_MASK,
         "register_seconds": round(registered - started, 3),
         "registrations_per_second": round(nodes / (registered - started), 1),
         "all_assigned_seconds": round(done - started, 3),
         "assignments_per_second": round(nodes / (done - started), 1),
-        "register_to_podcidr_ms": {
-            "p50": round(1000 * statistics.median(latencies), 1),
-            "p90": round(1000 * latencies[int(0.9 * (nodes - 1))], 1),
-            "p99": round(1000 * latencies[int(0.99 * (nodes - 1))], 1),
-            "max": round(1000 * latencies[-1], 1),
-        },
+        "register_to_podcidr_ms": podcidrs.latency_ms(latencies),
         "controller": {
             "allocations": controller.counters.allocations,
             "cas_conflicts": controller.counters.cas_conflicts,
@@ -138,7 +129,7 @@ def bench_controller(url: str, nodes: int, writers: int) -> dict[str, Any]:
 def bench_allocator() -> dict[str, Any]:
     """The pure CIDR set over a /8 with /24 nodes: allocate all 65,536 blocks, then release
     and reallocate every other one."""
-    cidrs = CIDRSet(ipaddress.ip_network(CLUSTER_CIDR), 24)
+    cidrs = CIDRSet(ipaddress.ip_network(podcidrs.CLUSTER_CIDR), podcidrs.NODE_MASK)
     began = time.perf_counter()
     blocks = [cidrs.allocate_next() for _ in range(cidrs.max_blocks)]
     filled = time.perf_counter() - began
@@ -162,8 +153,8 @@ def bench_allocator() -> dict[str, Any]:
     cidrs.allocate_next()
     worst = time.perf_counter() - began
     return {
-        "cluster_cidr": CLUSTER_CIDR,
-        "node_mask": 24,
+        "cluster_cidr": podcidrs.CLUSTER_CIDR,
+        "node_mask": podcidrs.NODE_MASK,
         "blocks": len(blocks),
         "allocate_all_seconds": round(filled, 4),
         "allocate_us_per_block": round(1e6 * filled / len(blocks), 2),

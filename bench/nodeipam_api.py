@@ -10,7 +10,6 @@ import secrets
 import signal
 import socket
 import ssl
-import statistics
 import subprocess
 import sys
 import threading
@@ -20,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bench import _podcidrs as podcidrs
 from podnet.apiserver import (
     CONTROLLER_MANAGER,
     MASTERS,
@@ -29,7 +29,6 @@ from podnet.apiserver import (
 )
 from podnet.nodeipam import CIDR_UPDATE_WORKERS, KubeController, connect, parse_config
 
-CLUSTER_CIDR = "10.0.0.0/8"
 _READY_SECONDS = 60.0
 
 
@@ -192,7 +191,7 @@ def bench_controller_api(
     runner: threading.Thread | None = None
     controller = KubeController(
         connect(api.kubeconfig),
-        parse_config(CLUSTER_CIDR, node_cidr_mask_size=24),
+        parse_config(podcidrs.CLUSTER_CIDR, node_cidr_mask_size=podcidrs.NODE_MASK),
         workers=workers,
     )
     observer: _Observer | None = None
@@ -208,7 +207,7 @@ def bench_controller_api(
 
         if not backlog:
             start_controller()
-        names = [f"node-{i:05d}" for i in range(nodes)]
+        names = podcidrs.node_names(nodes)
         context = multiprocessing.get_context("spawn")
         go, out = context.Event(), context.Queue()
         procs = [
@@ -228,7 +227,7 @@ def bench_controller_api(
         go.set()
         sent: dict[str, float] = {}
         for _ in procs:
-            kind, payload = out.get(timeout=max(600.0, nodes * 0.2))
+            kind, payload = out.get(timeout=podcidrs.wait_seconds(nodes))
             if kind == "error":
                 raise SystemExit(f"registration failed: {payload}")
             sent.update(payload)
@@ -239,13 +238,10 @@ def bench_controller_api(
         if backlog:
             began = time.monotonic()
             start_controller()
-        finished = observer.done.wait(timeout=max(600.0, nodes * 0.2))
+        finished = observer.done.wait(timeout=podcidrs.wait_seconds(nodes))
         done = time.monotonic()
         observer.stop.set()
-        if not finished:
-            raise SystemExit(f"only {len(observer.cidrs)} of {nodes} nodes got a podCIDR")
-        if len(set(observer.cidrs.values())) != nodes:
-            raise SystemExit("a podCIDR was given twice")
+        podcidrs.require_one_each(finished, observer.cidrs, nodes)
         start = {n: (began if backlog else sent[n]) for n in names}
         latencies = sorted(observer.seen_at[n] - start[n] for n in names)
         result: dict[str, Any] = {
@@ -256,12 +252,7 @@ def bench_controller_api(
             "register_seconds": round(register_seconds, 3),
             "all_assigned_seconds": round(done - began, 3),
             "assignments_per_second": round(nodes / (done - began), 1),
-            "to_podcidr_ms": {
-                "p50": round(1000 * statistics.median(latencies), 1),
-                "p90": round(1000 * latencies[int(0.9 * (nodes - 1))], 1),
-                "p99": round(1000 * latencies[int(0.99 * (nodes - 1))], 1),
-                "max": round(1000 * latencies[-1], 1),
-            },
+            "to_podcidr_ms": podcidrs.latency_ms(latencies),
             "controller": {
                 "allocations": controller.counters.allocations,
                 "conflicts": controller.counters.cas_conflicts,
