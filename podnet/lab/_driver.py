@@ -46,7 +46,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from podnet.cni import atomic_write
-from podnet.lab._kube import Object, call_json, meta, spec, status, watch_json
+from podnet.lab._kube import Object, call_json, core_v1, follow_pods, meta, spec, status
 from podnet.lab._node_runtime import NodeRuntime
 from podnet.runtime import Sandbox
 
@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 WORKERS = 8
 RETRY_SECONDS = 1.0
-WATCH_SECONDS = 300
 BACKOFF_BASE = 1.0
 BACKOFF_MAX = 10.0
 HEARTBEAT_SECONDS = 10.0
@@ -125,12 +124,10 @@ class SandboxDriver:
         self.host_ip = host_ip
         # Imported here: the client takes a second to import, and every `podnet` command
         # imports the lab.
-        from kubernetes import client, config
+        from kubernetes import client
 
         self._client = client
-        self.api = client.CoreV1Api(
-            config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
-        )
+        self.api = core_v1(kubeconfig)
         self._clock = clock
         self._lock = threading.Lock()
         self._busy: set[str] = set()
@@ -147,26 +144,10 @@ class SandboxDriver:
     def run(self, stop: threading.Event) -> None:
         beats = threading.Thread(target=self._heartbeats, args=(stop,), daemon=True)
         beats.start()
-        while not stop.is_set():
-            try:
-                version = self.relist()
-                for kind, pod in watch_json(
-                    self.api.list_pod_for_all_namespaces,
-                    field_selector=self.selector,
-                    resource_version=version,
-                    timeout_seconds=WATCH_SECONDS,
-                ):
-                    if stop.is_set():
-                        break
-                    if kind != "BOOKMARK":
-                        self.handle(kind, pod)
-            except self._client.ApiException as exc:
-                if exc.status != 410:
-                    log.warning("%s: API error %s %s; relisting", self.node, exc.status, exc.reason)
-                    stop.wait(RETRY_SECONDS)
-            except Exception as exc:  # the API server restarting, a network hiccup
-                log.warning("%s: %s; relisting", self.node, exc)
-                stop.wait(RETRY_SECONDS)
+        follow_pods(
+            self.api, stop, relist=self.relist, handle=self.handle, log=log, who=self.node,
+            retry_seconds=RETRY_SECONDS, field_selector=self.selector,
+        )  # fmt: skip
         for timer in self._timers:
             timer.cancel()
         self._pool.shutdown(wait=True)

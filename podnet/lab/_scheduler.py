@@ -34,7 +34,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
-from podnet.lab._kube import Object, call_json, meta, spec, status, watch_json
+from podnet.lab._kube import Object, call_json, core_v1, follow_pods, meta, spec, status
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ LEASE_NAME = "kube-scheduler"
 LEASE_NAMESPACE = "kube-system"
 LEASE_SECONDS = 15  # kube-scheduler's leader election defaults: 15 s, renewed within 10
 LEASE_RENEW_SECONDS = 10.0
-WATCH_SECONDS = 300
 SCHEDULER_NAME = "default-scheduler"
 _DONE_PHASES = ("Succeeded", "Failed")
 
@@ -74,12 +73,10 @@ class Scheduler:
     def __init__(self, kubeconfig: str, *, clock: Callable[[], float] = time.time) -> None:
         # Imported here: the client takes a second to import, and every `podnet` command
         # imports the lab.
-        from kubernetes import client, config
+        from kubernetes import client
 
         self._client = client
-        self.api = client.CoreV1Api(
-            config.new_client_from_config(kubeconfig)  # type: ignore[no-untyped-call]
-        )
+        self.api = core_v1(kubeconfig)
         self._clock = clock
         self.identity = f"{socket.gethostname()}_{uuid.uuid4()}"  # as kube-scheduler names itself
         self.bound: dict[str, str] = {}  # namespace/name -> node, of pods not done
@@ -91,25 +88,10 @@ class Scheduler:
     def run(self, stop: threading.Event) -> None:
         retrier = threading.Thread(target=self._retry_loop, args=(stop,), daemon=True)
         retrier.start()
-        while not stop.is_set():
-            try:
-                version = self.relist()
-                for kind, pod in watch_json(
-                    self.api.list_pod_for_all_namespaces,
-                    resource_version=version,
-                    timeout_seconds=WATCH_SECONDS,
-                ):
-                    if stop.is_set():
-                        break
-                    if kind != "BOOKMARK":
-                        self.handle(kind, pod)
-            except self._client.ApiException as exc:
-                if exc.status != 410:
-                    log.warning("API error %s %s; relisting", exc.status, exc.reason)
-                    stop.wait(RETRY_SECONDS)
-            except Exception as exc:  # the API server restarting, a network hiccup
-                log.warning("%s; relisting", exc)
-                stop.wait(RETRY_SECONDS)
+        follow_pods(
+            self.api, stop, relist=self.relist, handle=self.handle, log=log, who="scheduler",
+            retry_seconds=RETRY_SECONDS,
+        )  # fmt: skip
 
     def _retry_loop(self, stop: threading.Event) -> None:
         renewed = 0.0
