@@ -27,7 +27,7 @@ from podnet.apiserver import (
     write_kubeconfig,
     write_token_file,
 )
-from podnet.nodeipam import CIDR_UPDATE_WORKERS, KubeController, connect, parse_config
+from podnet.nodeipam import CIDR_UPDATE_WORKERS, KubeController, kube_client, parse_config
 
 _READY_SECONDS = 60.0
 
@@ -190,7 +190,7 @@ def bench_controller_api(
     stop = threading.Event()
     runner: threading.Thread | None = None
     controller = KubeController(
-        connect(api.kubeconfig),
+        kube_client(api.kubeconfig),
         parse_config(podcidrs.CLUSTER_CIDR, node_cidr_mask_size=podcidrs.NODE_MASK),
         workers=workers,
     )

@@ -36,7 +36,7 @@ from podnet.agent._iface import (
     interface_options,
 )
 from podnet.agent._kernel import ROUTE_PROTO, RtnlTables
-from podnet.agent._kube_client import CredentialsError, kube_client
+from podnet.agent._kube_client import kube_client
 from podnet.agent._kube_source import KubeNode, KubeNodeSource
 from podnet.agent._lease import (
     BACKEND_TYPE,
@@ -81,7 +81,6 @@ __all__ = [
     "choose_interface",
     "interface_options",
     "DEFAULT_BACKEND",
-    "CredentialsError",
     "DEFAULT_NET_CONFIG_PATH",
     "KubeNode",
     "KubeNodeSource",

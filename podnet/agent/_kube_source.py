@@ -29,8 +29,8 @@ import httpx
 from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Node
 
-from podnet.agent._kube_client import REQUEST_SECONDS
 from podnet.agent._lease import ANNOTATION_PREFIX
+from podnet.kube import REQUEST_SECONDS
 
 log = logging.getLogger("podnet.agent")
 

@@ -18,13 +18,13 @@ from podnet.agent import (
     Agent,
     CNIServer,
     ConfigError,
-    CredentialsError,
     DaemonSettings,
     InterfaceOptions,
     interface_options,
 )
 from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cni import ALL_VERSIONS
+from podnet.kube import CredentialsError
 from podnet.runtime import DEFAULT_BIN_DIR, DEFAULT_CACHE_DIR, DEFAULT_CONF_DIR
 
 

@@ -31,10 +31,10 @@ from podnet.cli._daemon import log_to_stderr, stop_on_signals
 from podnet.cli._nodeipam_api import add_api_flags, run_through_api
 from podnet.cli._table import table
 from podnet.cli._yaml import dump_yaml
+from podnet.kube import CredentialsError
 from podnet.nodeipam import (
     ConfigError,
     Controller,
-    KubeCredentialsError,
     LeaderElectionConfigError,
     MetricsServer,
     NodeIPAMConfig,
@@ -124,7 +124,7 @@ def _guarded(handler: Handler) -> Handler:
         try:
             return handler(args)
         except (
-            CommandError, StoreError, ConfigError, KubeCredentialsError,
+            CommandError, StoreError, ConfigError, CredentialsError,
             LeaderElectionConfigError,
         ) as exc:  # fmt: skip
             print(f"podnet: {exc}", file=sys.stderr)

@@ -29,8 +29,8 @@ from podnet.nodeipam import (
     LeaderElector,
     MetricsServer,
     NodeIPAMConfig,
-    connect,
     default_identity,
+    kube_client,
 )
 
 log = logging.getLogger("podnet.nodeipam")
@@ -99,7 +99,7 @@ def run_through_api(args: argparse.Namespace, config: NodeIPAMConfig, stop: thre
             renew_deadline=args.leader_elect_renew_deadline,
             retry_period=args.leader_elect_retry_period,
         )
-    client = connect(args.kubeconfig)
+    client = kube_client(args.kubeconfig)
     controller = KubeController(client, config)
     metrics = _metrics(args, controller)
     renewing: threading.Thread | None = None
@@ -107,7 +107,7 @@ def run_through_api(args: argparse.Namespace, config: NodeIPAMConfig, stop: thre
         lost = threading.Event()
         if election is not None:
             # The lease has its own client: its renewals never queue behind patches.
-            lease_client = connect(args.kubeconfig, timeout=election.renew_deadline / 2)
+            lease_client = kube_client(args.kubeconfig, timeout=election.renew_deadline / 2)
             elector = LeaderElector(lease_client, election)
             log.info("leader election: I am %s", election.identity)
             renewing = elector.run(stop, lost)

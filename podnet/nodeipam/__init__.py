@@ -7,7 +7,7 @@ from podnet.nodeipam._cidrset import CIDROutOfRange, CIDRRangeFull, CIDRSet, IPN
 from podnet.nodeipam._claims import CLAIMS_PREFIX, decode_claim
 from podnet.nodeipam._config import ConfigError, NodeIPAMConfig, parse_config
 from podnet.nodeipam._controller import CIDR_NOT_AVAILABLE, POD_CIDR_OUT_OF_RANGE, Controller
-from podnet.nodeipam._kubeclient import KubeCredentialsError, connect
+from podnet.nodeipam._kubeclient import kube_client
 from podnet.nodeipam._kubecontroller import (
     CIDR_ASSIGNMENT_FAILED,
     CIDR_UPDATE_WORKERS,
@@ -39,16 +39,15 @@ __all__ = [
     "Controller",
     "IPNetwork",
     "KubeController",
-    "KubeCredentialsError",
     "LeaderElectionConfig",
     "LeaderElectionConfigError",
     "LeaderElector",
     "MetricsServer",
     "NodeIPAMConfig",
     "SubnetTooBig",
-    "connect",
     "decode_claim",
     "default_identity",
+    "kube_client",
     "parse_config",
     "plan",
     "render_metrics",

@@ -1,9 +1,8 @@
-"""The controller's door to the Kubernetes API: credentials, and Node list+watch.
+"""The controller's door to the Kubernetes API: its client, and Node list+watch.
 
-Credentials as kube-controller-manager finds them: `--kubeconfig` if given, else the
-pod's service account (in-cluster: token, CA and namespace under
-/var/run/secrets/kubernetes.io/serviceaccount, KUBERNETES_SERVICE_HOST/PORT), else a
-one-line error. The client is lightkube (built on httpx, typed models).
+Credentials as kube-controller-manager finds them (podnet.kube): `--kubeconfig` if given,
+else the pod's service account, else a one-line error. The client is lightkube (built on
+httpx, typed models).
 
 `NodeReflector` is client-go's reflector for Nodes: list (in pages), then watch from the
 list's resourceVersion with bookmarks, handing every change to a callback; a watch that
@@ -15,7 +14,6 @@ back-off that doubles up to 30 s and resets once a watch has been established.
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -23,13 +21,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from lightkube import ApiError, Client, ConfigError, KubeConfig
+from lightkube import ApiError, Client
 from lightkube.resources.core_v1 import Node
 from lightkube.types import OnErrorAction, OnErrorResult
 
+from podnet.kube import REQUEST_SECONDS, connect
+
 log = logging.getLogger("podnet.nodeipam")
 
-SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+FIELD_MANAGER = "podnet-nodeipam"
 _LIST_PAGE = 500
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.8, 30.0
 # client-go's reflector asks the server to end a watch after 5-10 minutes (random, so
@@ -37,37 +37,10 @@ _BACKOFF_FIRST, _BACKOFF_MAX = 0.8, 30.0
 _WATCH_MIN_SECONDS = 300
 
 
-class KubeCredentialsError(Exception):
-    """No usable credentials: no kubeconfig and not inside a cluster, or a bad file."""
-
-
-def connect(
-    kubeconfig: str | None,
-    *,
-    field_manager: str = "podnet-nodeipam",
-    service_account_dir: str = SERVICE_ACCOUNT_DIR,
-    timeout: float = 10.0,
-) -> Client:
-    """A lightkube client from `kubeconfig`, else the in-cluster service account."""
-    try:
-        if kubeconfig:
-            config = KubeConfig.from_file(kubeconfig)
-        elif os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config = KubeConfig.from_service_account(service_account_dir)
-        else:
-            raise KubeCredentialsError(
-                "no --kubeconfig given and not running in a cluster "
-                "(KUBERNETES_SERVICE_HOST is unset)"
-            )
-        return Client(
-            config,
-            field_manager=field_manager,
-            trust_env=False,
-            timeout=httpx.Timeout(timeout),
-        )
-    except (ConfigError, OSError, KeyError, ValueError) as exc:
-        where = kubeconfig or service_account_dir
-        raise KubeCredentialsError(f"cannot use the credentials in {where}: {exc}") from exc
+def kube_client(kubeconfig: str | None, *, timeout: float = REQUEST_SECONDS) -> Client:
+    """podnet.kube's client (`--kubeconfig`, else in-cluster), writing as the controller;
+    `timeout` bounds every request but a watch's."""
+    return connect(kubeconfig, field_manager=FIELD_MANAGER, timeout=timeout)
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,9 @@ from podnet.agent import (
     RtnlTables,
 )
 from podnet.agent._daemon import stored_public_ips
-from podnet.agent._kube_client import CredentialsError, kube_client
+from podnet.agent._kube_client import kube_client
 from podnet.agent._kube_source import NETWORK_UP_MESSAGE, NETWORK_UP_REASON, WatchEnded
+from podnet.kube import CredentialsError
 from podnet.netlink import Rtnl
 from podnet.store import open_store
 from tests.agent.cluster import VXLAN, Cluster, pod_cidr, vxlan_triples

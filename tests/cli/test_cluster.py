@@ -197,8 +197,7 @@ def test_events_and_plan(sqlite_url: str) -> None:
         ),
         (
             ["nodeipam", "run", "--cluster-cidr", "10.0.0.0/16", "--kubeconfig", "/nonexistent"],
-            "podnet: cannot use the credentials in /nonexistent: Configuration file /nonexistent "
-            "not found",
+            "podnet: kubeconfig /nonexistent does not exist",
         ),
         (
             [

@@ -21,7 +21,7 @@ from podnet.nodeipam import (
     KubeController,
     LeaderElectionConfig,
     LeaderElector,
-    connect,
+    kube_client,
     parse_config,
 )
 from tests.apiserver.conftest import Cluster
@@ -143,14 +143,15 @@ def test_rbac_is_exactly_what_nodeipam_asks_for(cluster: Cluster) -> None:
         name=parsed.leader_elect_resource_name,
         namespace=parsed.leader_elect_resource_namespace,
     )
-    elector = LeaderElector(recording(connect(cluster.kubeconfigs["controller"]), asked), election)
+    kubeconfig = cluster.kubeconfigs["controller"]
+    elector = LeaderElector(recording(kube_client(kubeconfig), asked), election)
     assert elector.try_acquire_or_renew()
     assert elector.try_acquire_or_renew()
     elector.release()
 
     # The controller: list, watch, patch; a full range records an event, a repeat patches
     # it; a patch refused because the node got podCIDRs meanwhile reads the node.
-    client = recording(connect(cluster.kubeconfigs["controller"]), asked)
+    client = recording(kube_client(kubeconfig), asked)
     controller = KubeController(client, parse_config("10.244.0.0/24", node_cidr_mask_size=24))
     stop = threading.Event()
     runner = threading.Thread(target=controller.run, args=(stop,))

@@ -19,7 +19,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from podnet.nodeipam import KubeController, NodeIPAMConfig, connect, parse_config
+from podnet.nodeipam import KubeController, NodeIPAMConfig, kube_client, parse_config
 from podnet.store import Nodes, open_store
 from tests.apiserver.conftest import Cluster, start_cluster
 
@@ -41,7 +41,7 @@ class Running:
     """A KubeController in a thread, as the controller manager's identity."""
 
     def __init__(self, cluster: Cluster, config: NodeIPAMConfig) -> None:
-        self.controller = KubeController(connect(cluster.kubeconfigs["controller"]), config)
+        self.controller = KubeController(kube_client(cluster.kubeconfigs["controller"]), config)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.controller.run, args=(self.stop,))
         self.thread.start()

@@ -24,7 +24,7 @@ from podnet.nodeipam import (
     LeaderElectionConfig,
     LeaderElectionConfigError,
     LeaderElector,
-    connect,
+    kube_client,
 )
 from tests.apiserver.conftest import Cluster
 
@@ -43,7 +43,7 @@ def read_lease(api_client: k8s.ApiClient) -> k8s.V1LeaseSpec:
 
 def elector(cluster: Cluster, identity: str, **timing: float) -> LeaderElector:
     config = LeaderElectionConfig(identity=identity, **timing)
-    return LeaderElector(connect(cluster.kubeconfigs["controller"]), config)
+    return LeaderElector(kube_client(cluster.kubeconfigs["controller"]), config)
 
 
 def test_config_checks_are_client_gos() -> None:
@@ -85,7 +85,7 @@ def test_an_expired_lease_is_taken_over_by_the_observers_clock(cluster: Cluster)
     now = [1000.0]
     first = elector(cluster, "first", lease_duration=3, renew_deadline=2, retry_period=0.5)
     second = LeaderElector(
-        connect(cluster.kubeconfigs["controller"]),
+        kube_client(cluster.kubeconfigs["controller"]),
         LeaderElectionConfig(
             identity="second", lease_duration=3, renew_deadline=2, retry_period=0.5
         ),
