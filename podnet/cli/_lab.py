@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
@@ -296,7 +297,11 @@ def _interface_args(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def lab_driver(args: argparse.Namespace) -> int:
+def _run_lab_daemon(
+    args: argparse.Namespace, make: Callable[[Lab], Callable[[threading.Event], None]]
+) -> int:
+    """A lab daemon (a node's sandbox driver, the scheduler): `make` builds it for the lab
+    and hands back its run(stop), which runs until SIGINT or SIGTERM."""
     log_to_stderr()
     stop = threading.Event()
 
@@ -307,19 +312,24 @@ def lab_driver(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, terminate)
     try:
-        lab = Lab(args.name, root=args.root, netns_dir=args.netns_dir)
-        node = lab.node(args.node)
-        driver = SandboxDriver(
+        run = make(Lab(args.name, root=args.root, netns_dir=args.netns_dir))
+    except ERRORS as exc:
+        return _fail(args, exc)
+    run(stop)
+    return 0
+
+
+def lab_driver(args: argparse.Namespace) -> int:
+    def driver(lab: Lab) -> Callable[[threading.Event], None]:
+        return SandboxDriver(
             args.node,
             lab.node_runtime,
             lab.apiserver_files().host_kubeconfig(f"system:node:{args.node}"),
-            host_ip=str(node.ip),
+            host_ip=str(lab.node(args.node).ip),
             owned_file=os.path.join(lab.node_dirs(args.node).root, "driver-pods.json"),
-        )
-    except ERRORS as exc:
-        return _fail(args, exc)
-    driver.run(stop)
-    return 0
+        ).run
+
+    return _run_lab_daemon(args, driver)
 
 
 def _lab_that_is_up(name: str) -> Lab:
@@ -378,22 +388,9 @@ def lab_graph(args: argparse.Namespace) -> int:
 
 
 def lab_scheduler(args: argparse.Namespace) -> int:
-    log_to_stderr()
-    stop = threading.Event()
-
-    def terminate(*_: object) -> None:
-        stop.set()
-        raise SystemExit(0)  # out of the blocking watch read at once
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, terminate)
-    try:
-        lab = Lab(args.name, root=args.root, netns_dir=args.netns_dir)
-        scheduler = Scheduler(lab.apiserver_files().host_kubeconfig(SCHEDULER_USER))
-    except ERRORS as exc:
-        return _fail(args, exc)
-    scheduler.run(stop)
-    return 0
+    return _run_lab_daemon(
+        args, lambda lab: Scheduler(lab.apiserver_files().host_kubeconfig(SCHEDULER_USER)).run
+    )
 
 
 def lab_kubeconfig(args: argparse.Namespace) -> int:
