@@ -40,6 +40,34 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
 
 
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """One 2-node lab (vxlan, sqlite) for the module's tests that leave its nodes as they
+    found them; `shared_lab` hands it to each with no pods."""
+    tmp = tmp_path_factory.mktemp("two-nodes")
+    name = "t" + secrets.token_hex(3)
+    netns_dir = tmp / "netns"
+    netns_dir.mkdir()
+    lab = Lab(name, root=str(tmp / "labs"), netns_dir=str(netns_dir))
+    try:
+        lab.up(2)
+        yield lab
+    finally:
+        lab.down()
+        assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
+
+
+@pytest.fixture
+def shared_lab(two_nodes: Lab) -> Iterator[Lab]:
+    """The module's 2-node lab, without pods before the test and after it (every Pod the
+    test left is deleted, its sandbox stopped: CNI DEL)."""
+    assert two_nodes.pod_objects() == [] and two_nodes.pods() == []
+    yield two_nodes
+    for pod in two_nodes.pod_objects():
+        two_nodes.pod_rm(pod["metadata"]["name"], pod["metadata"]["namespace"])
+    assert two_nodes.pods() == []
+
+
 def start_pods(lab: Lab, per_node: int = 2) -> list[LabPod]:
     pods = []
     for node in lab.node_names():
@@ -95,8 +123,8 @@ def test_every_pod_reaches_every_other(lab: Lab, backend: str) -> None:
         assert routes == {(str(o.key), str(o.key.network_address)) for o in others}
 
 
-def test_agent_restart_keeps_pods_reachable(lab: Lab) -> None:
-    lab.up(2)
+def test_agent_restart_keeps_pods_reachable(shared_lab: Lab) -> None:
+    lab = shared_lab
     pods = start_pods(lab, per_node=1)
     src = next(p for p in pods if p.node == "n1")
     dst = next(p for p in pods if p.node == "n2")
@@ -310,12 +338,12 @@ def test_kubectl_delete_node_drops_it_everywhere_within_a_second(lab: Lab) -> No
     assert "n3" not in {n.name for n in lab.nodes()}
 
 
-def test_kubectl_on_the_lab(lab: Lab) -> None:
+def test_kubectl_on_the_lab(shared_lab: Lab) -> None:
     """The walk-through's `kubectl get no n1 -o json | jq .spec.podCIDR` from this
     machine's shell, and a node's own identity from inside the lab."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    lab.up(2)
+    lab = shared_lab
     kubeconfig = lab.kubeconfig
 
     def kubectl(*args: str, config: str = kubeconfig, netns: str | None = None) -> str:
@@ -444,12 +472,12 @@ def test_a_sandbox_that_fails_is_reported_and_retried(lab: Lab) -> None:
         wait_for(lambda: bool(api.get_pod("patient", "default")["status"].get("podIP")), 30)
 
 
-def test_pods_are_pod_objects(lab: Lab) -> None:
+def test_pods_are_pod_objects(shared_lab: Lab) -> None:
     """`kubectl run` with spec.nodeName: n1's sandbox driver starts the sandbox and reports
     its IP; `kubectl delete pod` runs the CNI DEL and frees the address."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
-    lab.up(2)
+    lab = shared_lab
 
     def kubectl(*args: str) -> str:
         done = subprocess.run(
@@ -520,14 +548,14 @@ def test_a_host_port_is_reached_from_another_node() -> None:
         assert down.returncode == 0, down.stderr
 
 
-def test_a_pod_object_s_host_port_is_mapped_by_the_driver(lab: Lab) -> None:
+def test_a_pod_object_s_host_port_is_mapped_by_the_driver(shared_lab: Lab) -> None:
     """A Pod whose container asks for hostPort 8080: n1's sandbox driver passes it to the
     runtime as kubelet does (CRI port_mappings / portMappings), and n2's pods reach it."""
     if shutil.which("kubectl") is None:
         pytest.skip("kubectl is not installed")
     from tests.plugins.portmap._node import connect, serve, stop_server
 
-    lab.up(2)
+    lab = shared_lab
     container = {
         "name": "web",
         "image": "registry.k8s.io/pause:3.9",
