@@ -417,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": {
             "cpus": os.cpu_count(),
+            "cpu_model": cpu_model(),
+            "arch": platform.machine(),
             "kernel": platform.release(),
             "python": platform.python_version(),
             "loadavg_at_start": load_start,
@@ -431,6 +433,17 @@ def main(argv: list[str] | None = None) -> int:
     report["targets"] = targets(report["summary"])
     write_outputs(report, Path(args.out), write_json=True)
     return 0
+
+
+def cpu_model() -> str:
+    """The processor's name, so that runs on different machines are not compared."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 def brief(run: dict[str, Any]) -> dict[str, Any]:

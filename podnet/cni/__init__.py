@@ -3,10 +3,9 @@ conversion, request parsing and validation, the skel, and invoking other plugins
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from podnet._lazy import load_export
 
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
     from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV
     from podnet.cni._errors import (

@@ -26,17 +26,19 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
 
 from podnet.cni._log import log
 
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
     from podnet.cni._invoke import Exec
     from podnet.cni._trace import Trace
     from podnet.netlink import Rtnl
 
 Work = Callable[[], None]
-T = TypeVar("T")
 
 
 class HostState:

@@ -13,9 +13,12 @@ with its words (plugins/ipam/host-local/backend/allocator/range.go):
 from __future__ import annotations
 
 import ipaddress
-from typing import Final
 
 from podnet._record import FrozenRecord
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import Final
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

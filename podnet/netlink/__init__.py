@@ -7,10 +7,9 @@ created in a thread that entered it (see _netns), never through pyroute2's forki
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from podnet._lazy import load_export
 
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
     from podnet.netlink._addrs import add_address, delete_address, list_addresses
     from podnet.netlink._conntrack import delete_conntrack_entries
@@ -66,12 +65,12 @@ if TYPE_CHECKING:
         write_sysctl,
     )
     from podnet.netlink._nft import (
-        NftError,
         nft_apply,
         nft_apply_text,
         nft_get_element,
         nft_list,
     )
+    from podnet.netlink._nft_error import NftError
     from podnet.netlink._routes import add_route, list_routes
     from podnet.netlink._rtnl import LinkNotFound, NetlinkError, Rtnl, RtnlError, open_rtnl
     from podnet.netlink._sysctl import set_sysctls
@@ -147,12 +146,12 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "write_sysctl",
     ),
     "podnet.netlink._nft": (
-        "NftError",
         "nft_apply",
         "nft_apply_text",
         "nft_get_element",
         "nft_list",
     ),
+    "podnet.netlink._nft_error": ("NftError",),
     "podnet.netlink._routes": ("add_route", "list_routes"),
     "podnet.netlink._rtnl": ("LinkNotFound", "NetlinkError", "Rtnl", "RtnlError", "open_rtnl"),
     "podnet.netlink._sysctl": ("set_sysctls",),

@@ -21,7 +21,12 @@ import errno
 import os
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 CLONE_NEWNET = 0x40000000
 MS_BIND = 4096
@@ -39,8 +44,6 @@ _STATFS_SIZE = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes f
 # ioctl(fd, NS_GET_NSTYPE) names the kind of an nsfs file (Linux 4.11+): the filesystem
 # check alone lets a mount or PID namespace file through, which setns then refuses.
 NS_GET_NSTYPE = 0xB703
-
-T = TypeVar("T")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 

@@ -24,9 +24,13 @@ import errno
 import json
 import os
 import threading
-from typing import Any
 
 from podnet.netlink._netns import netns_id
+from podnet.netlink._nft_error import NftError
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 # Plugins may run with an empty PATH (`env -i`, some runtimes): look in sbin too.
 _NFT_FALLBACKS = ("/usr/sbin/nft", "/sbin/nft")
@@ -51,10 +55,6 @@ _ERRNO_BY_TEXT = {
         errno.EINTR,
     )
 }
-
-
-class NftError(OSError):
-    """nft refused a batch or failed to run; `errno` when its message names one."""
 
 
 def _error(what: str, text: str, fallback: str) -> NftError:

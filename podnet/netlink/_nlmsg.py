@@ -5,7 +5,9 @@ Why not pyroute2 for these: pyroute2 0.9 runs an asyncio loop and a generic NLA
 marshaller per request, ~0.3-0.7 ms of CPU each, and a bridge ADD makes about a dozen
 requests; here one costs tens of microseconds, and nothing is imported that the
 interpreter does not already have. Everything less frequent (VLANs, neighbours, FDB,
-vxlan, tagged routes) still goes through pyroute2.
+vxlan, tagged routes) still goes through pyroute2. Sockets are the interpreter's built-in
+`_socket`'s: the `socket` module wraps every constant in an IntEnum at import, ~11 million
+instructions that a plugin run in-process (the launcher's fallback) would pay per pod.
 
 Message layout (linux/netlink.h, linux/rtnetlink.h): a 16-byte nlmsghdr, a fixed family
 header (ifinfomsg, ifaddrmsg, rtmsg), then attributes, each a 4-byte (len, type) header
@@ -14,9 +16,9 @@ and a payload padded to 4 bytes. Integers are in host byte order.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 import struct
 from collections.abc import Iterator
 
@@ -147,7 +149,7 @@ class NetlinkSocket:
     half-way (an exception while reading a dump) carry an older sequence number and are
     skipped, so the socket stays usable."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self._seq = 0
         self._buffer = bytearray(_RECV_BUFFER)
@@ -221,7 +223,7 @@ class NetlinkSocket:
         """(type, flags, payload) of the messages answering `seq`, datagram by datagram."""
         buffer = self._buffer
         while True:
-            size = self.sock.recv_into(buffer, len(buffer), socket.MSG_TRUNC)
+            size = self.sock.recv_into(buffer, len(buffer), _socket.MSG_TRUNC)
             if size == 0:
                 return
             if size > len(buffer):

@@ -19,16 +19,19 @@ socket's refusals.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import os
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Any
 
 from podnet.netlink._netns import run_in_netns
 from podnet.netlink._nlmsg import NLM_F_DUMP_INTR, NetlinkRequestError, NetlinkSocket
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 _DUMP_ATTEMPTS = 10
 
@@ -76,11 +79,11 @@ def raw_errors(what: str, *, missing: tuple[int, ...] = (errno.ENODEV,)) -> Iter
         raise NetlinkError(code, f"{what}: {os.strerror(code)}") from None
 
 
-def _route_socket() -> socket.socket:
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, socket.NETLINK_ROUTE)
+def _route_socket() -> _socket.socket:
+    return _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM, _socket.NETLINK_ROUTE)
 
 
-def _socket_pair() -> tuple[socket.socket, socket.socket]:
+def _socket_pair() -> tuple[_socket.socket, _socket.socket]:
     """(ours, bound; pyroute2's spare, which it binds itself)."""
     ours = _route_socket()
     try:
@@ -103,8 +106,8 @@ class Rtnl:
         ipr: Any = None,
         netns: str | None = None,
         *,
-        sock: socket.socket | None = None,
-        spare: socket.socket | None = None,
+        sock: _socket.socket | None = None,
+        spare: _socket.socket | None = None,
     ) -> None:
         self._ipr = ipr
         self.netns = netns

@@ -19,6 +19,10 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert cni.main([*args, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert {r["impl"] for r in report["runs"]} == {i.name for i in cni.IMPLS}
+    assert report["reps"] == 1 and report["date"] and report["machine"]["cpus"]
+    assert report["machine"]["cpu_model"] and report["machine"]["kernel"]
+    assert len(report["machine"]["loadavg_at_start"]) == 3
+    assert all(len(r["loadavg_1min"]) == 2 for r in report["runs"])
     for run in report["runs"]:
         assert run["add"]["errors"] == 0 and run["del"]["errors"] == 0, run["impl"]
         assert run["distinct_ips"] == 3 and run["leftover_reservations"] == 0
@@ -37,6 +41,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
 
 def test_every_option_names_its_default() -> None:
     parser = cni.build_parser()
+    assert parser.parse_args([]).reps == 3, "the README's table is the median of 3 reps"
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
     assert len(options) == 8
     for action in options:

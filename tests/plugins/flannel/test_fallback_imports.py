@@ -3,13 +3,18 @@ imports only what its verb needs. A pod's ADD and DEL through flannel -> bridge 
 host-local run exactly as the launcher execs them when no agent answers (its fallback
 argv, with one line that records sys.modules at exit), and the modules that made the
 fallback slow must stay out: dataclasses and what it loads (inspect, ast, dis), the
-parts of podnet.netlink a pod does not use, and anything of the agent's. Counting
+parts of podnet.netlink a pod does not use (nftables' binding, when the pod has no
+masquerade), anything of the agent's, and the standard modules that only type hints or
+constants came from: typing (~10 million instructions), socket (~11 million: it wraps
+every constant in an IntEnum; `_socket` serves). Counting
 modules, not milliseconds: a timing assertion would fail on a loaded machine, this one
 fails only when an import comes back."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +34,9 @@ SUBNET_ENV = (
 # Each was on this path before and cost every such pod milliseconds of import.
 NOT_IMPORTED = [
     "dataclasses",
+    "typing",
+    "socket",
+    "selectors",
     "inspect",
     "ast",
     "dis",
@@ -42,6 +50,7 @@ NOT_IMPORTED = [
     "podnet.netlink._neigh",
     "podnet.netlink._tagged_routes",
     "podnet.netlink._lab_links",
+    "podnet.netlink._nft",
     "podnet.agent",
     "podnet.runtime",
     "podnet.store",
@@ -87,3 +96,22 @@ def test_a_pod_through_the_fallback_imports_only_what_it_needs(
     on_del = set(record.read_text().split("\n"))
     assert sorted(on_del.intersection(NOT_IMPORTED)) == []
     assert chain.ipam_files() == []
+
+
+def test_portmap_imports_no_dataclasses_nor_typing() -> None:
+    """portmap runs in-process too (the launcher's fallback): its records are slotted
+    like the rest of the pod path, and it names no typing at run time."""
+    code = (
+        "import sys; import podnet.plugins.meta.portmap._verbs; "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {_sys_path()!r}; {code}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    loaded = set(proc.stdout.split())
+    assert "podnet.plugins.meta.portmap._table" in loaded
+    assert sorted(loaded.intersection(["dataclasses", "typing", "inspect", "ast"])) == []

@@ -31,10 +31,14 @@ from __future__ import annotations
 import errno
 import ipaddress
 from collections.abc import Callable, Iterable
-from typing import Any
 
-from podnet.netlink import NftError, nft_apply, nft_get_element, nft_list
+from podnet import netlink  # nft_* load on first use: only pods with masquerade need them
+from podnet.netlink import NftError
 from podnet.plugins._declared import DeclaredTables
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -138,13 +142,13 @@ def add_pod(
     what = f"set up masquerade for {owner}"
     if declared.recent(key, _REDECLARE_SECONDS):
         try:
-            nft_apply(_pod_elements(table, owner, addresses), what=what)
+            netlink.nft_apply(_pod_elements(table, owner, addresses), what=what)
             return
         except NftError as exc:
             if exc.errno != errno.ENOENT:
                 raise
             declared.forget(key)  # the table went away: declare it again
-    nft_apply(_declare(table) + _pod_elements(table, owner, addresses), what=what)
+    netlink.nft_apply(_declare(table) + _pod_elements(table, owner, addresses), what=what)
     declared.note(key)
 
 
@@ -171,7 +175,7 @@ def _pod_elements(table: str, owner: str, addresses: list[IPInterface]) -> list[
 def _elements(network: str) -> list[tuple[int, IPAddress, str]]:
     """(version, pod address, owner) of every pod element; empty without the table."""
     try:
-        items = nft_list(
+        items = netlink.nft_list(
             {"table": {"family": _FAMILY, "name": table_name(network)}},
             what="list masquerade table",
         )
@@ -205,7 +209,7 @@ def _remove_where(network: str, unwanted: Callable[[str], bool]) -> list[IPAddre
         doomed = [(v, ip) for v, ip, tag in _elements(network) if unwanted(tag)]
         commands = [{"delete": _element(table, _pods_set(v), [str(ip)])} for v, ip in doomed]
         try:
-            nft_apply(commands, what="remove masquerade elements")
+            netlink.nft_apply(commands, what="remove masquerade elements")
             return [ip for _, ip in doomed]
         except NftError as exc:
             # a concurrent DEL or GC removed one of them first: look again
@@ -225,14 +229,14 @@ def remove_pod(
     table = table_name(network)
     doomed = [ip for ip in addresses if _owner_of(table, ip) == owner]
     commands = [{"delete": _element(table, _pods_set(ip.version), [str(ip)])} for ip in doomed]
-    nft_apply(commands, what=f"remove masquerade of {owner}")
+    netlink.nft_apply(commands, what=f"remove masquerade of {owner}")
     return doomed
 
 
 def _owner_of(table: str, ip: IPAddress) -> str | None:
     """The comment of the element for `ip`; None when there is none."""
     try:
-        text = nft_get_element(
+        text = netlink.nft_get_element(
             _FAMILY, table, _pods_set(ip.version), str(ip), what="look up masquerade element"
         )
     except NftError as exc:

@@ -42,9 +42,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
 
+from podnet._record import FrozenRecord
 from podnet.netlink import (
     NftError,
     nft_apply,
@@ -54,6 +53,10 @@ from podnet.netlink import (
 )
 from podnet.plugins._declared import DeclaredTables
 from podnet.plugins.meta.portmap._config import PortMapping
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from typing import Any, Final
 
 TABLE = "podnet-portmap"
 FAMILY = "inet"
@@ -90,14 +93,16 @@ def _plain(text: str) -> bool:
     return text.isascii() and text.isprintable() and '"' not in text and "\\" not in text
 
 
-@dataclass(frozen=True)
-class Element:
+class Element(FrozenRecord):
     """One element of a set or map; `key` and `value` as nft's JSON writes them."""
 
-    set_name: str
-    key: Any
-    value: Any = None  # maps only
-    owner: str = ""
+    __slots__ = ("set_name", "key", "value", "owner")
+
+    def __init__(self, set_name: str, key: Any, value: Any = None, owner: str = "") -> None:
+        self.set_name: Final = set_name
+        self.key: Final = key
+        self.value: Final = value  # maps only
+        self.owner: Final = owner
 
     @property
     def is_map(self) -> bool:
@@ -351,10 +356,12 @@ def owner_of(element: Element) -> str | None:
     return rest.partition('"')[0] if found else ""
 
 
-@dataclass(frozen=True)
-class Listed:
-    elements: list[Element]
-    rules: dict[str, int]  # chain -> number of rules
+class Listed(FrozenRecord):
+    __slots__ = ("elements", "rules")
+
+    def __init__(self, elements: list[Element], rules: dict[str, int]) -> None:
+        self.elements: Final = elements
+        self.rules: Final = rules  # chain -> number of rules
 
 
 def list_table() -> Listed | None:
