@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from podnet.store import (
+    NO_LEASE,
     Compacted,
     SqliteStore,
     StoreCorrupt,
@@ -156,3 +158,38 @@ def test_a_commit_through_the_same_store_wakes_its_watch_without_a_poll(
     finally:
         store.close()
         other.close()
+
+
+def test_writers_that_queue_share_one_commit_and_fail_alone(tmp_path: Path) -> None:
+    """Group commit: writes that come while another is under way join one transaction
+    (one fsync for all); a write that fails in it rolls back alone."""
+    store = SqliteStore(str(tmp_path / "g.db"))
+    commits: list[str] = []
+    store._conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
+    failures: list[Exception] = []
+
+    def write(i: int) -> None:
+        try:
+            # Lease 999 does not exist: that create fails (LeaseNotFound), the others not.
+            store.create(f"/g/{i}", b"x", lease=999 if i == 3 else NO_LEASE)
+        except Exception as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    with store._lock:  # a writer under way: the others queue behind it
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 30
+        while store._queued < 8:
+            assert time.monotonic() < deadline, "the writers did not queue"
+            time.sleep(0.01)
+    for thread in threads:
+        thread.join(30)
+    assert [type(f).__name__ for f in failures] == ["LeaseNotFound"]
+    listing = store.list("/g/")
+    assert sorted(kv.key for kv in listing.items) == [f"/g/{i}" for i in range(8) if i != 3]
+    assert sorted(kv.mod_revision for kv in listing.items) == list(
+        range(listing.revision - 6, listing.revision + 1)
+    )  # one revision each, none lost to the failed one
+    assert 1 <= len(commits) < 7  # fewer commits (fsyncs) than writes
+    store.close()
