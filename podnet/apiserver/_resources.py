@@ -230,9 +230,9 @@ def _name(obj: Object) -> str:
 def _node_status(obj: Object) -> str:
     for condition in dig(obj, "status.conditions") or []:
         if isinstance(condition, Mapping) and condition.get("type") == "Ready":
-            state = {"True": "Ready", "False": "NotReady"}.get(
-                str(condition.get("status")), "Unknown"
-            )
+            # As kubectl's printer: NotReady for False and Unknown alike (the node
+            # lifecycle controller's mark); Unknown only for a node without the condition.
+            state = "Ready" if condition.get("status") == "True" else "NotReady"
             break
     else:
         state = "Unknown"

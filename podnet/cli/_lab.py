@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from podnet.agent import BACKEND_TYPES, DEFAULT_BACKEND, DEFAULT_GC_GRACE, DEFAULT_GC_INTERVAL
+from podnet.apiserver import CONTROLLER_MANAGER
 from podnet.apiserver import SCHEDULER as SCHEDULER_USER
 from podnet.cli._agent import positive_seconds, seconds
 from podnet.cli._daemon import log_to_stderr
@@ -26,11 +27,13 @@ from podnet.cni import CNIError
 from podnet.lab import (
     GRAPH_FORMATS,
     LAB_ROOT,
+    NODE_MONITOR_GRACE_SECONDS,
     RUNTIMES,
     Endpoint,
     GraphError,
     Lab,
     LabError,
+    NodeLifecycle,
     SandboxDriver,
     Scheduler,
     TopologyError,
@@ -388,9 +391,23 @@ def lab_graph(args: argparse.Namespace) -> int:
 
 
 def lab_scheduler(args: argparse.Namespace) -> int:
-    return _run_lab_daemon(
-        args, lambda lab: Scheduler(lab.apiserver_files().host_kubeconfig(SCHEDULER_USER)).run
-    )
+    def control_plane(lab: Lab) -> Callable[[threading.Event], None]:
+        scheduler = Scheduler(lab.apiserver_files().host_kubeconfig(SCHEDULER_USER))
+        lifecycle = NodeLifecycle(
+            lab.apiserver_files().host_kubeconfig(CONTROLLER_MANAGER),
+            grace=float(lab.state().get("node_monitor_grace") or NODE_MONITOR_GRACE_SECONDS),
+        )
+
+        def run(stop: threading.Event) -> None:
+            # The node lifecycle controller beside the scheduler: the lab's control plane.
+            watcher = threading.Thread(target=lifecycle.run, args=(stop,), name="lifecycle")
+            watcher.daemon = True
+            watcher.start()
+            scheduler.run(stop)
+
+        return run
+
+    return _run_lab_daemon(args, control_plane)
 
 
 def lab_kubeconfig(args: argparse.Namespace) -> int:

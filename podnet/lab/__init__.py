@@ -24,6 +24,8 @@ from podnet.lab._image import (
     is_static_elf,
     write_sandbox_image,
 )
+from podnet.lab._lifecycle import GRACE_SECONDS as NODE_MONITOR_GRACE_SECONDS
+from podnet.lab._lifecycle import NodeLifecycle
 from podnet.lab._node_runtime import PodnetNodes
 from podnet.lab._restarter import RESTARTER, run_restarter
 from podnet.lab._scheduler import Scheduler
@@ -52,6 +54,8 @@ __all__ = [
     "DEFAULT_BUSYBOX",
     "LAB_ROOT",
     "SandboxDriver",
+    "NodeLifecycle",
+    "NODE_MONITOR_GRACE_SECONDS",
     "Scheduler",
     "NODE_UNDERLAY_IF",
     "NODE_SECOND_UNDERLAY_IF",

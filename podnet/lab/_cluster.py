@@ -49,6 +49,7 @@ from podnet.lab._dual_stack import (
 )
 from podnet.lab._errors import LabError
 from podnet.lab._etcd import ETCD_PORT, etcd_url, start_etcd
+from podnet.lab._lifecycle import GRACE_SECONDS as NODE_MONITOR_GRACE_SECONDS
 from podnet.lab._node_runtime import LabSite, NodeRuntime, PodnetNodes
 from podnet.lab._restarter import RESTARTER, read_status
 from podnet.lab._state import NodeDirs, StateFile, dirs_on_disk, node_dirs
@@ -229,6 +230,7 @@ class Lab:
         gc_grace: float = DEFAULT_GC_GRACE,
         second_underlay: bool = False,
         interface_args: Sequence[str] = (),
+        node_monitor_grace: float = NODE_MONITOR_GRACE_SECONDS,
         progress: Callable[[str], None] = lambda _: None,
         timeout: float = 60.0,
         dual_stack: bool = False,
@@ -239,7 +241,9 @@ class Lab:
         `second_underlay`: every node gets a second underlay interface, eth1 on
         192.0.2.128/25; `interface_args`: the agents' interface flags (--iface,
         --iface-regex, --iface-can-reach) instead of `--iface eth0`.
-        `dual_stack`: IPv6 beside IPv4, from the underlay to every pod (_dual_stack)."""
+        `dual_stack`: IPv6 beside IPv4, from the underlay to every pod (_dual_stack). A node
+        not heard from for `node_monitor_grace` seconds is marked NotReady (the node
+        lifecycle controller)."""
         if self.exists():
             raise LabError(f"lab {self.name!r} is up already: `podnet lab down` first")
         if runtime not in NODE_RUNTIMES:
@@ -262,6 +266,7 @@ class Lab:
             "store": url,
             "runtime": runtime,
             "gc": {"interval": gc_interval, "grace": gc_grace},
+            "node_monitor_grace": node_monitor_grace,
             "interface_args": list(interface_args) or ["--iface", NODE_UNDERLAY_IF],
             "dual_stack": dual_stack,
         }

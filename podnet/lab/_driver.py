@@ -16,9 +16,10 @@ doubles up to BACKOFF_MAX.
 It also keeps the Node's heartbeat as kubelet does: its Lease in kube-node-lease renewed
 every HEARTBEAT_SECONDS, and the Ready condition (reason KubeletReady) in the Node's
 status, written at start and every NODE_STATUS_SECONDS (lastHeartbeatTime), so `kubectl
-get nodes` shows Ready. Nothing in the lab marks a node NotReady when its driver dies
-(that is the node lifecycle controller's job, which the lab does not run): the lab's
-restarter starts the driver again instead.
+get nodes` shows Ready (and says so again within a beat when the node lifecycle
+controller, `_lifecycle`, marked it Unknown). When the driver dies, the lab's restarter
+starts it again; one that stays dead stops renewing the Lease, and the node lifecycle
+controller marks the node NotReady after the grace period.
 
 The client is the official Kubernetes Python client; Pods are read as the JSON the API
 server sends (`_kube`: the client's models cost a millisecond of CPU per Pod). The
@@ -162,27 +163,26 @@ class SandboxDriver:
             stop.wait(HEARTBEAT_SECONDS)
 
     def heartbeat(self) -> None:
-        """Renew the node's Lease; write the Ready condition when due."""
+        """Renew the node's Lease; write the Ready condition when due, and at once when it
+        is not True (the node lifecycle controller marks a node it stopped hearing from
+        Unknown: a driver that is back says Ready within a beat, as kubelet does)."""
         now = self._clock()
         self._renew_lease(now)
-        if now - self._status_written < NODE_STATUS_SECONDS:
-            return
-        node = self.api.read_node(self.node)
+        node = call_json(self.api.read_node, self.node)
         ready = next(
-            (c for c in (node.status.conditions if node.status else None) or []
-             if c.type == "Ready"),
-            None,
-        )  # fmt: skip
+            (c for c in status(node).get("conditions") or [] if c.get("type") == "Ready"), None
+        )
+        ready_now = ready is not None and ready.get("status") == "True"
+        if ready_now and now - self._status_written < NODE_STATUS_SECONDS:
+            return
         stamp = _stamp(now)
-        since = stamp
-        if ready is not None and ready.status == "True" and ready.last_transition_time:
-            since = _stamp(ready.last_transition_time.timestamp())
+        since = str(ready.get("lastTransitionTime") or stamp) if ready_now and ready else stamp
         condition = {
             "type": "Ready", "status": "True", "reason": "KubeletReady",
             "message": "the lab's sandbox driver is posting ready status",
             "lastHeartbeatTime": stamp, "lastTransitionTime": since,
         }  # fmt: skip
-        self.api.patch_node_status(self.node, {"status": {"conditions": [condition]}})
+        call_json(self.api.patch_node_status, self.node, {"status": {"conditions": [condition]}})
         self._status_written = now
 
     def _renew_lease(self, now: float) -> None:

@@ -157,8 +157,17 @@ def daemon_pid(lab: Lab, what: str) -> int | None:
     return lab.processes.our_pid(lab.processes.pid_file(what))
 
 
+def node_ready(lab: Lab, name: str) -> str:
+    """The status of the node's Ready condition ("" without one)."""
+    with lab.api() as api:
+        node = next(n for n in api.list_nodes() if n["metadata"]["name"] == name)
+    conditions = node.get("status", {}).get("conditions") or []
+    return next((str(c["status"]) for c in conditions if c["type"] == "Ready"), "")
+
+
 def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
-    lab.up(2)
+    # A short grace for the node lifecycle controller: the drivers beat every 10 s.
+    lab.up(2, node_monitor_grace=25)
     pods = start_pods(lab, per_node=1)
     assert lab.agent_status("n2") == ("Ready", 0)
     for what in ("agent-n2", "nodeipam", "apiserver", "driver-n2", "scheduler"):
@@ -177,6 +186,18 @@ def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
     if shutil.which("kubectl"):
         nodes = kubectl(lab, "get", "nodes")
         assert [line.split()[1] for line in nodes.splitlines()[1:]] == ["Ready", "Ready"]
+    # A driver that stays dead (stopped: not restarted): its Lease is not renewed, so the
+    # node lifecycle controller marks the node NotReady, and the scheduler avoids it.
+    lab.processes.stop("driver-n2")
+    deadline = time.monotonic() + 90
+    while node_ready(lab, "n2") != "Unknown":
+        assert time.monotonic() < deadline, "n2 is not marked NotReady"
+        time.sleep(0.5)
+    assert node_ready(lab, "n1") == "True"
+    assert [lab.pod_run(f"after-{i}").node for i in range(2)] == ["n1", "n1"]
+    if shutil.which("kubectl"):
+        nodes = kubectl(lab, "get", "nodes")
+        assert [line.split()[1] for line in nodes.splitlines()[1:]] == ["Ready", "NotReady"]
 
 
 def test_down_after_kill_9_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
