@@ -11,21 +11,24 @@ keep-alive), on the store backends asked for.
 
 - pod start (root; --pods N > 0): a 2-node lab (`podnet lab up`, podnet's runtime) and
   N pods at each concurrency C of --pod-concurrency (C clients, each starting its next
-  pod once the last one has its IP), three ways, one after the other, after one warm-up
-  pod each:
-  "sandbox": the node runtime's run_pod itself, in this process, without the API (what
-  the driver calls); "api": a Pod with spec.nodeName POSTed, until a watch on the pods
-  shows its status.podIP (the node's sandbox driver started it and wrote the status);
-  "api, scheduled": the same without spec.nodeName, through the lab's scheduler. The API
+  pod once the last one has its IP), three ways, taken in turn --pod-rounds times (N /
+  rounds pods each time, so that a load that comes and goes on a shared machine falls on
+  all three), after one warm-up pod each:
+  "sandbox": the node runtime's run_pod itself, without the API (what the driver calls),
+  each node's pods started by a process of its own, as each node's driver starts them;
+  "api": a Pod with spec.nodeName POSTed, until a watch on the pods shows its
+  status.podIP (the node's sandbox driver started it and wrote the status); "api,
+  scheduled": the same without spec.nodeName, through the lab's scheduler. The API
   overhead is the difference of the p50s. Each of the C clients keeps one connection
   for its pods, as a controller creating pods does (its TLS handshake is made before the
   round: a new connection per pod is the client's start-up, not the pod's). Pods are
-  deleted (and their sandboxes stopped) between rounds. The CPU each of the lab's
-  daemons spent per pod in a round (with the pod's deletion) is recorded beside it.
+  deleted (and their sandboxes stopped) between rounds. Beside the times: the CPU per
+  pod the sandboxes took, and the CPU per pod the API server, the drivers (sandboxes
+  included) and the scheduler spent while the pods started.
 
     .venv/bin/python -m bench.apiserver [--nodes 5000] [--watchers 100] [--changes 20]
                                         [--lists 30] [--backends sqlite,etcd]
-                                        [--pods 40 --pod-concurrency 1,8]
+                                        [--pods 40 --pod-concurrency 1,8 --pod-rounds 2]
 
 Results: bench/results/apiserver.json, and a line per backend on stderr.
 """
@@ -34,9 +37,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import queue
+import re
 import secrets
 import ssl
 import statistics
@@ -44,7 +49,7 @@ import sys
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -229,21 +234,60 @@ class PodWatcher(threading.Thread):
 NODES = ("n1", "n2")
 
 
-def _sandbox_round(lab: Any, names: list[str], concurrency: int) -> tuple[list[float], float]:
-    """The node runtime's run_pod, as the driver calls it, without the API; the times, and
-    the CPU ms per pod it took in this process (what a driver spends on the sandbox)."""
-    node_runtime = lab.node_runtime
+def _sandbox_node(
+    lab_where: tuple[str, str, str], node: str, names: list[str], concurrency: int, start_at: float
+) -> tuple[list[float], float]:
+    """One node's share of a sandbox round, in a process of its own as its driver runs
+    them; the times, and the CPU seconds this process spent."""
+    from podnet.lab import Lab
 
-    def start(i: int) -> float:
+    name, root, netns_dir = lab_where
+    node_runtime = Lab(name, root=root, netns_dir=netns_dir).node_runtime
+
+    def start(pod: str) -> float:
         started = time.perf_counter()
-        node_runtime.run_pod(NODES[i % 2], names[i], "default")
+        node_runtime.run_pod(node, pod, "default")
         return time.perf_counter() - started
 
+    if start_at:  # a fresh process: one pod first, not counted (a driver is warm)
+        node_runtime.remove_pod(node, node_runtime.run_pod(node, f"warm-{names[0]}", "default"))
+    time.sleep(max(0.0, start_at - time.time()))  # both nodes start together
     before = os.times()
     with ThreadPoolExecutor(concurrency) as pool:
-        times = list(pool.map(start, range(len(names))))
+        times = list(pool.map(start, names))
     after = os.times()
-    cpu = (after.user + after.system - before.user - before.system) * 1000 / len(names)
+    return times, after.user + after.system - before.user - before.system
+
+
+def _sandbox_round(
+    lab: Any, lab_where: tuple[str, str, str], names: list[str], concurrency: int
+) -> tuple[list[float], float]:
+    """The node runtime's run_pod, as the drivers call it, without the API: pods spread
+    over the two nodes, each node's started by a process of its own with its share of
+    the concurrency (one process for both would make the sandboxes queue for one GIL,
+    which the drivers do not; at concurrency 1, one pod after the other in this process).
+    The times, and the CPU ms per pod that took (what the drivers spend on sandboxes)."""
+    if concurrency == 1:
+        results = [_sandbox_node(lab_where, NODES[i % 2], [n], 1, 0.0) for i, n in enumerate(names)]
+    else:
+        context = multiprocessing.get_context("spawn")  # this process has threads
+        start_at = time.time() + 5.0  # after both have started and warmed up
+        with ProcessPoolExecutor(len(NODES), mp_context=context) as pool:
+            shares = [
+                pool.submit(
+                    _sandbox_node,
+                    lab_where,
+                    node,
+                    names[i :: len(NODES)],
+                    max(1, concurrency // len(NODES)),
+                    start_at,
+                )  # fmt: skip
+                for i, node in enumerate(NODES)
+            ]
+            results = [share.result() for share in shares]
+    times = [t for share_times, _cpu in results for t in share_times]
+    cpu = sum(cpu for _times, cpu in results) * 1000 / len(names)
+    node_runtime = lab.node_runtime
     for pod in lab.pods():
         node_runtime.remove_pod(pod.node, pod.sandbox)
     return times, round(cpu, 1)
@@ -264,13 +308,33 @@ def _daemon_cpu(lab: Any) -> dict[str, float]:
     return used
 
 
+_STARTED = re.compile(r": started (\S+) with .+ in ([\d.]+) ms$")
+
+
+def _sandbox_seconds(lab: Any) -> dict[str, float]:
+    """How long each pod's sandbox took in its driver (namespace/name -> seconds), from
+    the drivers' logs."""
+    took: dict[str, float] = {}
+    for node in NODES:
+        try:
+            with open(lab.log_path(f"driver-{node}")) as log:
+                for line in log:
+                    found = _STARTED.search(line)
+                    if found:
+                        took[found[1]] = float(found[2]) / 1000
+        except OSError:
+            continue
+    return took
+
+
 def _api_round(
     lab: Any, watcher: PodWatcher, names: list[str], concurrency: int, *, bound: bool
-) -> tuple[list[float], int, dict[str, float]]:
+) -> tuple[list[float], list[float], int, dict[str, float]]:
     """Pods POSTed (bound to a node, or left to the scheduler), `concurrency` in flight:
     each client creates one and waits until the watch shows its status.podIP before the
-    next; returns the times, how many never got one (60 s each), and the CPU ms per pod
-    of the API server, the drivers (together) and the scheduler meanwhile."""
+    next. Returns the times; each pod's time less its sandbox's own (as its driver
+    timed it): the API's part; how many never got an IP (60 s each); and the CPU ms per
+    pod of the API server, the drivers (together) and the scheduler meanwhile."""
     sent: dict[str, float] = {}
     clients: queue.Queue[Any] = queue.Queue()
     for _ in range(concurrency):
@@ -303,9 +367,66 @@ def _api_round(
         if who in ("apiserver", "drivers", "scheduler") and daemon in before:
             cpu[who] = cpu.get(who, 0.0) + (used - before[daemon]) * 1000 / len(names)
     times = [watcher.seen[n] - sent[n] for n in sent if n in watcher.seen]
+    sandbox = _sandbox_seconds(lab)
+    api_part = [
+        watcher.seen[n] - sent[n] - sandbox[f"default/{n}"]
+        for n in sent
+        if n in watcher.seen and f"default/{n}" in sandbox
+    ]
     for name in sent:
         lab.pod_rm(name, "default")
-    return times, len(sent) - len(times), {k: round(v, 1) for k, v in sorted(cpu.items())}
+    cpu_ms = {k: round(v, 1) for k, v in sorted(cpu.items())}
+    return times, api_part, len(sent) - len(times), cpu_ms
+
+
+def _pod_rows(
+    lab: Any,
+    where: tuple[str, str, str],
+    watcher: PodWatcher,
+    concurrency: int,
+    pods: int,
+    rounds: int,
+) -> dict[str, Any]:
+    """The three ways at one concurrency, taken in turn `rounds` times (pods / rounds
+    each time), so that a load that comes and goes on the machine falls on all three."""
+    times: dict[str, list[float]] = {"sandbox": [], "api": [], "api_scheduled": []}
+    api_part: dict[str, list[float]] = {"api": [], "api_scheduled": []}
+    cpu: dict[str, list[Any]] = {"sandbox": [], "api": [], "api_scheduled": []}
+    missed = {"api": 0, "api_scheduled": 0}
+    share = max(1, pods // rounds)
+    for turn in range(rounds):
+        names = [f"c{concurrency}-{turn}-{i}" for i in range(share)]
+        took, used = _sandbox_round(lab, where, [f"{n}-s" for n in names], concurrency)
+        times["sandbox"] += took
+        cpu["sandbox"].append(used)
+        for label, bound, suffix in (("api", True, "b"), ("api_scheduled", False, "u")):
+            took, part, lost, spent = _api_round(
+                lab, watcher, [f"{n}-{suffix}" for n in names], concurrency, bound=bound
+            )
+            times[label] += took
+            api_part[label] += part
+            missed[label] += lost
+            cpu[label].append(spent)
+    row: dict[str, Any] = {"rounds": rounds, "pods": share * rounds}
+    row["sandbox_ms"] = _ms(times["sandbox"])
+    row["sandbox_cpu_ms_per_pod"] = round(statistics.mean(cpu["sandbox"]), 1)
+    for label in ("api", "api_scheduled"):
+        row[f"{label}_ms"], row[f"{label}_missed"] = _ms(times[label]), missed[label]
+        row[f"{label}_cpu_ms_per_pod"] = {
+            who: round(statistics.mean(spent[who] for spent in cpu[label]), 1)
+            for who in cpu[label][0]
+        }
+    api_p50, sandbox_p50 = row["api_ms"]["p50"], row["sandbox_ms"]["p50"]
+    row["api_overhead_p50_ms"] = (
+        round(api_p50 - sandbox_p50, 1) if None not in (api_p50, sandbox_p50) else None
+    )
+    # Per pod: its start through the API less its own sandbox's time. At concurrency
+    # above 1 the difference of the p50s above is not the API's part: a pod spends part
+    # of its start in the API, so fewer sandboxes run at once than in the sandbox round,
+    # and each waits less behind the others (the difference can even come out negative).
+    for label in ("api", "api_scheduled"):
+        row[f"{label}_part_per_pod_ms"] = _ms(api_part[label])
+    return row
 
 
 def run_pod_start(args: argparse.Namespace, work: Path) -> dict[str, Any]:
@@ -323,26 +444,12 @@ def run_pod_start(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             watcher.ready.wait(30)
             # One pod each way first, not counted: the drivers' and scheduler's first
             # requests (connections, the client's lazy imports) are not a pod start's cost.
-            _sandbox_round(lab, ["warm-s0", "warm-s1"], 1)
+            where = (lab.name, str(work / "labs"), str(netns_dir))
+            _sandbox_round(lab, where, ["warm-s0", "warm-s1"], 1)
             _api_round(lab, watcher, ["warm-b0", "warm-b1"], 1, bound=True)
             _api_round(lab, watcher, ["warm-u0", "warm-u1"], 1, bound=False)
             for concurrency in [int(c) for c in args.pod_concurrency.split(",")]:
-                names = [f"c{concurrency}-{i}" for i in range(args.pods)]
-                times, sandbox_cpu = _sandbox_round(lab, [f"{n}-s" for n in names], concurrency)
-                row: dict[str, Any] = {
-                    "sandbox_ms": _ms(times),
-                    "sandbox_cpu_ms_per_pod": sandbox_cpu,
-                }
-                for label, bound, suffix in (("api", True, "b"), ("api_scheduled", False, "u")):
-                    times, missed, cpu = _api_round(
-                        lab, watcher, [f"{n}-{suffix}" for n in names], concurrency, bound=bound
-                    )
-                    row[f"{label}_ms"], row[f"{label}_missed"] = _ms(times), missed
-                    row[f"{label}_cpu_ms_per_pod"] = cpu
-                api_p50, sandbox_p50 = row["api_ms"]["p50"], row["sandbox_ms"]["p50"]
-                row["api_overhead_p50_ms"] = (
-                    round(api_p50 - sandbox_p50, 1) if None not in (api_p50, sandbox_p50) else None
-                )
+                row = _pod_rows(lab, where, watcher, concurrency, args.pods, args.pod_rounds)
                 results[f"concurrency_{concurrency}"] = row
                 print(f"pod start c{concurrency}: {json.dumps(row)}", file=sys.stderr)
             watcher.stopped = True
@@ -360,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backends", default="sqlite")
     parser.add_argument("--pods", type=int, default=0, help="pods per round (0: no pod bench)")
     parser.add_argument("--pod-concurrency", default="1,8")
+    parser.add_argument(
+        "--pod-rounds", type=int, default=2, help="the three ways taken in turn this often"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     # What this run does not measure stays as the last run wrote it (each part has its date).
