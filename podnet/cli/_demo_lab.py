@@ -101,8 +101,14 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
-    _section(f"a {args.nodes}-node cluster on this machine ({args.backend} overlay)")
-    lab.up(args.nodes, backend=args.backend, progress=lambda m: print(f"  - {m}", flush=True))
+    stacks = "IPv4 only" if args.ipv4_only else "dual-stack: IPv4 and IPv6"
+    _section(f"a {args.nodes}-node cluster on this machine ({args.backend} overlay, {stacks})")
+    lab.up(
+        args.nodes,
+        backend=args.backend,
+        dual_stack=not args.ipv4_only,
+        progress=lambda m: print(f"  - {m}", flush=True),
+    )
     print(f"  up in {time.monotonic() - start:.1f}s")
 
     _section(
@@ -114,27 +120,30 @@ def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
         for kind in POD_KINDS[: args.pods_per_node]:
             run = lab.pod_run(f"{kind}-{node}", node)
             pods.append(LabPod(node, run.sandbox))
-            print(f"  - {run.sandbox.key} on {node}: {run.sandbox.ip}", flush=True)
+            print(f"  - {run.sandbox.key} on {node}: {', '.join(run.sandbox.ips)}", flush=True)
 
     cidrs = pod_cidrs(lab)
     _section("nodes and their podCIDRs (given by the nodeipam controller)")
     print(
         table(
-            ["NODE", "ADDRESS", "PODCIDR"],
+            ["NODE", "ADDRESS", "PODCIDRS"],
             [[n, str(lab.node(n).ip), cidrs.get(n, "")] for n in lab.node_names()],
         )
     )
     _section("pods")
     print(
         table(
-            ["POD", "NODE", "IP", "PODCIDR"],
-            [[p.sandbox.key, p.node, p.sandbox.ip, cidrs.get(p.node, "")] for p in pods],
+            ["POD", "NODE", "IPS"],
+            [[p.sandbox.key, p.node, ",".join(p.sandbox.ips)] for p in pods],
         )
     )
 
     _section("connectivity: real ICMP from every pod to every other pod")
-    endpoints = endpoints_of(pods)
-    ok = print_matrix(matrix(endpoints), endpoints)
+    ok = True
+    for version in (4,) if args.ipv4_only else (4, 6):
+        endpoints = endpoints_of(pods, version)
+        print(f"IPv{version}")
+        ok = print_matrix(matrix(endpoints), endpoints) and ok
 
     _section("a picture of the cluster, read from the Node objects and each node's kernel")
     try:
@@ -146,7 +155,7 @@ def _walk_through(lab: Lab, args: argparse.Namespace, start: float) -> int:
     d = lab.node_dirs(pod.node)
     cid = pod.sandbox.id
     _section(f"the walk-through for pod {pod.sandbox.key} on node {pod.node}")
-    _kubectl_pod_cidr(lab, pod.node, cidrs.get(pod.node, ""))
+    _kubectl_pod_cidr(lab, pod.node, cidrs.get(pod.node, "").split(",")[0])
     _file("subnet.env, written by the node agent", d.subnet_file)
     _file("the conflist, written by install-cni", os.path.join(d.conf_dir, "10-flannel.conflist"))
     _file(

@@ -242,10 +242,24 @@ def register(subparsers: Any) -> None:
     kubeconfig.set_defaults(handler=lab_kubeconfig)
 
     demo = subparsers.add_parser("demo", help="a 3-node lab: pods get IPs and reach each other")
-    demo.add_argument("--nodes", type=int, default=3)
-    demo.add_argument("--pods-per-node", type=int, default=2)
-    demo.add_argument("--backend", choices=BACKEND_TYPES, default=DEFAULT_BACKEND)
-    demo.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    demo.add_argument("--nodes", type=int, default=3, help="how many nodes, 1-8 (default: 3)")
+    demo.add_argument(
+        "--pods-per-node", type=int, default=2, help="pods on each node, 1-4 (default: 2)"
+    )
+    demo.add_argument(
+        "--backend",
+        choices=BACKEND_TYPES,
+        default=DEFAULT_BACKEND,
+        help=f"the overlay (default: {DEFAULT_BACKEND})",
+    )
+    demo.add_argument(
+        "--ipv4-only",
+        action="store_true",
+        help="pods get an IPv4 address only (default: dual-stack, an address of each family)",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="leave the lab up afterwards (default: take it down)"
+    )
     demo.add_argument(
         "--picture",
         default=DEMO_PICTURE,
@@ -467,7 +481,9 @@ def lab_pod_rm(args: argparse.Namespace) -> int:
 
 
 def pod_cidrs(lab: Lab) -> dict[str, str]:
-    return {n.name: n.pod_cidr for n in lab.nodes()}
+    """Each node's podCIDRs, comma-separated as kubectl prints spec.podCIDRs (a
+    dual-stack node has one of each family)."""
+    return {n.name: ",".join(n.pod_cidrs) for n in lab.nodes()}
 
 
 def lab_supervise(args: argparse.Namespace) -> int:
@@ -483,7 +499,7 @@ def lab_get(args: argparse.Namespace) -> int:
                 [n, str(lab.node(n).ip), cidrs.get(n, "") or "<none>", *lab.agent_status(n)]
                 for n in lab.node_names()
             ]
-            print(table(["NODE", "ADDRESS", "PODCIDR", "AGENT", "RESTARTS"], rows))
+            print(table(["NODE", "ADDRESS", "PODCIDRS", "AGENT", "RESTARTS"], rows))
             return 0
         pods = lab.pod_objects()
         sandboxes = {
@@ -506,7 +522,8 @@ def lab_get(args: argparse.Namespace) -> int:
                 "ip": str(status.get("podIP") or ""),
                 # status.podIPs: a dual-stack pod's IPv6 address after its pod IP
                 "ips": [str(i.get("ip")) for i in status.get("podIPs") or [] if i.get("ip")],
-                "podCIDR": cidrs.get(node, ""),
+                "podCIDR": cidrs.get(node, "").split(",")[0],
+                "podCIDRs": [c for c in cidrs.get(node, "").split(",") if c],
                 "status": phase,
                 "netns": sandbox.netns if sandbox else "",
                 "state": sandbox.state if sandbox else "",

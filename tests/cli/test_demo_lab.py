@@ -37,11 +37,16 @@ def test_the_demo_walks_through_draws_the_cluster_and_leaves_nothing(tmp_path: P
     assert "connectivity: real ICMP from every pod to every other pod" in out
     assert f"  {picture}\n" in out
     svg = picture.read_text()
-    ips = [
-        line.rsplit(": ", 1)[1]
+    # Dual-stack by default: every pod an address of each family, both matrices printed
+    # (the exit code says every pair answered).
+    addresses = [
+        line.rsplit(": ", 1)[1].split(", ")
         for line in out.splitlines()
         if " on n" in line and ": 10.244." in line
     ]
-    assert len(ips) == 2 and all(ip in svg for ip in ips)
+    assert len(addresses) == 2
+    assert all(v4.startswith("10.244.") and v6.startswith("fd00:10:244:") for v4, v6 in addresses)
+    assert all(v4 in svg for v4, _ in addresses)
+    assert "\nIPv4\n" in out and "\nIPv6\n" in out
     assert "lab down: every namespace, process and file of the demo is gone" in out
     assert lab_namespaces("demo") == []
