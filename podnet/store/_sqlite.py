@@ -41,6 +41,7 @@ from podnet.store._errors import (
     LeaseNotFound,
     StoreCorrupt,
     StoreError,
+    StoreTimeout,
     StoreUnavailable,
     map_exceptions,
 )
@@ -65,6 +66,9 @@ BUSY_TIMEOUT_MS = 30_000
 # The longest a commit waits for the writers queued behind it to join (they join in well
 # under a millisecond each; this bounds a pathological queue).
 COMMIT_WAIT_SECONDS = 0.05
+# The longest a writer waits for the COMMIT of the batch it joined: the leader's wait for
+# the queue, then its COMMIT, which sqlite bounds by the busy timeout; a margin past both.
+BATCH_DEADLINE_SECONDS = COMMIT_WAIT_SECONDS + BUSY_TIMEOUT_MS / 1000 + 5.0
 # The change log keeps this many revisions; a watch from an older revision gets Compacted.
 EVENTS_RETAINED = 100_000
 WATCH_POLL_SECONDS = 0.005
@@ -210,7 +214,13 @@ class SqliteStore:
         finally:
             if leader:
                 self._commit(batch)
-        batch.done.wait()
+        if not batch.done.wait(BATCH_DEADLINE_SECONDS):
+            # The leader is stuck past sqlite's own busy timeout: the write may still be
+            # committed later, so the caller hears "no answer in time", not "refused".
+            raise StoreTimeout(
+                f"sqlite {self.path}: the commit of this write did not end within "
+                f"{BATCH_DEADLINE_SECONDS:g}s"
+            )
         if batch.error is not None:
             raise batch.error
 

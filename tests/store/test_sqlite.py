@@ -15,6 +15,7 @@ from podnet.store import (
     Compacted,
     SqliteStore,
     StoreCorrupt,
+    StoreTimeout,
     StoreUnavailable,
     WatchEvent,
     open_store,
@@ -192,4 +193,25 @@ def test_writers_that_queue_share_one_commit_and_fail_alone(tmp_path: Path) -> N
         range(listing.revision - 6, listing.revision + 1)
     )  # one revision each, none lost to the failed one
     assert 1 <= len(commits) < 7  # fewer commits (fsyncs) than writes
+    store.close()
+
+
+def test_a_writer_whose_batch_never_commits_hears_a_timeout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer joined to a batch waits for its COMMIT with a deadline: a leader stuck
+    past it gives a StoreTimeout (outcome unknown: the write may still be committed)."""
+    from podnet.store import _sqlite
+
+    store = SqliteStore(str(tmp_path / "t.db"))
+    monkeypatch.setattr(_sqlite, "BATCH_DEADLINE_SECONDS", 0.2)
+    store._conn.execute("BEGIN IMMEDIATE")
+    stuck = _sqlite._Batch()
+    store._batch = stuck  # a leader that never commits
+    with pytest.raises(StoreTimeout, match="did not end within 0.2s"):
+        store.create("/t/a", b"x")
+    store._batch = None
+    store._conn.execute("COMMIT")  # the leader comes back after all
+    stuck.done.set()
+    assert store.get("/t/a") is not None
     store.close()
