@@ -50,7 +50,9 @@ def lab() -> Iterator[Lab]:
     name = "c" + os.urandom(3).hex()
     lab = Lab(name, root=os.path.join(root, "labs"), netns_dir=netns_dir)
     try:
-        lab.up(2, runtime="containerd", gc_interval=GC_INTERVAL, gc_grace=GC_GRACE)
+        # Dual-stack, so every test here also runs with an IPv6 address beside the IPv4
+        # one (the reservations and pod IPs they check are the IPv4 ones, the CRI pod IP).
+        lab.up(2, runtime="containerd", gc_interval=GC_INTERVAL, gc_grace=GC_GRACE, dual_stack=True)
         yield lab
     finally:
         try:
@@ -152,6 +154,31 @@ def test_pods_on_two_nodes_get_their_node_addresses_and_reach_each_other(clean: 
         assert footprint(lab, pod) == NONE
     assert lab.pods() == []
     assert reservations(lab, "n1") == {} and reservations(lab, "n2") == {}
+
+
+def test_dual_stack_pods_through_containerd_report_both_addresses_and_reach_each_other(
+    clean: Lab,
+) -> None:
+    """containerd gives each pod its IPv4 address as the pod IP and the IPv6 one in
+    additional_ips; the node's driver writes both into status.podIPs; pods on the two
+    nodes reach each other over IPv6 too."""
+    lab = clean
+    cidrs = {node.name: node.pod_cidrs for node in lab.nodes()}
+    pods = [lab.pod_run(f"dual-{node}", node) for node in ("n1", "n2")]
+    for pod in pods:
+        v4, v6 = cidrs[pod.node]
+        (extra,) = pod.sandbox.additional_ips
+        assert ip_address(pod.sandbox.ip) in ip_network(v4)
+        assert ip_address(extra) in ip_network(v6)
+    by_name = {p["metadata"]["name"]: p for p in lab.pod_objects()}
+    for pod in pods:
+        status = by_name[pod.sandbox.name]["status"]
+        assert [i["ip"] for i in status["podIPs"]] == [pod.sandbox.ip, *pod.sandbox.additional_ips]
+        assert status["podIP"] == pod.sandbox.ip
+    ipv6 = [
+        Endpoint(p.sandbox.name, p.node, p.sandbox.netns, p.sandbox.additional_ips[0]) for p in pods
+    ]
+    assert [pair for pair, ok in matrix(ipv6).items() if not ok] == []
 
 
 def test_a_host_port_through_containerd_is_reached_from_the_other_node(clean: Lab) -> None:
@@ -310,4 +337,5 @@ def test_doctor_on_a_containerd_node_owns_reservations_by_its_cri_sandboxes(clea
     socket = clean.containerd("n1").socket
     assert (done.returncode, wrong) == (0, [])
     assert reservations["evidence"] == [f"owners: CRI {socket}"]
-    assert reservations["message"].startswith("1 reservation(s)")
+    # One pod of this dual-stack lab holds two reservations, one per family.
+    assert reservations["message"].startswith("2 reservation(s)")

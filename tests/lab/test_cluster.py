@@ -27,19 +27,6 @@ from podnet.store import EtcdNotInstalled, LocalEtcd
 pytestmark = pytest.mark.root
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    name = "t" + secrets.token_hex(3)
-    netns_dir = tmp_path / "netns"
-    netns_dir.mkdir()
-    lab = Lab(name, root=str(tmp_path / "labs"), netns_dir=str(netns_dir))
-    try:
-        yield lab
-    finally:
-        lab.down()
-        assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
-
-
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """One 2-node lab (vxlan, sqlite) for the module's tests that leave its nodes as they

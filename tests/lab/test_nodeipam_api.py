@@ -5,34 +5,19 @@ it holds the leader Lease, and `kubectl delete node n3` frees n3's podCIDR for a
 
 from __future__ import annotations
 
-import secrets
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
-from podnet.lab import Lab, lab_namespaces
+from podnet.lab import Lab
 
 pytestmark = [pytest.mark.root, pytest.mark.slow]
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    name = "t" + secrets.token_hex(3)
-    netns_dir = tmp_path / "netns"
-    netns_dir.mkdir()
-    lab = Lab(name, root=str(tmp_path / "labs"), netns_dir=str(netns_dir))
-    try:
-        yield lab
-    finally:
-        lab.down()
-        assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:

@@ -4,10 +4,7 @@
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,26 +12,12 @@ from podnet.lab import (
     SECOND_UNDERLAY_NETWORK,
     Endpoint,
     Lab,
-    lab_namespaces,
     ping,
     second_underlay_address,
 )
 from podnet.netlink import Rtnl, fdb_entries, get_link, read_vxlan
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    name = "t" + secrets.token_hex(3)
-    netns_dir = tmp_path / "netns"
-    netns_dir.mkdir()
-    lab = Lab(name, root=str(tmp_path / "labs"), netns_dir=str(netns_dir))
-    try:
-        yield lab
-    finally:
-        lab.down()
-        assert lab_namespaces(name, netns_dir=str(netns_dir)) == []
 
 
 def tx_packets(netns: str, ifname: str) -> int:
