@@ -242,6 +242,7 @@ class CNIServer:
         for thread in self._slow_threads:
             thread.join(timeout=5)
         self._watchdog.stop()
+        self.host_state.close()
         try:
             os.unlink(self.socket_path)
         except FileNotFoundError:

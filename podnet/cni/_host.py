@@ -59,6 +59,16 @@ class HostState:
         assert isinstance(item, kind)
         return item
 
+    def close(self) -> None:
+        """Let go of what the kinds hold open (descriptors); a kind used again after
+        this opens anew."""
+        with self._lock:
+            items = list(self._items.values())
+        for item in items:
+            close = getattr(item, "close", None)
+            if close is not None:
+                close()
+
 
 class Host:
     """The context of the requests one thread runs. Use as a context manager, or `close()`."""

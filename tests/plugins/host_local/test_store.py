@@ -12,7 +12,7 @@ import time
 import pytest
 
 from podnet.plugins.ipam.host_local import Attachment, DiskStore
-from podnet.plugins.ipam.host_local._store import Reservation, ReservationCache, Store
+from podnet.plugins.ipam.host_local._store import Reservation, Store
 from tests.plugins.host_local._helpers import netconf, reservations, start
 from tests.plugins.host_local.fake_store import FakeStore
 
@@ -107,35 +107,6 @@ def test_the_hint_is_cut_to_the_address_written_last(tmp_path):
         assert store.reserve(ip("10.1.2.99"), Attachment("pod-b", "eth0"), 0)
     assert (tmp_path / "net1" / "last_reserved_ip.0").read_bytes() == b"10.1.2.99"
     assert store.last_reserved(0) == ip("10.1.2.99")
-
-
-def test_a_warm_store_reads_a_reservation_again_when_its_file_changed(tmp_path):
-    """The agent's cache of reservations: the same answers as a cold read, and a name
-    released and taken again by another process (as the reference writes it, in place,
-    possibly on the freed inode) is read anew, not answered from memory."""
-    cache = ReservationCache()
-    warm = DiskStore(str(tmp_path), "net1", cache=cache)
-    cold = DiskStore(str(tmp_path), "net1")
-    with warm.locked():
-        assert warm.reserve(ip("10.1.2.5"), A, 0)
-        assert warm.reserve(ip("10.1.2.6"), Attachment("pod-b", "eth0"), 0)
-
-    def owners(store: DiskStore) -> dict[str, str]:
-        return {r.filename: r.owner for r in store.reservations()}
-
-    assert (
-        owners(warm) == owners(cold) == {"10.1.2.5": "pod-a\r\neth0", "10.1.2.6": "pod-b\r\neth0"}
-    )
-    assert owners(warm) == owners(cold)  # answered from the cache this time
-    path = tmp_path / "net1" / "10.1.2.5"
-    path.unlink()
-    with open(path, "wb") as handle:  # the same length: only the identity tells
-        handle.write(b"pod-c\r\neth0")
-    (tmp_path / "net1" / "10.1.2.6").unlink()
-    assert owners(warm) == owners(cold) == {"10.1.2.5": "pod-c\r\neth0"}
-    with warm.locked():
-        warm.release(Reservation(ip("10.1.2.5"), "10.1.2.5", "pod-c\r\neth0"))
-    assert warm.reservations() == cold.reservations() == []
 
 
 @pytest.fixture(params=["disk", "fake"])

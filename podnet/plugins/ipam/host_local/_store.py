@@ -45,6 +45,8 @@ from podnet.ipam import IPAddress, canonical_ip
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
     from typing import Final, Protocol
+
+    from podnet.plugins.ipam.host_local._cache import ReservationCache
 else:
     Protocol = object  # Store is only a type: nothing checks it at run time
 
@@ -130,34 +132,6 @@ class Store(Protocol):
         """What a crashed ADD left behind (with the lock held); the names removed."""
 
 
-class ReservationCache:
-    """Reservations read before, for a process that serves many pods (the agent): ADD and
-    DEL read every reservation of the network, and a file's content never changes once it
-    has its name (it is linked there whole), so a file whose identity (inode, size, ctime)
-    is the one seen before needs no open and read, one stat. A name freed and taken again
-    is another file: its inode may be reused, but not with the same ctime (the kernel
-    keeps it to the nanosecond when someone looks at it, as this does).
-
-    One per process (podnet.cni.HostState); lookups and the swap of a directory's table
-    are single dict operations, safe across the agent's threads."""
-
-    def __init__(self) -> None:
-        self._by_directory: dict[str, dict[str, tuple[tuple[int, int, int], Reservation]]] = {}
-
-    def known(self, directory: str) -> dict[str, tuple[tuple[int, int, int], Reservation]]:
-        return self._by_directory.get(directory, {})
-
-    def remember(
-        self, directory: str, seen: dict[str, tuple[tuple[int, int, int], Reservation]]
-    ) -> None:
-        """What one full read of `directory` found (names gone since are forgotten)."""
-        self._by_directory[directory] = seen
-
-
-def _identity(st: os.stat_result) -> tuple[int, int, int]:
-    return (st.st_ino, st.st_size, st.st_ctime_ns)
-
-
 class DiskStore:
     def __init__(
         self,
@@ -203,57 +177,40 @@ class DiskStore:
 
     def reservations(self) -> list[Reservation]:
         """Every reservation in the directory (names that are not addresses are skipped)."""
+        return self._listing()[0]
+
+    def _listing(self) -> tuple[list[Reservation], list[str]]:
+        """The reservations and the temp files in the directory, from the cache where one
+        serves (see _cache), else read whole."""
         try:
             directory = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return []
+            return [], []
         except OSError as exc:
             raise IOFailure(f"reading {self.directory}: {exc.strerror}") from None
         try:
             if self.cache is not None:
-                return self._reservations_cached(directory, self.cache)
-            found = []
+                with _io_errors():
+                    listing = self.cache.listing(self.directory, directory)
+                if listing is not None:
+                    return listing
+            found, temps = [], []
             for name in os.listdir(directory):
-                address = _address_of(name)
+                address = address_of(name)
                 if address is None:
+                    if name.startswith(TEMP_PREFIX):
+                        temps.append(name)
                     continue
                 try:
-                    content = _read_small(name, directory)
+                    content = read_small(name, directory)
                 except (FileNotFoundError, IsADirectoryError):
                     continue
                 except OSError as exc:
                     raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
-                found.append(Reservation(address, name, _owner(content)))
-            return found
+                found.append(Reservation(address, name, owner_of(content)))
+            return found, temps
         finally:
             os.close(directory)
-
-    def _reservations_cached(self, directory: int, cache: ReservationCache) -> list[Reservation]:
-        known = cache.known(self.directory)
-        seen: dict[str, tuple[tuple[int, int, int], Reservation]] = {}
-        for name in os.listdir(directory):
-            address = _address_of(name)
-            if address is None:
-                continue
-            try:
-                identity = _identity(os.stat(name, dir_fd=directory, follow_symlinks=False))
-                before = known.get(name)
-                if before is not None and before[0] == identity:
-                    seen[name] = before
-                    continue
-                fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
-                try:
-                    identity = _identity(os.fstat(fd))  # of the file read, whatever happened
-                    content = os.read(fd, 4096)
-                finally:
-                    os.close(fd)
-            except (FileNotFoundError, IsADirectoryError):
-                continue
-            except OSError as exc:
-                raise IOFailure(f"reading reservation {name}: {exc.strerror}") from None
-            seen[name] = (identity, Reservation(address, name, _owner(content)))
-        cache.remember(self.directory, seen)
-        return [reservation for _, reservation in seen.values()]
 
     @contextmanager
     def content_file(self, attachment: Attachment) -> Iterator[str]:
@@ -324,7 +281,7 @@ class DiskStore:
                 os.close(fd)
         except OSError:
             return None  # only a hint for round-robin; the reference ignores it too
-        return _address_of(text.strip())
+        return address_of(text.strip())
 
     def release(self, reservation: Reservation) -> None:
         try:
@@ -337,13 +294,12 @@ class DiskStore:
     def remove_debris(self) -> list[str]:
         """Temp files left by a crash; call with the lock held."""
         removed = []
-        for name in os.listdir(self.directory):
-            if name.startswith(TEMP_PREFIX):
-                try:
-                    os.unlink(os.path.join(self.directory, name))
-                    removed.append(name)
-                except FileNotFoundError:
-                    pass
+        for name in self._listing()[1]:
+            try:
+                os.unlink(os.path.join(self.directory, name))
+                removed.append(name)
+            except FileNotFoundError:
+                pass
         return removed
 
 
@@ -381,11 +337,11 @@ def _create_exclusive(path: str, data: bytes) -> bool:
     return True
 
 
-def _owner(content: bytes) -> str:
+def owner_of(content: bytes) -> str:
     return content.decode(errors="replace").strip()
 
 
-def _read_small(name: str, directory: int) -> bytes:
+def read_small(name: str, directory: int) -> bytes:
     """The first 4 KiB of a file in an open directory, without a Python file object: ADD
     and DEL read every reservation of the network, and this is a third of open()'s cost."""
     fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=directory)
@@ -396,7 +352,7 @@ def _read_small(name: str, directory: int) -> bytes:
 
 
 @functools.lru_cache(maxsize=8192)
-def _address_of(name: str) -> IPAddress | None:
+def address_of(name: str) -> IPAddress | None:
     """The address a file name stands for (cached: ADD parses every name of the directory,
     and a node's names repeat)."""
     if not name or not (name[0].isdigit() or ":" in name):

@@ -9,7 +9,7 @@ from podnet.ipam import IPAddress, canonical_ip
 from podnet.plugins.ipam.host_local import _allocator
 from podnet.plugins.ipam.host_local._config import HostLocalConfig, load_config
 from podnet.plugins.ipam.host_local._dns import read_resolv_conf
-from podnet.plugins.ipam.host_local._store import Attachment, DiskStore, ReservationCache
+from podnet.plugins.ipam.host_local._store import Attachment, DiskStore
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
@@ -18,9 +18,12 @@ if TYPE_CHECKING:
 
 def _store(conf: HostLocalConfig, request: Request) -> DiskStore:
     # A host that lives on (the agent) keeps what it read of the reservations; a plugin
-    # process reads each once anyway.
-    cache = request.host.state.get(ReservationCache) if request.host.can_defer else None
-    return DiskStore(conf.data_dir, conf.network, cache=cache)
+    # process reads each once anyway, and does not import the cache (nor ctypes).
+    if not request.host.can_defer:
+        return DiskStore(conf.data_dir, conf.network)
+    from podnet.plugins.ipam.host_local._cache import ReservationCache
+
+    return DiskStore(conf.data_dir, conf.network, cache=request.host.state.get(ReservationCache))
 
 
 def _attachment(request: Request) -> Attachment:
