@@ -10,11 +10,11 @@ delegates to other podnet plugins in-process, never needs it (~5 ms to import)."
 from __future__ import annotations
 
 import errno
-import json
 import os
 import time
 from collections.abc import Mapping, Sequence
 
+from podnet import _json as json
 from podnet.cni._errors import CNIError, DecodingFailure, InvalidConfig, IOFailure
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms

@@ -9,11 +9,11 @@ calls.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Mapping
 
+from podnet import _json as json
 from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCKED_ENV, attachment_locked
 from podnet.cni._errors import (
     CNIError,

@@ -33,6 +33,11 @@ SUBNET_ENV = (
 )
 # Each was on this path before and cost every such pod milliseconds of import.
 NOT_IMPORTED = [
+    # json's Python modules import re, and re imports enum (~15 million instructions):
+    # the pod path parses and writes JSON with json's C accelerator (podnet._json)
+    "json",
+    "re",
+    "enum",
     "dataclasses",
     "typing",
     "socket",

@@ -18,8 +18,7 @@ The rendered config is encoded as Go's encoding/json writes a map (keys sorted, 
 
 from __future__ import annotations
 
-import json
-
+from podnet import _json as json
 from podnet._record import FrozenRecord
 from podnet.cni import DecodingFailure, InvalidConfig, Request, parse_route
 from podnet.plugins.meta.flannel._subnet_env import SubnetEnv

@@ -14,9 +14,9 @@ then rebuilds the delegate from subnet.env. A flush per pod would buy nothing mo
 
 from __future__ import annotations
 
-import json
 import os
 
+from podnet import _json as json
 from podnet.cni import IOFailure, atomic_write, log
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
