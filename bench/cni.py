@@ -270,6 +270,18 @@ def start_agent(socket_path: str, log: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+def stop_agent(agent: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds: an agent that hangs on its way out
+    must not keep the run from removing its namespaces."""
+    agent.terminate()
+    try:
+        agent.wait(grace)
+    except subprocess.TimeoutExpired:
+        print(f"agent {agent.pid} still running {grace} s after SIGTERM: killed", file=sys.stderr)
+        agent.kill()
+        agent.wait(10)
+
+
 def one_run(impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str) -> dict[str, Any]:
     work = tempfile.mkdtemp(prefix="pn-bench-")
     tag = uuid.uuid4().hex[:6]
@@ -324,8 +336,7 @@ def one_run(impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str)
         }
     finally:
         if agent is not None:
-            agent.terminate()
-            agent.wait(10)
+            stop_agent(agent)
         setns_fd(original)
         os.close(original)
         for path in [node, *pods]:

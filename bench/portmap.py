@@ -34,7 +34,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cni import Phase, children_cpu_ms, proc_cpu_ms, setns, setns_fd, start_agent
+from bench.cni import (
+    Phase,
+    children_cpu_ms,
+    proc_cpu_ms,
+    setns,
+    setns_fd,
+    start_agent,
+    stop_agent,
+)
 from podnet.netlink import create_netns, delete_netns
 from podnet.plugins import install_executables
 
@@ -191,8 +199,7 @@ def one_run(impl: Impl, pods: int, concurrency: int, version: str) -> dict[str, 
         }
     finally:
         if agent is not None:
-            agent.terminate()
-            agent.wait(10)
+            stop_agent(agent)
         setns_fd(original)
         os.close(original)
         delete_netns(node)

@@ -4,6 +4,9 @@ without masquerade, and what it reports."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -99,3 +102,21 @@ def test_summary_ratios_and_targets() -> None:
         }
     )
     assert "| off | 4 | podnet launcher | 6 (0.55) |" in table
+
+
+def test_an_agent_deaf_to_sigterm_is_killed(capfd: pytest.CaptureFixture[str]) -> None:
+    """The run's clean-up (its namespaces) must not wait on an agent that hangs."""
+    deaf = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('ready', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert deaf.stdout is not None and deaf.stdout.readline() == b"ready\n"
+    deaf.stdout.close()
+    cni.stop_agent(deaf, grace=0.5)
+    assert deaf.returncode == -signal.SIGKILL
+    assert f"agent {deaf.pid} still running 0.5 s after SIGTERM: killed" in capfd.readouterr().err
