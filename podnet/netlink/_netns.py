@@ -16,11 +16,12 @@ holds open: never seen) is marked, and refuses to run anything in a namespace ag
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
-import threading
+from _thread import _local, get_native_id
 from collections.abc import Callable
+
+from podnet.netlink import _libc
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
@@ -40,12 +41,9 @@ OWN_NETNS = "/proc/thread-self/ns/net"
 # on current kernels) and proc (older kernels), as containernetworking's pkg/ns checks.
 NSFS_MAGIC = 0x6E736673
 PROC_SUPER_MAGIC = 0x9FA0
-_STATFS_SIZE = 256  # struct statfs is 120 bytes on 64-bit Linux; f_type comes first
 # ioctl(fd, NS_GET_NSTYPE) names the kind of an nsfs file (Linux 4.11+): the filesystem
 # check alone lets a mount or PID namespace file through, which setns then refuses.
 NS_GET_NSTYPE = 0xB703
-
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 class NetnsError(OSError):
@@ -58,7 +56,7 @@ class NotANetns(NetnsError):
 
 def _check(ret: int, what: str) -> None:
     if ret != 0:
-        err = ctypes.get_errno()
+        err = _libc.get_errno()
         raise NetnsError(err, f"{what}: {os.strerror(err)}")
 
 
@@ -83,6 +81,8 @@ def _in_thread(func: Callable[[], T]) -> T:
         except BaseException as exc:  # handed back to the caller's thread
             box["error"] = exc
 
+    import threading  # creating a namespace only, never a pod's path
+
     thread = threading.Thread(target=runner, name="podnet-netns")
     thread.start()
     thread.join()
@@ -91,7 +91,7 @@ def _in_thread(func: Callable[[], T]) -> T:
     return box["value"]  # type: ignore[return-value]
 
 
-class _Stranded(threading.local):
+class _Stranded(_local):  # threading.local is _thread._local; threading itself costs ~1 ms
     """Set on a thread that could not return to its own namespace."""
 
     namespace_error: str = ""
@@ -159,9 +159,10 @@ def open_netns(path: str) -> int:
 
 
 def _fs_magic(fd: int) -> int:
-    buffer = ctypes.create_string_buffer(_STATFS_SIZE)
-    _check(_libc.fstatfs(fd, buffer), "fstatfs")
-    return ctypes.c_long.from_buffer(buffer).value & 0xFFFFFFFF
+    magic = _libc.fstatfs_type(fd)
+    if magic < 0:
+        _check(-1, "fstatfs")
+    return magic
 
 
 def _share_netns_dir(directory: str) -> None:
@@ -176,7 +177,7 @@ def _share_netns_dir(directory: str) -> None:
     target = directory.encode()
     if _libc.mount(b"none", target, None, MS_SHARED | MS_REC, None) == 0:
         return
-    if ctypes.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
+    if _libc.get_errno() != errno.EINVAL:  # EINVAL: not a mount point yet
         _check(-1, f"make {directory} a shared mount")
     _check(
         _libc.mount(target, target, None, MS_BIND | MS_REC, None),
@@ -199,7 +200,7 @@ def create_netns(path: str) -> str:
 
     def unshare_and_mount() -> None:
         _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
-        source = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
+        source = f"/proc/self/task/{get_native_id()}/ns/net".encode()
         _check(
             _libc.mount(source, path.encode(), None, MS_BIND, None),
             f"bind mount of new netns on {path}",
@@ -218,7 +219,7 @@ def delete_netns(path: str) -> None:
     """Unmount and remove a namespace file; a missing one is already deleted."""
     ret = _libc.umount2(path.encode(), MNT_DETACH)
     if ret != 0:
-        err = ctypes.get_errno()
+        err = _libc.get_errno()
         if err not in (errno.EINVAL, errno.ENOENT):  # EINVAL: not a mount point
             raise NetnsError(err, f"umount {path}: {os.strerror(err)}")
     _unlink_quietly(path)

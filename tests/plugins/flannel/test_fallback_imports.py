@@ -38,6 +38,12 @@ NOT_IMPORTED = [
     "json",
     "re",
     "enum",
+    # ~5 million instructions for one setns: podnet.netlink._libc calls libc through
+    # ctypes' C core, _ctypes
+    "ctypes",
+    # ~4 million: locks come from _thread (threading.Lock is _thread's), and bridge's DEL
+    # destroys the veth on a _thread thread
+    "threading",
     "dataclasses",
     "typing",
     "socket",
