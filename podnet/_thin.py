@@ -7,13 +7,12 @@ pays for the interpreter start. When no agent listens, the plugin runs here inst
 slower, never wrong. Imports of the rest of podnet happen only on that slow path.
 
 Every import on the fast path is one the interpreter has built in (`posix`, `sys`,
-`_socket`): with `-I -S` nothing else is loaded before the answer is printed.
+`_socket`): with `-I -S` nothing else is loaded before the answer is printed. The
+compiled launcher's fallback (`in_process`) talks to no agent: it imports no _wire.
 """
 
 import posix
 import sys
-
-from podnet._wire import WireError, connect, exchange
 
 # An agent that accepted the request but did not answer: the request may have run, so
 # running it again here could allocate twice. The runtime is told to retry instead.
@@ -45,6 +44,8 @@ def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> No
     stdin = sys.stdin.buffer.read() if command and command != "VERSION" else b""
     note = ""
     if agent_socket and command:
+        from podnet._wire import WireError, connect, exchange
+
         try:
             sock = connect(agent_socket, timeout)
         except OSError as exc:

@@ -14,8 +14,7 @@ neither.
 
 from __future__ import annotations
 
-import importlib
-
+from podnet._lazy import import_module
 from podnet.cni import Plugin, plugin_main
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
@@ -44,7 +43,7 @@ PLUGIN_MODULES: dict[str, str] = {
 
 
 def load_plugin(plugin_type: str) -> Plugin:
-    module = importlib.import_module(PLUGIN_MODULES[plugin_type])
+    module = import_module(PLUGIN_MODULES[plugin_type])
     plugin = module.PLUGIN
     assert isinstance(plugin, Plugin)
     return plugin
@@ -73,7 +72,7 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+    return getattr(import_module(module), name)
 
 
 __all__ = [

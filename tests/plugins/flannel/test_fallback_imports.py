@@ -44,6 +44,9 @@ NOT_IMPORTED = [
     # ~4 million: locks come from _thread (threading.Lock is _thread's), and bridge's DEL
     # destroys the veth on a _thread thread
     "threading",
+    # ~1 million: podnet._lazy imports by __import__
+    "importlib",
+    "warnings",
     "dataclasses",
     "typing",
     "socket",
@@ -62,10 +65,21 @@ NOT_IMPORTED = [
     "podnet.netlink._tagged_routes",
     "podnet.netlink._lab_links",
     "podnet.netlink._nft",
+    "podnet.plugins.main.bridge._masq",  # the pod has no masquerade
+    "podnet._wire",  # the fallback talks to no agent
     "podnet.agent",
     "podnet.runtime",
     "podnet.store",
 ]
+
+BRIDGE_ADD_ONLY = [
+    "podnet.plugins.main.bridge._add",
+    "podnet.plugins.main.bridge._gateway",
+    "podnet.plugins.main.bridge._pod",
+    "podnet.plugins.main.bridge._veth",
+]
+BRIDGE_DEL_ONLY = ["podnet.plugins.main.bridge._delete"]
+BRIDGE_CHECK_ONLY = ["podnet.plugins.main.bridge._check"]
 
 
 def recording_flannel(bin_dir: Path, agent_socket: Path, record: Path) -> Path:
@@ -100,12 +114,17 @@ def test_a_pod_through_the_fallback_imports_only_what_it_needs(
     on_add = set(record.read_text().split("\n"))
     assert "podnet.plugins.main.bridge" in on_add  # the delegate ran here, in-process
     assert sorted(on_add.intersection(NOT_IMPORTED)) == []
+    # bridge's verbs import their own modules, each when it runs
+    assert "podnet.plugins.main.bridge._add" in on_add
+    assert sorted(on_add.intersection(BRIDGE_DEL_ONLY + BRIDGE_CHECK_ONLY)) == []
 
     record.unlink()
     deleted = cni.run("DEL", {**conf, "prevResult": added.out}, netns=pod, executable=str(exe))
     assert deleted.ok, json.dumps(deleted.out) + deleted.stderr
     on_del = set(record.read_text().split("\n"))
     assert sorted(on_del.intersection(NOT_IMPORTED)) == []
+    assert "podnet.plugins.main.bridge._delete" in on_del
+    assert sorted(on_del.intersection(BRIDGE_ADD_ONLY + BRIDGE_CHECK_ONLY)) == []
     assert chain.ipam_files() == []
 
 

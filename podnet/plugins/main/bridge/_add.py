@@ -17,7 +17,6 @@ from podnet.netlink import (
     Link,
     NetlinkError,
     NetnsError,
-    NftError,
     NotANetns,
     Rtnl,
     delete_link,
@@ -26,9 +25,7 @@ from podnet.netlink import (
     open_rtnl,
     set_link,
 )
-from podnet.plugins._declared import DeclaredTables
 from podnet.plugins._delegate import delegate
-from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._bridge import (
     enable_forwarding,
     ensure_bridge,
@@ -126,6 +123,11 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
     if config.layer3:
         configure(pod, request.netns, container, result, enable_dad=config.enable_dad)
         if config.ip_masq:
+            # only a pod with a masquerade pays for importing these
+            from podnet.netlink import NftError
+            from podnet.plugins._declared import DeclaredTables
+            from podnet.plugins.main.bridge import _masq
+
             owner = owner_tag(request.container_id, request.ifname)
             try:
                 declared = request.host.state.get(DeclaredTables)

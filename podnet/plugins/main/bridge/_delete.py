@@ -25,7 +25,6 @@ from podnet.cni import (
 from podnet.ipam import IPAddress
 from podnet.netlink import NetlinkError, NetnsError, NftError, NotANetns
 from podnet.plugins._delegate import delegate
-from podnet.plugins.main.bridge import _masq
 from podnet.plugins.main.bridge._config import owner_tag, parse_config
 from podnet.plugins.main.bridge._teardown import (
     cut_off_then_destroy,
@@ -81,6 +80,8 @@ def delete(request: Request) -> None:
     try:
         if config.layer3:
             if config.ip_masq:
+                from podnet.plugins.main.bridge import _masq  # only a masquerade needs it
+
                 # Before IPAM lets go of the addresses: until then no other pod can own
                 # their elements, so none is removed that a new pod just took over.
                 owner = owner_tag(request.container_id, request.ifname)
@@ -125,6 +126,8 @@ def gc(request: Request) -> None:
             delegate("GC", config.ipam_type, request.config, request)
         except CNIError as exc:
             errors.append(str(exc))
+    from podnet.plugins.main.bridge import _masq
+
     try:
         removed = _masq.remove_all_but(config.network, owners)
         if removed:
