@@ -84,8 +84,14 @@ def fallback_argv(plugin_type: str, agent_socket: str, sys_path: list[str]) -> l
     why it did not use the agent."""
     import sys
 
+    # podnet's root (the first entry) before the standard library, the rest (its
+    # dependencies) after it, where site would put them: a standard module is then found
+    # without consulting site-packages first, whose listing alone costs each pod ~1
+    # million instructions (the pod path imports nothing from there).
+    root, *rest = sys_path
     code = (
-        f"import sys; sys.path[:0] = {sys_path!r}; from podnet._thin import in_process; "
+        f"import sys; sys.path[:0] = {[root]!r}; sys.path += {rest!r}; "
+        "from podnet._thin import in_process; "
         f"in_process({plugin_type!r}, {agent_socket!r}, sys.argv[1])"
     )
     return [sys.executable, "-I", "-S", "-c", code]
