@@ -84,11 +84,13 @@ BRIDGE_CHECK_ONLY = ["podnet.plugins.main.bridge._check"]
 
 def recording_flannel(bin_dir: Path, agent_socket: Path, record: Path) -> Path:
     """The launcher under the name flannel, as install-cni writes it, but its fallback
-    also writes the names of the modules it imported to `record` at exit."""
+    also writes the names of the modules it imported to `record` at exit, and whether
+    the garbage collector was on (it is off: the process exits after one call)."""
     argv = fallback_argv("flannel", str(agent_socket), _sys_path())
     code = argv.pop()
-    dump = f"open({str(record)!r}, 'w').write(chr(10).join(sys.modules))"
-    argv.append(f"import atexit, sys; atexit.register(lambda: {dump}); {code}")
+    lines = "[*sys.modules, f'gc.isenabled()={gc.isenabled()}']"
+    dump = f"open({str(record)!r}, 'w').write(chr(10).join({lines}))"
+    argv.append(f"import atexit, gc, sys; atexit.register(lambda: {dump}); {code}")
     exe = bin_dir / "flannel-recording"
     exe.write_bytes(Path(build_launcher()).read_bytes() + settings_trailer("flannel", "", argv))
     exe.chmod(0o755)
@@ -113,6 +115,7 @@ def test_a_pod_through_the_fallback_imports_only_what_it_needs(
     assert [ip["address"] for ip in added.out["ips"]] == ["10.244.1.2/24"]
     on_add = set(record.read_text().split("\n"))
     assert "podnet.plugins.main.bridge" in on_add  # the delegate ran here, in-process
+    assert "gc.isenabled()=False" in on_add
     assert sorted(on_add.intersection(NOT_IMPORTED)) == []
     # bridge's verbs import their own modules, each when it runs
     assert "podnet.plugins.main.bridge._add" in on_add
@@ -122,6 +125,7 @@ def test_a_pod_through_the_fallback_imports_only_what_it_needs(
     deleted = cni.run("DEL", {**conf, "prevResult": added.out}, netns=pod, executable=str(exe))
     assert deleted.ok, json.dumps(deleted.out) + deleted.stderr
     on_del = set(record.read_text().split("\n"))
+    assert "gc.isenabled()=False" in on_del
     assert sorted(on_del.intersection(NOT_IMPORTED)) == []
     assert "podnet.plugins.main.bridge._delete" in on_del
     assert sorted(on_del.intersection(BRIDGE_ADD_ONLY + BRIDGE_CHECK_ONLY)) == []
