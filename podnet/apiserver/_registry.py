@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import json
 import time
 import uuid
@@ -45,6 +46,9 @@ from podnet.apiserver._status import (
 from podnet.store import NO_LEASE, KeyValue, Listing, Store, now_rfc3339
 
 _RETRIES = 20
+# An admission check of the object as it is stored (NodeRestriction's look at the pod a
+# node writes), run by the write on the object it reads anyway; raises to refuse.
+Admission = Callable[[Object], None]
 # A new lease for events is granted once a minute and shared by that minute's events, as
 # podnet.store's EventRecorder does (one store write per minute instead of per event).
 _LEASE_REUSE_SECONDS = 60
@@ -215,6 +219,7 @@ class Registry:
         *,
         subresource: str = "",
         dry_run: bool = False,
+        admission: Admission | None = None,
     ) -> Object:
         body = _checked_body(resource, body)
         meta = body.get("metadata") or {}
@@ -230,8 +235,9 @@ class Registry:
             )
         wanted = str(meta.get("resourceVersion") or "")
         return self._write(
-            resource, namespace, name, lambda _current: body, wanted, subresource, dry_run
-        )
+            resource, namespace, name, lambda _current: body, wanted, subresource, dry_run,
+            admission,
+        )  # fmt: skip
 
     def patch(
         self,
@@ -244,6 +250,7 @@ class Registry:
         subresource: str = "",
         dry_run: bool = False,
         check: Callable[[Object], None] | None = None,
+        admission: Admission | None = None,
     ) -> Object:
         """`check` sees the patched object before it is stored (fieldValidation)."""
 
@@ -253,7 +260,9 @@ class Registry:
                 check(result)
             return result
 
-        return self._write(resource, namespace, name, patched, None, subresource, dry_run)
+        return self._write(
+            resource, namespace, name, patched, None, subresource, dry_run, admission
+        )
 
     def bind(self, namespace: str, name: str, body: Any) -> Object:
         """pods/binding: a scheduler assigns the pod to a node (kube-apiserver's
@@ -307,6 +316,7 @@ class Registry:
         preconditions: dict[str, Any],
         grace_seconds: int | None = None,
         dry_run: bool = False,
+        admission: Admission | None = None,
     ) -> tuple[Object, bool]:
         """Delete the object; returns it and whether it is gone. A Pod bound to a node and
         not finished is deleted gracefully, as kube-apiserver does: it gets
@@ -318,6 +328,8 @@ class Registry:
             if kv is None:
                 raise not_found(resource.name, name, resource.group)
             obj = decode(kv)
+            if admission is not None:
+                admission(obj)
             _check_preconditions(resource, obj, preconditions)
             grace = _grace_period(resource, obj, grace_seconds)
             if grace:
@@ -375,22 +387,27 @@ class Registry:
         wanted: str | None,
         subresource: str,
         dry_run: bool = False,
+        admission: Admission | None = None,
     ) -> Object:
-        """Read, change, validate, compare-and-swap; retried on a lost race unless the
-        caller pinned a resourceVersion."""
+        """Read, admit, change, validate, compare-and-swap; retried on a lost race unless
+        the caller pinned a resourceVersion."""
         for _ in range(_RETRIES):
             kv = self.store.get(resource.key(namespace, name))
             if kv is None:
                 raise not_found(resource.name, name, resource.group)
             current = decode(kv)
-            new = _checked_body(resource, change(copy.deepcopy(current)))
+            if admission is not None:
+                admission(current)
+            # Copies of the stored object are decoded afresh: json.loads of its bytes
+            # costs a fraction of a copy.deepcopy of the decoded dict.
+            new = _checked_body(resource, change(decode(kv)))
             new_meta = new.setdefault("metadata", {})
             pinned = wanted if wanted is not None else str(new_meta.get("resourceVersion") or "")
             if wanted is None and pinned == current["metadata"]["resourceVersion"]:
                 pinned = ""  # a patch carries the current version unless it set one itself
             if pinned and pinned != current["metadata"]["resourceVersion"]:
                 raise conflict(resource.name, name, resource.group)
-            new = _carry_over(resource, current, new, subresource)
+            new = _carry_over(resource, current, new, subresource, functools.partial(decode, kv))
             self._validate(resource, new, current)
             if _same(new, current):
                 return current  # a no-op write changes nothing, not even the revision
@@ -502,9 +519,16 @@ def _binding_conflict(name: str, why: str) -> Conflict:
     )
 
 
-def _carry_over(resource: Resource, current: Object, new: Object, subresource: str) -> Object:
+def _carry_over(
+    resource: Resource,
+    current: Object,
+    new: Object,
+    subresource: str,
+    copy_of_current: Callable[[], Object],
+) -> Object:
     """What a write may not change: identity, and (per subresource) spec or status. A
-    binding (computed by the server itself) sets spec.nodeName and a status condition."""
+    binding (computed by the server itself) sets spec.nodeName and a status condition.
+    `copy_of_current` makes a copy of `current` that `new` may keep."""
     new["apiVersion"], new["kind"] = resource.api_version, resource.kind
     meta, old_meta = new.setdefault("metadata", {}), current["metadata"]
     for fixed in ("name", "namespace", "uid", "creationTimestamp"):
@@ -525,7 +549,7 @@ def _carry_over(resource: Resource, current: Object, new: Object, subresource: s
             status = new.get("status")
             kept = {k: meta[k] for k in _STATUS_METADATA if k in meta}
             new.clear()
-            new.update(copy.deepcopy(current))
+            new.update(copy_of_current())
             if status is None:
                 new.pop("status", None)
             else:
@@ -535,7 +559,7 @@ def _carry_over(resource: Resource, current: Object, new: Object, subresource: s
                     new["metadata"].pop(key, None)
                 new["metadata"].update(kept)
         elif "status" in current:
-            new["status"] = copy.deepcopy(current["status"])
+            new["status"] = copy_of_current()["status"]
         else:
             new.pop("status", None)
     return new

@@ -139,6 +139,10 @@ class ContainerdNodes:
         except PodError as exc:
             raise LabError(f"{node}: {exc}") from None
 
+    def pod(self, node: str, name: str, namespace: str) -> Sandbox | None:
+        key = f"{namespace}/{name}"
+        return next((s for s in self.pods(node) if s.key == key), None)
+
     def stop_node(self, node: str) -> None:
         if os.path.isdir(node_dirs(self.site.dir, node).containerd_dir):
             # Its pods are stopped (CNI DEL) while the node's agent still runs.

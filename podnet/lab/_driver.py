@@ -260,7 +260,9 @@ class SandboxDriver:
         self._pool.submit(run, work)
 
     def _find(self, key: str) -> Sandbox | None:
-        return next((s for s in self.runtime.pods(self.node) if s.key == key), None)
+        # That pod's record alone: every start asks, and listing reads every sandbox's.
+        namespace, name = key.split("/", 1)
+        return self.runtime.pod(self.node, name, namespace)
 
     def _start(self, pod: Object) -> None:
         key = pod_key(pod)

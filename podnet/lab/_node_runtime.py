@@ -60,6 +60,10 @@ class NodeRuntime(Protocol):
 
     def pods(self, node: str) -> list[Sandbox]: ...
 
+    def pod(self, node: str, name: str, namespace: str) -> Sandbox | None:
+        """One pod's sandbox on the node, if there is one (what `pods` would list)."""
+        ...
+
     def stop_node(self, node: str) -> None:
         """A node leaves: stop its pods while its agent still runs, then the runtime."""
 
@@ -111,6 +115,9 @@ class PodnetNodes:
 
     def pods(self, node: str) -> list[Sandbox]:
         return self.runtime(node).pods()
+
+    def pod(self, node: str, name: str, namespace: str) -> Sandbox | None:
+        return self.runtime(node).pod(name, namespace)
 
     def stop_node(self, node: str) -> None:
         pass

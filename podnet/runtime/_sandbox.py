@@ -346,6 +346,14 @@ class PodRuntime:
     def pods(self) -> list[Sandbox]:
         return self.store.all()
 
+    def pod(self, name: str, namespace: str = "default") -> Sandbox | None:
+        """One sandbox's record, without reading the others'; None when there is none or
+        it is unreadable (as `pods` leaves it out)."""
+        try:
+            return self.store.get(namespace, name)
+        except SandboxError:
+            return None
+
     # ---- GC, status -----------------------------------------------------------------
 
     def valid_attachments(self) -> list[GCAttachment]:

@@ -74,6 +74,33 @@ def test_a_node_writes_status_only_of_pods_bound_to_it(two_nodes: Cluster) -> No
     forbidden(n1.post("/api/v1/namespaces/default/pods", json=pod("sneaky", "n1")))
 
 
+def test_a_node_replaces_status_and_deletes_only_pods_bound_to_it(two_nodes: Cluster) -> None:
+    n1, admin = two_nodes.client("n1"), two_nodes.client()
+    pods = "/api/v1/namespaces/default/pods"
+    other = admin.get(f"{pods}/on-n2").json()
+    other["status"] = {"phase": "Running", "podIP": "10.244.2.9"}
+    message = forbidden(n1.put(f"{pods}/on-n2/status", json=other))
+    assert message.endswith("can only update pod status for pods with spec.nodeName set to itself")
+    own = admin.get(f"{pods}/on-n1").json()
+    own["status"] = {"phase": "Running", "podIP": "10.244.1.9"}
+    assert n1.put(f"{pods}/on-n1/status", json=own).json()["status"]["podIP"] == "10.244.1.9"
+    message = forbidden(n1.delete(f"{pods}/on-n2", params={"dryRun": "All"}))
+    assert message == (
+        'pods "on-n2" is forbidden: node "n1" can only delete pods with spec.nodeName set to itself'
+    )
+    forbidden(n1.delete(f"{pods}/on-n2"))
+    assert admin.get(f"{pods}/on-n2").json()["metadata"].get("deletionTimestamp") is None
+    # A pod that is not there is a 404, whoever asks.
+    assert n1.delete(f"{pods}/gone").status_code == 404
+    missing = {**own, "metadata": {"name": "gone", "namespace": "default"}}
+    assert n1.put(f"{pods}/gone/status", json=missing).status_code == 404
+    # Its own pod: deleted gracefully (it runs on n1), then for good with grace period 0.
+    terminating = n1.delete(f"{pods}/on-n1")
+    assert terminating.status_code == 200 and terminating.json()["metadata"]["deletionTimestamp"]
+    assert n1.delete(f"{pods}/on-n1", params={"gracePeriodSeconds": "0"}).status_code == 200
+    assert admin.get(f"{pods}/on-n1").status_code == 404
+
+
 def test_a_node_holds_only_its_own_lease(two_nodes: Cluster) -> None:
     n1 = two_nodes.client("n1")
     path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases"

@@ -46,6 +46,15 @@ def test_pods_run_get_ips_are_checked_and_removed(node: Node) -> None:
     assert ["K8S_POD_NAME", "web"] in cached["cniArgs"]
 
     node.call(lambda: runtime.check("web", "shop"))
+    # One pod's record alone is what the listing has for it.
+    assert runtime.pod("web", "shop") == next(s for s in runtime.pods() if s.name == "web")
+    assert runtime.pod("web", "default") is None and runtime.pod("cache", "shop") is None
+    with open(runtime.store.path("shop", "db"), "w") as record:
+        record.write("{not json")  # unreadable: left out, as the listing leaves it out
+    assert runtime.pod("db", "shop") is None and [s.name for s in runtime.pods()] == ["web"]
+    with open(runtime.store.path("shop", "db"), "w") as record:
+        json.dump(db.sandbox.to_json(), record)
+    assert runtime.pod("db", "shop") == db.sandbox
     with pytest.raises(PodExists):
         node.call(lambda: runtime.run("web", "shop"))
 
