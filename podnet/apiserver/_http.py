@@ -520,7 +520,7 @@ class APIHandler(BaseHTTPRequestHandler):
                     wait = min(wait, deadline - time.monotonic())
                     if wait <= 0:
                         break
-                changes, revision_now = cache.changes_after(revision, epoch, max(wait, 0))
+                changes, revision_now = cache.changes_after(revision, epoch, max(wait, 0), prefix)
                 sent = False
                 for change in changes:
                     if not change.key.startswith(prefix):

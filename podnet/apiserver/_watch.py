@@ -75,11 +75,23 @@ class Change:
         return self._encoded
 
 
+def _resource_of(key: str) -> str:
+    """The resource part of a key or a watch's prefix ("/registry/pods/default/web" and
+    "/registry/pods/" -> "pods"); "" for the whole registry."""
+    return key[len(PREFIX) :].split("/", 1)[0] if key.startswith(PREFIX) else ""
+
+
 class WatchCache:
     def __init__(self, store: Store, *, window: int = DEFAULT_WINDOW) -> None:
         self.store = store
         self.window = window
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        # A condition per resource, on the same lock: a change wakes only the watches of
+        # its resource (and those of the whole registry, on `_cond`). With one condition,
+        # every Pod change woke every watch thread (the agents' and nodeipam's on nodes
+        # too), only for most to find nothing for them and wait again.
+        self._resource_conds: dict[str, threading.Condition] = {}
         self._objects: dict[str, tuple[bytes, int]] = {}
         self._changes: list[Change] = []
         self._revisions: list[int] = []
@@ -100,7 +112,7 @@ class WatchCache:
             self._changes, self._revisions = [], []
             self._revision = self._floor = listing.revision
             self._epoch += 1
-            self._cond.notify_all()
+            self._notify_all()
         self._watch = self.store.watch(PREFIX, from_revision=listing.revision + 1)
 
     def _run(self) -> None:
@@ -128,9 +140,27 @@ class WatchCache:
                 log.warning("watch cache: relist failed (%s); retrying", exc)
                 self._stopped.wait(_RETRY_SECONDS)
 
+    def _notify_all(self) -> None:
+        """Wake every watch (under the lock)."""
+        self._cond.notify_all()
+        for cond in self._resource_conds.values():
+            cond.notify_all()
+
+    def _condition(self, prefix: str) -> threading.Condition:
+        """The condition a watch of `prefix` waits on (under the lock)."""
+        resource = _resource_of(prefix)
+        if not resource:
+            return self._cond
+        cond = self._resource_conds.get(resource)
+        if cond is None:
+            cond = self._resource_conds[resource] = threading.Condition(self._lock)
+        return cond
+
     def _apply(self, events: list[Any]) -> None:
         with self._cond:
+            changed: set[str] = set()
             for event in events:
+                changed.add(_resource_of(event.key))
                 old = self._objects.get(event.key)
                 previous = old[0] if old else None
                 if event.type == "PUT":
@@ -152,6 +182,10 @@ class WatchCache:
                 del self._changes[:cut]
                 del self._revisions[:cut]
             self._cond.notify_all()
+            for resource in changed:
+                cond = self._resource_conds.get(resource)
+                if cond is not None:
+                    cond.notify_all()
 
     # -- serving -----------------------------------------------------------------------
     @property
@@ -170,9 +204,12 @@ class WatchCache:
         with self._cond:
             return self._epoch
 
-    def changes_after(self, revision: int, epoch: int, timeout: float) -> tuple[list[Change], int]:
-        """The changes after `revision` (waiting up to `timeout` for one), and the revision
-        the caller is current at afterwards. Gone (410) when `revision` is older than the
+    def changes_after(
+        self, revision: int, epoch: int, timeout: float, prefix: str = ""
+    ) -> tuple[list[Change], int]:
+        """The changes after `revision` (waiting up to `timeout` for one: of a key under
+        `prefix`, when given; the others' are returned as well), and the revision the
+        caller is current at afterwards. Gone (410) when `revision` is older than the
         window, or the cache relisted since the caller started (`epoch` changed)."""
         with self._cond:
 
@@ -180,7 +217,7 @@ class WatchCache:
                 stale = epoch != self._epoch or revision < self._floor
                 return stale or self._stopped.is_set() or self._revision > revision
 
-            self._cond.wait_for(due, timeout)
+            self._condition(prefix).wait_for(due, timeout)
             if epoch != self._epoch or revision < self._floor:
                 raise expired(f"too old resource version: {revision} ({self._floor})")
             start = bisect.bisect_right(self._revisions, revision)
@@ -199,7 +236,7 @@ class WatchCache:
     def close(self) -> None:
         self._stopped.set()
         with self._cond:
-            self._cond.notify_all()
+            self._notify_all()
         if self._watch is not None:
             self._watch.close()
         self._thread.join(timeout=5)
