@@ -263,25 +263,24 @@ class SqliteStore:
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
         """A read snapshot of what is committed; due leases are expired first so reads
-        never show dead keys."""
-        if self._lease_due():
+        never show dead keys. Whether one is due is asked in the snapshot itself (one
+        transaction and one turn of the reader's lock per read, not two)."""
+        while True:
+            with self._read_lock, map_exceptions(SQLITE_ERRORS, f"sqlite {self.path}"):
+                conn = self._reader
+                conn.execute("BEGIN")
+                try:
+                    due = conn.execute(
+                        "SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1", (time.time(),)
+                    ).fetchone()
+                    if due is None:
+                        yield conn
+                        return
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("COMMIT")
             with self._write() as c:
                 _expire_leases(c, time.time())
-        with self._read_lock, map_exceptions(SQLITE_ERRORS, f"sqlite {self.path}"):
-            conn = self._reader
-            conn.execute("BEGIN")
-            try:
-                yield conn
-            finally:
-                if conn.in_transaction:
-                    conn.execute("COMMIT")
-
-    def _lease_due(self) -> bool:
-        with self._read_lock, map_exceptions(SQLITE_ERRORS, f"sqlite {self.path}"):
-            row = self._reader.execute(
-                "SELECT 1 FROM leases WHERE expires_at <= ? LIMIT 1", (time.time(),)
-            ).fetchone()
-            return row is not None
 
     # -- the Store protocol ------------------------------------------------------------
     def get(self, key: str) -> KeyValue | None:

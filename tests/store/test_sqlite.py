@@ -98,6 +98,24 @@ def test_lease_expires_with_only_a_watcher_running(tmp_path: Path) -> None:
     watcher.close()
 
 
+def test_a_read_expires_due_leases_first(tmp_path: Path) -> None:
+    """No watch, no write after the grant: the read itself finds the lease due, expires
+    it (its DELETE is in the log) and answers without the key."""
+    store = SqliteStore(str(tmp_path / "r.db"))
+    lease = store.grant(1)
+    store.create("/r/gone", b"x", lease=lease)
+    store.create("/r/kept", b"y")
+    assert store.get("/r/gone") is not None
+    time.sleep(1.2)
+    assert store.get("/r/gone") is None
+    listing = store.list("/r/")
+    assert [kv.key for kv in listing.items] == ["/r/kept"]
+    with store.watch("/r/", from_revision=1) as watch:
+        events = watch.get(2.0)
+    assert [(e.type, e.key) for e in events][-1] == ("DELETE", "/r/gone")
+    store.close()
+
+
 def test_the_store_file_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
     """Cluster state (tokens, leases) is no one else's to read (issue 13)."""
     import os
