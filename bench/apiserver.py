@@ -204,15 +204,28 @@ def _ms(values: list[float]) -> dict[str, float | None]:
 
 
 class PodWatcher(threading.Thread):
-    """Watches every pod of a namespace; notes when each first shows a status.podIP."""
+    """Watches every pod of a namespace; notes when each first shows a status.podIP.
+
+    A client waits for its own pod's IP only (`wait_seen`): with one condition for all,
+    every pod seen woke all the clients waiting for theirs, in the bench's one process,
+    while the pods they measure are starting."""
 
     def __init__(self, api: Any, namespace: str) -> None:
         super().__init__(daemon=True)
         self.api, self.namespace = api, namespace
         self.seen: dict[str, float] = {}
-        self.changed = threading.Condition()
+        self._arrived: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
         self.ready = threading.Event()
         self.stopped = False
+
+    def _arrival(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._arrived.setdefault(name, threading.Event())
+
+    def wait_seen(self, name: str, timeout: float) -> bool:
+        """Until the pod has shown its IP (True), or `timeout` seconds (False)."""
+        return self._arrival(name).wait(timeout)
 
     def run(self) -> None:
         version = ""
@@ -223,9 +236,8 @@ class PodWatcher(threading.Thread):
                     version = pod["metadata"].get("resourceVersion", version)
                     name = pod["metadata"].get("name")
                     if (pod.get("status") or {}).get("podIP") and name not in self.seen:
-                        with self.changed:
-                            self.seen[name] = time.perf_counter()
-                            self.changed.notify_all()
+                        self.seen[name] = time.perf_counter()
+                        self._arrival(name).set()
             except Exception:  # a timeout of the stream: watch again from where it was
                 if self.stopped:
                     return
@@ -350,8 +362,7 @@ def _api_round(
             own.create_pod(name, "default", NODES[i % 2] if bound else None)
         finally:
             clients.put(own)
-        with watcher.changed:
-            watcher.changed.wait_for(lambda: name in watcher.seen, timeout=60)
+        watcher.wait_seen(name, timeout=60)
 
     before = _daemon_cpu(lab)
     try:
