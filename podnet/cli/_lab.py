@@ -343,7 +343,7 @@ def lab_driver(args: argparse.Namespace) -> int:
             lab.node_runtime,
             lab.apiserver_files().host_kubeconfig(f"system:node:{args.node}"),
             host_ip=str(lab.node(args.node).ip),
-            owned_file=os.path.join(lab.node_dirs(args.node).root, "driver-pods.json"),
+            owned_dir=os.path.join(lab.node_dirs(args.node).root, "driver-pods"),
         ).run
 
     return _run_lab_daemon(args, driver)

@@ -27,26 +27,28 @@ driver runs on the host side of the lab (as the lab's CLI does) and reaches the 
 server on its loopback listener.
 
 Starts run in a pool of WORKERS threads, one piece of work per pod at a time, so pods
-bound together start together, as kubelet's pod workers do. The file of the sandboxes
-it owns is written without an fsync: it is written under a lock at every start, and
-a flush there made the starts wait for each other's disk writes; after a power loss
-the namespaces it names are gone with the machine's state anyway.
+bound together start together, as kubelet's pod workers do. The sandboxes it owns are
+kept on disk (`OwnedPods`) without an fsync: every start records its pod before the
+sandbox starts, and a flush there made the starts wait for each other's disk writes;
+after a power loss the namespaces they name are gone with the machine's state anyway.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import functools
 import json
 import logging
+import os
 import secrets
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, cast
+from urllib.parse import quote, unquote
 
-from podnet.cni import atomic_write
 from podnet.lab._kube import Object, call_json, core_v1, follow_pods, meta, spec, status
 from podnet.lab._node_runtime import NodeRuntime
 from podnet.runtime import Sandbox
@@ -70,6 +72,35 @@ def _read_owned(path: str) -> list[str]:
     except (OSError, ValueError):
         return []
     return [str(k) for k in keys] if isinstance(keys, list) else []
+
+
+class OwnedPods:
+    """The pods (namespace/name) whose sandboxes the driver started, one empty file per
+    pod in `directory`, named by its key: recording one is a file created, not the whole
+    list written again under a lock (pods starting together queued on that). A list in
+    `directory`.json (what drivers kept before) is taken over at start."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        legacy = f"{directory}.json"
+        for key in _read_owned(legacy):
+            self.add(key)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(legacy)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.directory, quote(key, safe=""))
+
+    def keys(self) -> set[str]:
+        return {unquote(name) for name in os.listdir(self.directory) if not name.startswith(".")}
+
+    def add(self, key: str) -> None:
+        os.close(os.open(self._path(key), os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+
+    def discard(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
 
 
 def host_ports(pod: Object) -> list[dict[str, Any]]:
@@ -112,15 +143,15 @@ class SandboxDriver:
         kubeconfig: str,
         *,
         host_ip: str,
-        owned_file: str,
+        owned_dir: str,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.node = node
         # The sandboxes this driver started for Pod objects (kept on disk across restarts):
         # only those are stopped when their Pod is gone; `podnet lab pod run` starts
         # sandboxes no Pod stands for, which are not the driver's business.
-        self.owned_file = owned_file
-        self._owned: set[str] = set(_read_owned(owned_file))
+        self.owned_pods = OwnedPods(owned_dir)
+        self._owned: set[str] = self.owned_pods.keys()
         self.runtime = runtime
         self.host_ip = host_ip
         # Imported here: the client takes a second to import, and every `podnet` command
@@ -394,13 +425,17 @@ class SandboxDriver:
             self._stop(sandbox)
 
     def _own(self, key: str, owned: bool) -> None:
+        # On disk first: a sandbox is started only once its pod is recorded as ours. One
+        # pod's work runs at a time (`_submit`), so its file has one writer.
+        if owned:
+            self.owned_pods.add(key)
+        else:
+            self.owned_pods.discard(key)
         with self._lock:
             if owned:
                 self._owned.add(key)
             else:
                 self._owned.discard(key)
-            # No fsync (see the module's docstring): every start writes it, under the lock.
-            atomic_write(self.owned_file, json.dumps(sorted(self._owned)).encode(), durable=False)
 
     def _stop(self, sandbox: Sandbox) -> None:
         self.runtime.remove_pod(self.node, sandbox)
