@@ -26,7 +26,7 @@ from urllib.parse import parse_qs, urlsplit
 from podnet.apiserver import _discovery as discovery
 from podnet.apiserver import _openapi as openapi
 from podnet.apiserver._auth import Identity, Request, admit, authorize
-from podnet.apiserver._fields import FieldCheck
+from podnet.apiserver._fields import FieldCheck, loads
 from podnet.apiserver._protobuf import PROTOBUF, decode_protobuf
 from podnet.apiserver._registry import Admission, Selection, decode_value
 from podnet.apiserver._resources import Object, Resource, find
@@ -304,7 +304,9 @@ class APIHandler(BaseHTTPRequestHandler):
             )
         elif verb in ("create", "update") or (verb in WRITE_BODIES and body):
             try:
-                parsed = json.loads(body) if body else None
+                # An object's fields named twice are noted for fieldValidation (FieldCheck).
+                read = loads if verb in ("create", "update") else json.loads
+                parsed = read(body) if body else None
             except (ValueError, UnicodeDecodeError) as exc:
                 raise BadRequest(f"the body of the request is not valid JSON: {exc}") from exc
         if verb == "create" and isinstance(parsed, dict) and not subresource:

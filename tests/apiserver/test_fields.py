@@ -67,6 +67,50 @@ def test_strict_refuses_unknown_fields_in_the_api_server_s_words(cluster: Cluste
     )
 
 
+DUPLICATED = (
+    '{"apiVersion":"v1","kind":"Pod","metadata":{"name":"dup","labels":{"a":"1","a":"2"}},'
+    '"spec":{"containers":[{"name":"c","image":"old","image":"IMAGE","bogus":1}]}}'
+).replace("IMAGE", PAUSE)
+DUPLICATES = [
+    'duplicate field "metadata.labels.a"',
+    'duplicate field "spec.containers[0].image"',
+    'unknown field "spec.containers[0].bogus"',
+]
+JSON = {"Content-Type": "application/json"}
+
+
+def test_fields_named_twice_are_refused_by_strict_and_warned_of(cluster: Cluster) -> None:
+    """kube-apiserver's strict decoding reports a field named twice in a body as it
+    reports an unknown one; without Strict the last value is the one kept."""
+    http = cluster.client()
+    strict = {"fieldValidation": "Strict"}
+    refused = http.post(PODS, content=DUPLICATED, headers=JSON, params=strict)
+    assert refused.status_code == 400 and refused.json()["reason"] == "BadRequest"
+    assert refused.json()["message"] == (
+        'Pod in version "v1" cannot be handled as a Pod: strict decoding error: '
+        + ", ".join(DUPLICATES)
+    )
+    assert http.get(f"{PODS}/dup").status_code == 404
+    warned = http.post(PODS, content=DUPLICATED, headers=JSON)
+    assert warned.status_code == 201
+    assert warned.headers.get_list("Warning") == [
+        '299 - "{}"'.format(text.replace('"', '\\"')) for text in DUPLICATES
+    ]
+    kept = stored(cluster, "dup")
+    assert kept["metadata"]["labels"] == {"a": "2"}
+    assert kept["spec"]["containers"][0]["image"] == PAUSE
+    # A replace is refused alike; Ignore says nothing and keeps the last.
+    version = kept["metadata"]["resourceVersion"]
+    replace = DUPLICATED.replace('"name":"dup"', f'"name":"dup","resourceVersion":"{version}"')
+    refused = http.put(f"{PODS}/dup", content=replace, headers=JSON, params=strict)
+    assert refused.status_code == 400
+    assert refused.json()["message"].endswith("strict decoding error: " + ", ".join(DUPLICATES))
+    quiet = http.put(
+        f"{PODS}/dup", content=replace, headers=JSON, params={"fieldValidation": "Ignore"}
+    )
+    assert quiet.status_code == 200 and "Warning" not in quiet.headers
+
+
 def test_warn_is_the_default_and_answers_a_warning_header(cluster: Cluster) -> None:
     http = cluster.client()
     for name, params in (("explicit", {"fieldValidation": "Warn"}), ("default", {})):
