@@ -220,18 +220,21 @@ def test_two_controllers_racing_never_double_assign(backend: Backend) -> None:
         except BaseException as exc:
             errors.append(exc)
 
+    main = stores[2]
+    nodes = Nodes(main)
+    # All nodes first, then both controllers at once: each starts on the same list of
+    # nodes without a block, so they cannot help but meet (started while nodes came in
+    # one by one, one controller could take each node before the other saw it).
+    names = [f"n{i:02d}" for i in range(24)]
+    for name in names:
+        nodes.register(name)
     for own_store in stores[:2]:
         controller = Controller(own_store, config, retry_seconds=0.1)
         made.append(controller)
-        runner = threading.Thread(target=serve, args=(controller,))
+        runners.append(threading.Thread(target=serve, args=(controller,)))
+    for runner in runners:
         runner.start()
-        runners.append(runner)
-    main = stores[2]
-    nodes = Nodes(main)
     try:
-        names = [f"n{i:02d}" for i in range(24)]
-        for name in names:
-            nodes.register(name)
 
         def settled(expected: int) -> bool:
             deadline = time.monotonic() + 60
