@@ -92,6 +92,8 @@ MALFORMED = [
     ("absurd type length", MAGIC + u32(0xFFFFFFFF), 4),
     ("absurd environ length", MAGIC + u32(1) + b"x" + u32(0xFFFFFFF0), 4),
     ("absurd stdin length", MAGIC + u32(1) + b"x" + u32(0) + u32(MAX_FIELD + 1), 6),
+    # read with the request in one recv: what follows it is not ignored but refused
+    ("bytes after the request", encode_request("agent-test", ENV, b"{}") + b"!", 6),
 ]
 
 
