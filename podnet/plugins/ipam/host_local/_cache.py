@@ -16,17 +16,30 @@ again. One assumption, which podnet and the reference both hold to: a reservatio
 content is written before or under its own name, never through another hard link
 (ours are linked from a temp file already written, fsync'd and never touched again).
 
-Used only by the agent (the in-process plugin reads each directory once anyway), so
-ctypes is only imported here."""
+Used only by the agent (the in-process plugin reads each directory once anyway): the
+in-process plugin never imports it (nor ctypes, through podnet._inotify)."""
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
-import struct
 import threading
 
+from podnet._inotify import (
+    IN_ATTRIB,
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_DELETE,
+    IN_DELETE_SELF,
+    IN_IGNORED,
+    IN_MODIFY,
+    IN_MOVE_SELF,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_ONLYDIR,
+    IN_Q_OVERFLOW,
+    IN_UNMOUNT,
+    Inotify,
+)
 from podnet.plugins.ipam.host_local._store import (
     TEMP_PREFIX,
     Reservation,
@@ -35,28 +48,11 @@ from podnet.plugins.ipam.host_local._store import (
     read_small,
 )
 
-IN_MODIFY = 0x2
-IN_ATTRIB = 0x4
-IN_CLOSE_WRITE = 0x8
-IN_MOVED_FROM = 0x40
-IN_MOVED_TO = 0x80
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_MOVE_SELF = 0x800
-IN_UNMOUNT = 0x2000
-IN_Q_OVERFLOW = 0x4000
-IN_IGNORED = 0x8000
-IN_ONLYDIR = 0x1000000
-IN_NONBLOCK = os.O_NONBLOCK
-IN_CLOEXEC = os.O_CLOEXEC
-
 _APPEARED = IN_CREATE | IN_MOVED_TO
 _WRITTEN = IN_MODIFY | IN_CLOSE_WRITE | IN_ATTRIB
 _GONE = IN_DELETE | IN_MOVED_FROM
 _WATCH_LOST = IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED
 _MASK = _APPEARED | _WRITTEN | _GONE | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR
-_EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (name follows)
 
 
 class _Directory:
@@ -80,11 +76,10 @@ class ReservationCache:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._fd: int | None = None
+        self._inotify: Inotify | None = None
         self._unavailable = False
         self._by_path: dict[str, _Directory] = {}
         self._by_wd: dict[int, _Directory] = {}
-        self._libc: ctypes.CDLL | None = None
 
     def listing(self, path: str, directory: int) -> tuple[list[Reservation], list[str]] | None:
         """The reservations and the temp files of the directory open as `directory` (found
@@ -106,29 +101,29 @@ class ReservationCache:
 
     def close(self) -> None:
         with self._lock:
-            if self._fd is not None:
-                os.close(self._fd)
-            self._fd = None
+            if self._inotify is not None:
+                self._inotify.close()
+            self._inotify = None
             self._by_path.clear()
             self._by_wd.clear()
 
     def _ready(self) -> bool:
-        if self._fd is not None:
+        if self._inotify is not None:
             return True
         if self._unavailable:
             return False
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
-        if fd < 0:  # out of inotify instances, say: read directories whole
+        try:
+            self._inotify = Inotify()
+        except OSError:  # out of inotify instances, say: read directories whole
             self._unavailable = True
             return False
-        self._libc, self._fd = libc, fd
         return True
 
     def _watch(self, path: str, identity: tuple[int, int]) -> _Directory | None:
-        assert self._libc is not None
-        wd = self._libc.inotify_add_watch(self._fd, os.fsencode(path), _MASK)
-        if wd < 0:
+        assert self._inotify is not None
+        try:
+            wd = self._inotify.add_watch(path, _MASK)
+        except OSError:
             return None  # out of watches (ENOSPC), say: read this one whole
         try:
             if _identity(os.stat(path)) != identity:
@@ -143,49 +138,32 @@ class ReservationCache:
         return watched
 
     def _drain(self) -> None:
-        assert self._fd is not None
-        while True:
-            try:
-                data = os.read(self._fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                raise
-            self._apply(data)
-
-    def _apply(self, data: bytes) -> None:
-        offset = 0
-        while offset + _EVENT.size <= len(data):
-            wd, mask, _, length = _EVENT.unpack_from(data, offset)
-            raw_name = data[offset + _EVENT.size : offset + _EVENT.size + length]
-            offset += _EVENT.size + length
-            if mask & IN_Q_OVERFLOW:
+        assert self._inotify is not None
+        for event in self._inotify.read():
+            if event.mask & IN_Q_OVERFLOW:
                 for each in self._by_wd.values():
                     each.whole = False  # events were lost: list every directory again
                 continue
-            watched = self._by_wd.get(wd)
+            watched = self._by_wd.get(event.wd)
             if watched is None:
                 continue
-            if mask & _WATCH_LOST:
+            if event.mask & _WATCH_LOST:
                 self._forget(watched)
                 continue
-            name = os.fsdecode(raw_name.rstrip(b"\0"))
-            if name.startswith(TEMP_PREFIX):
-                if mask & _APPEARED:
-                    watched.temps.add(name)
-                elif mask & _GONE:
-                    watched.temps.discard(name)
-            elif address_of(name) is not None:
-                if mask & _GONE:
-                    watched.entries.pop(name, None)
+            if event.name.startswith(TEMP_PREFIX):
+                if event.mask & _APPEARED:
+                    watched.temps.add(event.name)
+                elif event.mask & _GONE:
+                    watched.temps.discard(event.name)
+            elif address_of(event.name) is not None:
+                if event.mask & _GONE:
+                    watched.entries.pop(event.name, None)
                 else:
-                    watched.entries[name] = None
+                    watched.entries[event.name] = None
 
     def _forget(self, watched: _Directory) -> None:
-        assert self._libc is not None
-        self._libc.inotify_rm_watch(self._fd, watched.wd)  # gone already: EINVAL, fine
+        assert self._inotify is not None
+        self._inotify.rm_watch(watched.wd)  # gone already: EINVAL, fine
         self._by_wd.pop(watched.wd, None)
         for path in [p for p, w in self._by_path.items() if w is watched]:
             del self._by_path[path]
