@@ -19,10 +19,11 @@ Concurrency rules (measured; see the dependencies notes):
 - Any process expires due leases, inside a write transaction, before it writes (and
   before it reads, when one is due), so expiry needs no daemon. Watches also expire
   leases while they poll, so an idle cluster still sees its DELETE events.
-- A watch polls `PRAGMA data_version` (it changes when another connection commits; a few
-  microseconds per poll) and then reads the new rows of `events`. A commit through this
-  store object also wakes its watches at once: the API server, which makes every write
-  of its store, then hands a change to its watchers without waiting for the next poll.
+- A watch reads `PRAGMA data_version` (it changes when another connection commits; a few
+  microseconds) and then the new rows of `events`. It looks when a commit through this
+  store object wakes it, or another process's commit (inotify on the store's files, see
+  _file_waker), and every LEASE_CHECK_SECONDS for due leases; without inotify it polls
+  every WATCH_POLL_SECONDS. An idle API server so spends no CPU looking for changes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from podnet.store._errors import (
     StoreUnavailable,
     map_exceptions,
 )
+from podnet.store._file_waker import FileWaker
 from podnet.store._watch import OpenWatches, ThreadedWatch
 
 SQLITE_ERRORS: ExceptionMap = {
@@ -71,6 +73,8 @@ COMMIT_WAIT_SECONDS = 0.05
 BATCH_DEADLINE_SECONDS = COMMIT_WAIT_SECONDS + BUSY_TIMEOUT_MS / 1000 + 5.0
 # The change log keeps this many revisions; a watch from an older revision gets Compacted.
 EVENTS_RETAINED = 100_000
+# How often a watch looks for other processes' commits when nothing tells it of them (no
+# inotify); with inotify it looks when woken, and every LEASE_CHECK_SECONDS for due leases.
 WATCH_POLL_SECONDS = 0.005
 LEASE_CHECK_SECONDS = 0.1
 
@@ -167,6 +171,8 @@ class SqliteStore:
         self._watches = OpenWatches()
         self._wakeups: set[threading.Event] = set()  # one per watch pump of this object
         self._wakeups_lock = threading.Lock()
+        self._file_waker: FileWaker | None = None  # started with the first watch
+        self._file_waker_failed = False
         with map_exceptions(SQLITE_ERRORS, f"sqlite {path}"):
             # Switching to WAL needs a moment of exclusive access; busy_timeout covers it.
             self._conn.execute("PRAGMA journal_mode=WAL")
@@ -367,11 +373,29 @@ class SqliteStore:
                 f"revision {start} has been compacted (oldest kept: {compact + 1})",
                 compact_revision=compact,
             )
+        self._start_file_waker()
         watch = ThreadedWatch(lambda w: self._pump(w, prefix, start), name=f"sqlite-watch {prefix}")
         return self._watches.track(watch)
 
+    def _start_file_waker(self) -> None:
+        """Other processes' commits wake this store's watches too (see _file_waker)."""
+        with self._wakeups_lock:
+            if self._file_waker is not None or self._file_waker_failed:
+                return
+            try:
+                self._file_waker = FileWaker(self.path, self._wake_watches)
+            except OSError:
+                self._file_waker_failed = True  # the watches poll instead
+
+    def _poll_seconds(self) -> float:
+        return WATCH_POLL_SECONDS if self._file_waker is None else LEASE_CHECK_SECONDS
+
     def close(self) -> None:
         self._watches.close_all()
+        with self._wakeups_lock:
+            waker, self._file_waker = self._file_waker, None
+        if waker is not None:
+            waker.close()
         with self._lock:
             self._conn.close()
         with self._read_lock:
@@ -412,7 +436,7 @@ class SqliteStore:
                             next_rev = _replay(conn, watch, condition, params, next_rev)
                 except StoreUnavailable:
                     pass  # busy or briefly unreadable: poll again, the log keeps our place
-                wakeup.wait(WATCH_POLL_SECONDS)
+                wakeup.wait(self._poll_seconds())
         finally:
             with self._wakeups_lock:
                 self._wakeups.discard(wakeup)

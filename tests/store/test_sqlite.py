@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -151,22 +153,66 @@ def test_an_older_store_file_readable_by_others_is_tightened(tmp_path: Path) -> 
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_a_commit_through_the_same_store_wakes_its_watch_without_a_poll(
+def _write_from_another_process(path: str, key: str, value: bytes) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from podnet.store import SqliteStore; "
+            "s = SqliteStore(sys.argv[1]); s.create(sys.argv[2], sys.argv[3].encode()); s.close()",
+            path,
+            key,
+            value.decode(),
+        ],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_commits_wake_the_watches_without_a_poll(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The API server makes every write of its store: its watch cache hears of a commit at
-    once. With the poll stretched to a minute, only the wake-up can deliver in time; a
-    commit by another store object (another process) still waits for the poll."""
+    """The API server makes every write of its store: its watch cache hears of its own
+    commits at once. Another process's commits wake it too (inotify on the store's files).
+    With the polls stretched to a minute, only the wake-ups can deliver in time."""
     monkeypatch.setattr("podnet.store._sqlite.WATCH_POLL_SECONDS", 60.0)
+    monkeypatch.setattr("podnet.store._sqlite.LEASE_CHECK_SECONDS", 60.0)
     path = str(tmp_path / "w.db")
-    store, other = SqliteStore(path), SqliteStore(path)
+    store = SqliteStore(path)
     try:
-        first = other.create("/w/first", b"0")
+        first = store.create("/w/first", b"0")
         assert first is not None
         with store.watch("/w/", from_revision=first.mod_revision) as watch:
-            # Its first read replays /w/first; from then on the pump waits (a minute).
             assert [e.key for e in watch.get(10.0)] == ["/w/first"]
-            other.create("/w/theirs", b"1")
+            _write_from_another_process(path, "/w/theirs", b"1")
+            assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/theirs")]
+            store.create("/w/ours", b"2")
+            assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/ours")]
+    finally:
+        store.close()
+
+
+def test_without_inotify_other_processes_commits_wait_for_the_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where inotify is refused, the watches poll: another process's commit is seen at
+    the next poll (stretched to a minute here, so: not yet), this store's own at once."""
+
+    def refused(*_: object) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr("podnet.store._sqlite.FileWaker", refused)
+    monkeypatch.setattr("podnet.store._sqlite.WATCH_POLL_SECONDS", 60.0)
+    path = str(tmp_path / "w.db")
+    store = SqliteStore(path)
+    try:
+        first = store.create("/w/first", b"0")
+        assert first is not None
+        with store.watch("/w/", from_revision=first.mod_revision) as watch:
+            assert [e.key for e in watch.get(10.0)] == ["/w/first"]
+            _write_from_another_process(path, "/w/theirs", b"1")
             assert watch.get(1.0) == []  # not seen before the next poll
             store.create("/w/ours", b"2")
             events: list[WatchEvent] = []
@@ -176,7 +222,6 @@ def test_a_commit_through_the_same_store_wakes_its_watch_without_a_poll(
             assert [(e.type, e.key) for e in events] == [("PUT", "/w/theirs"), ("PUT", "/w/ours")]
     finally:
         store.close()
-        other.close()
 
 
 def test_writers_that_queue_share_one_commit_and_fail_alone(tmp_path: Path) -> None:
