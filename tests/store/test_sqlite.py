@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import subprocess
 import sys
 import threading
@@ -278,3 +279,29 @@ def test_a_writer_whose_batch_never_commits_hears_a_timeout(
     stuck.done.set()
     assert store.get("/t/a") is not None
     store.close()
+
+
+def _inotify_instances() -> int:
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify"
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+
+def test_the_stores_of_a_process_share_one_inotify_instance(tmp_path: Path) -> None:
+    """Instances are counted per user and shared with every other program of it (128 by
+    default): twenty stores with watches take one between them, woken each of its own."""
+    before = _inotify_instances()
+    stores = [SqliteStore(str(tmp_path / f"s{i % 4}" / f"{i}.db")) for i in range(20)]
+    try:
+        watches = [store.watch("/w/") for store in stores]
+        assert _inotify_instances() - before <= 1
+        for i, store in enumerate(stores):
+            _write_from_another_process(store.path, f"/w/{i}", b"x")
+        for i, watch in enumerate(watches):
+            assert [e.key for e in watch.get(10.0)] == [f"/w/{i}"]
+            watch.close()
+    finally:
+        for store in stores:
+            store.close()
