@@ -9,6 +9,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from podnet.store import (
     StoreCorrupt,
     StoreTimeout,
     StoreUnavailable,
+    Watch,
     WatchEvent,
     open_store,
 )
@@ -172,6 +175,21 @@ def _write_from_another_process(path: str, key: str, value: bytes) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+@contextmanager
+def _watching_after_a_first_write(tmp_path: Path) -> Iterator[tuple[SqliteStore, Watch]]:
+    """A store with one key written, and a watch that has replayed it (its pump then
+    waits for a wake-up or its next poll)."""
+    store = SqliteStore(str(tmp_path / "w.db"))
+    try:
+        first = store.create("/w/first", b"0")
+        assert first is not None
+        with store.watch("/w/", from_revision=first.mod_revision) as watch:
+            assert [e.key for e in watch.get(10.0)] == ["/w/first"]
+            yield store, watch
+    finally:
+        store.close()
+
+
 def test_commits_wake_the_watches_without_a_poll(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -180,19 +198,11 @@ def test_commits_wake_the_watches_without_a_poll(
     With the polls stretched to a minute, only the wake-ups can deliver in time."""
     monkeypatch.setattr("podnet.store._sqlite.WATCH_POLL_SECONDS", 60.0)
     monkeypatch.setattr("podnet.store._sqlite.LEASE_CHECK_SECONDS", 60.0)
-    path = str(tmp_path / "w.db")
-    store = SqliteStore(path)
-    try:
-        first = store.create("/w/first", b"0")
-        assert first is not None
-        with store.watch("/w/", from_revision=first.mod_revision) as watch:
-            assert [e.key for e in watch.get(10.0)] == ["/w/first"]
-            _write_from_another_process(path, "/w/theirs", b"1")
-            assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/theirs")]
-            store.create("/w/ours", b"2")
-            assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/ours")]
-    finally:
-        store.close()
+    with _watching_after_a_first_write(tmp_path) as (store, watch):
+        _write_from_another_process(store.path, "/w/theirs", b"1")
+        assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/theirs")]
+        store.create("/w/ours", b"2")
+        assert [(e.type, e.key) for e in watch.get(10.0)] == [("PUT", "/w/ours")]
 
 
 def test_without_inotify_other_processes_commits_wait_for_the_poll(
@@ -206,23 +216,15 @@ def test_without_inotify_other_processes_commits_wait_for_the_poll(
 
     monkeypatch.setattr("podnet.store._sqlite.FileWaker", refused)
     monkeypatch.setattr("podnet.store._sqlite.WATCH_POLL_SECONDS", 60.0)
-    path = str(tmp_path / "w.db")
-    store = SqliteStore(path)
-    try:
-        first = store.create("/w/first", b"0")
-        assert first is not None
-        with store.watch("/w/", from_revision=first.mod_revision) as watch:
-            assert [e.key for e in watch.get(10.0)] == ["/w/first"]
-            _write_from_another_process(path, "/w/theirs", b"1")
-            assert watch.get(1.0) == []  # not seen before the next poll
-            store.create("/w/ours", b"2")
-            events: list[WatchEvent] = []
-            deadline = time.monotonic() + 10
-            while len(events) < 2 and time.monotonic() < deadline:
-                events += watch.get(0.5)
-            assert [(e.type, e.key) for e in events] == [("PUT", "/w/theirs"), ("PUT", "/w/ours")]
-    finally:
-        store.close()
+    with _watching_after_a_first_write(tmp_path) as (store, watch):
+        _write_from_another_process(store.path, "/w/theirs", b"1")
+        assert watch.get(1.0) == []  # not seen before the next poll
+        store.create("/w/ours", b"2")
+        events: list[WatchEvent] = []
+        deadline = time.monotonic() + 10
+        while len(events) < 2 and time.monotonic() < deadline:
+            events += watch.get(0.5)
+        assert [(e.type, e.key) for e in events] == [("PUT", "/w/theirs"), ("PUT", "/w/ours")]
 
 
 def test_writers_that_queue_share_one_commit_and_fail_alone(tmp_path: Path) -> None:
