@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from podnet._tls import install as install_tls_workaround
 from podnet.apiserver import _discovery as discovery
 from podnet.apiserver import _openapi as openapi
 from podnet.apiserver._auth import Identity, Request, admit, authorize
@@ -57,6 +58,10 @@ WATCH_WAIT_SECONDS = 1.0
 _JSON_TYPES = ("application/json", "")
 WRITE_BODIES = ("create", "update", "delete", "deletecollection")
 PUBLIC_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/version"})
+
+
+# The same for the server's accepted connections (see podnet._tls).
+install_tls_workaround()
 
 
 class APIHTTPServer(ThreadingHTTPServer):

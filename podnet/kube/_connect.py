@@ -18,6 +18,12 @@ import httpx
 import yaml
 from lightkube import Client, ConfigError, KubeConfig
 
+from podnet._tls import install as install_tls_workaround
+
+# A client's connection reset before its TLS handshake must not leave a socket open
+# (CPython 3.11; see podnet._tls): every component's API client goes through here.
+install_tls_workaround()
+
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 REQUEST_SECONDS = 10.0  # connect, write and read deadline of every request but a watch's
 
