@@ -1,10 +1,18 @@
 """Writing state files so that a crash never leaves one half-written, and making their
 appearance or removal durable: a rename, link or unlink is only on disk once the
-directory holding the name is fsync'd."""
+directory holding the name is fsync'd.
+
+Threads of one process (the agent's workers) that need the same directory fsync'd share
+the fsyncs (group commit): one fsync makes durable every change made in the directory
+before it started, so a thread waits for the fsync in flight and then, unless a later one
+already covered it, runs the next one for everybody waiting. Four ADDs in flight on a node
+then cost about two directory fsyncs instead of four, each answered no earlier than before.
+"""
 
 from __future__ import annotations
 
 import os
+from _thread import allocate_lock  # threading itself costs a plugin run in-process ~1 ms
 
 TEMP_PREFIX = ".tmp-"
 _TEMP_ATTEMPTS = 100
@@ -80,13 +88,42 @@ def atomic_write(
         fsync_dir(directory)
 
 
+class _DirectorySync:
+    """The fsyncs of one directory, numbered in the order they start; one at a time."""
+
+    def __init__(self) -> None:
+        self._turn = allocate_lock()  # held by the fsync in flight
+        self.started = 0  # changed only under _turn
+        self.finished = 0  # the last fsync that returned without error
+
+    def sync(self, directory: str) -> None:
+        # Every change the caller made is in the directory by now, so any fsync that
+        # starts from here on covers it: the next number is the first one that does.
+        # (Reading an int attribute is atomic; it is only written under _turn.)
+        covering = self.started + 1
+        with self._turn:
+            if self.finished >= covering:
+                return  # an fsync that started after the caller's changes has finished
+            self.started += 1
+            number = self.started
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            self.finished = number
+
+
+_SYNCS: dict[str, _DirectorySync] = {}
+
+
 def fsync_dir(directory: str) -> None:
-    """Make the names created, renamed or removed in `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Make the names created, renamed or removed in `directory` durable (sharing the
+    fsync with other threads of this process that wait for the same directory)."""
+    sync = _SYNCS.get(directory)
+    if sync is None:
+        sync = _SYNCS.setdefault(directory, _DirectorySync())
+    sync.sync(directory)
 
 
 def remove_durably(path: str) -> bool:

@@ -53,3 +53,62 @@ def test_remove_durably(tmp_path: Path, fsynced: FsyncLog) -> None:
 def test_fsync_dir_of_a_missing_directory_raises(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         fsync_dir(str(tmp_path / "missing"))
+
+
+def test_threads_share_directory_fsyncs_and_each_waits_for_one_that_covers_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Group commit: every thread returns only after an fsync that started after its file
+    appeared has finished, and eight threads share one or two fsyncs."""
+    import threading
+    import time
+
+    rounds: list[tuple[float, float]] = []  # (start, end) of every fsync
+    real: Callable[[int], None] = os.fsync
+
+    def slow(fd: int) -> None:
+        start = time.monotonic()
+        real(fd)
+        time.sleep(0.05)  # long enough that the others queue behind it
+        rounds.append((start, time.monotonic()))
+
+    monkeypatch.setattr(os, "fsync", slow)
+    ready = threading.Barrier(8)
+    covered: list[bool] = []
+
+    def one(i: int) -> None:
+        (tmp_path / f"f{i}").write_bytes(b"")
+        created = time.monotonic()
+        ready.wait(timeout=10)
+        fsync_dir(str(tmp_path))
+        returned = time.monotonic()
+        covered.append(any(created <= s and e <= returned for s, e in rounds))
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert covered == [True] * 8
+    assert 1 <= len(rounds) <= 2
+
+
+def test_a_failed_directory_fsync_covers_nobody(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    real: Callable[[int], None] = os.fsync
+
+    def failing_once(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_once)
+    with pytest.raises(OSError):
+        fsync_dir(str(tmp_path))
+    fsync_dir(str(tmp_path))  # runs its own fsync: the failed one made nothing durable
+    assert len(calls) == 2
+    fsync_dir(str(tmp_path))  # nothing changed since, but it cannot know: one more
+    assert len(calls) == 3

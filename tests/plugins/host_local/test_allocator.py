@@ -56,15 +56,15 @@ def test_round_robin_continues_after_release() -> None:
     assert store.last_reserved(0) == ip("10.1.2.5")
 
 
-def test_every_change_is_under_the_lock_and_synced_after_it() -> None:
+def test_every_change_is_under_the_lock_and_releases_are_synced_after_it() -> None:
     store = FakeStore()
     conf = config(netconf("/unused", ranges=DUAL_STACK))
     add(store, conf, "a")
-    assert (store.locks, store.syncs) == (1, 1), "one lock and one sync for both sets"
+    assert (store.locks, store.syncs) == (1, 0), "one lock for both sets; new names unsynced"
     release(store, Attachment("a", "eth0"))
-    assert (store.locks, store.syncs, store.owners) == (2, 2, {})
+    assert (store.locks, store.syncs, store.owners) == (2, 1, {})
     release(store, Attachment("a", "eth0"))
-    assert (store.locks, store.syncs) == (3, 2), "nothing released: nothing to sync"
+    assert (store.locks, store.syncs) == (3, 1), "nothing released: nothing to sync"
 
 
 def test_requested_addresses() -> None:

@@ -44,7 +44,12 @@ def allocate(store: Store, conf: HostLocalConfig, attachment: Attachment) -> lis
             for reservation in reserved:
                 store.release(reservation)
             raise
-    store.sync()  # the new names are on disk before the runtime hears of them
+    # No directory fsync here (DEL and GC make theirs): a new name need not outlive a
+    # power loss, since the pod it was made for cannot (its namespace and processes are
+    # gone; the runtime tears the sandbox down and ADDs a new one), and if the name does
+    # survive it is whole (the content was fsync'd before the link). That fsync made
+    # every other ADD's link() wait for the directory block's write under the lock:
+    # without it, ADD p50 at concurrency 4 went 34 -> 28 ms here (bench.cni, 200 pods).
     return ips
 
 

@@ -25,6 +25,11 @@ remains. A temp file found under the lock is debris of a crash, or the content f
 ADD still waiting for the lock; GC removes both, and such an ADD then writes its
 reservation the slow way.
 
+Durability: a release is fsync'd (the directory, after the lock): one that a power loss
+undid would hold the address for a pod the runtime has forgotten. A new reservation is
+not: its pod cannot outlive a power loss either (the runtime then tears that sandbox down,
+a DEL that finds nothing, and ADDs a new one), and a name that survives is whole.
+
 last_reserved_ip.N is written in place, without fsync, as the reference does: it is only
 read under the lock, and one lost in a crash only moves where round-robin starts.
 """
@@ -94,8 +99,9 @@ class Reservation(FrozenRecord):
 
 class Store(Protocol):
     """The reservations of one network, as the allocator needs them. Changes happen
-    between `locked()`'s enter and exit; an implementation may make them durable only on
-    `sync()`, which the allocator calls after letting the lock go."""
+    between `locked()`'s enter and exit; an implementation may make releases durable only
+    on `sync()`, which DEL and GC call after letting the lock go (a new reservation is
+    whole when it appears, but need not outlive a power loss: see the module doc)."""
 
     def exists(self) -> bool:
         """False when nothing was ever reserved on this network."""
@@ -170,8 +176,9 @@ class DiskStore:
             os.close(fd)  # closing the last descriptor releases the flock
 
     def sync(self) -> None:
-        """Make the reservations created or released so far durable (fsync the
-        directory). Called after the lock is let go: other ADDs need not wait for it."""
+        """Make the releases so far durable (fsync the directory), so that a released
+        address does not come back after a power loss owned by a pod the runtime has
+        forgotten. Called by DEL and GC after the lock is let go."""
         with _io_errors():
             fsync_dir(self.directory)
 
