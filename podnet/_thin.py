@@ -40,7 +40,9 @@ def _write_all(data: bytes) -> None:
         data = data[posix.write(1, data) :]
 
 
-def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> None:
+def main(
+    plugin_type: str, agent_socket: str = "", timeout: float = 120.0, bundle: str = ""
+) -> None:
     command = posix.environ.get(b"CNI_COMMAND", b"").decode(errors="surrogateescape")
     stdin = sys.stdin.buffer.read() if command and command != "VERSION" else b""
     note = ""
@@ -60,24 +62,28 @@ def main(plugin_type: str, agent_socket: str = "", timeout: float = 120.0) -> No
             _write_all(out)
             # Nothing is left to flush or clean up: skip the interpreter's teardown.
             posix._exit(code)
-    _run_here(plugin_type, note, stdin)
+    _run_here(plugin_type, note, stdin, bundle)
 
 
-def in_process(plugin_type: str, agent_socket: str, reason: str) -> None:
+def in_process(plugin_type: str, agent_socket: str, reason: str, bundle: str = "") -> None:
     """main() of the compiled launcher's fallback (podnet/plugins/launcher.c): it did not
     reach the agent at `agent_socket` for `reason` ("" when it did not try), and left
-    stdin unread."""
+    stdin unread. `bundle`: where install-cni wrote the plugin modules' code."""
     note = ""
     if reason:
         note = f"agent at {agent_socket} unreachable ({reason}); {plugin_type} runs in-process"
-    _run_here(plugin_type, note, None)
+    _run_here(plugin_type, note, None, bundle)
 
 
-def _run_here(plugin_type: str, note: str, stdin: bytes | None) -> None:
+def _run_here(plugin_type: str, note: str, stdin: bytes | None, bundle: str) -> None:
     # This process runs one plugin call and exits. The cyclic garbage collector would
     # walk the objects its imports make again and again (~4 million instructions, a
     # twentieth of an in-process ADD) for cycles that the exit frees anyway.
     gc.disable()
+    if bundle:
+        from podnet._bundle import use_bundle
+
+        use_bundle(bundle)  # when it cannot be used, the modules are found the usual way
     from podnet.cni import log
     from podnet.plugins import run_in_process
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from podnet.cni import CURRENT_VERSION, atomic_write
 from podnet.plugins import PLUGIN_MODULES
+from podnet.plugins._bundle import bundle_path, write_bundle
 from podnet.plugins._delegate import MARKER
 from podnet.plugins._launcher import (
     LauncherUnavailable,
@@ -34,7 +35,7 @@ def _sys_path() -> list[str]:
     return [_repo_root(), sysconfig.get_paths()["purelib"]]
 
 
-def executable_text(plugin_type: str, agent_socket: str = "") -> str:
+def executable_text(plugin_type: str, agent_socket: str = "", bundle: str = "") -> str:
     """A thin executable: this interpreter named directly (never a shell shim), isolated
     and without site processing (-IS), with podnet and its dependencies on sys.path."""
     paths = _sys_path()
@@ -44,13 +45,15 @@ def executable_text(plugin_type: str, agent_socket: str = "") -> str:
         "import sys\n"
         f"sys.path[:0] = {paths!r}\n"
         "from podnet._thin import main\n"
-        f"main({plugin_type!r}, agent_socket={agent_socket!r})\n"
+        f"main({plugin_type!r}, agent_socket={agent_socket!r}, bundle={bundle!r})\n"
     )
 
 
-def launcher_image(launcher: bytes, plugin_type: str, agent_socket: str = "") -> bytes:
+def launcher_image(
+    launcher: bytes, plugin_type: str, agent_socket: str = "", bundle: str = ""
+) -> bytes:
     """The launcher binary with one plugin's settings appended (see launcher.c)."""
-    argv = fallback_argv(plugin_type, agent_socket, _sys_path())
+    argv = fallback_argv(plugin_type, agent_socket, _sys_path(), bundle)
     return launcher + settings_trailer(plugin_type, agent_socket, argv)
 
 
@@ -101,15 +104,18 @@ def install_executables(
     except LauncherUnavailable as exc:
         warn(f"{exc}; installing the Python thin executables instead (slower per pod)")
     problem = compile_bytecode()
+    if problem is None:
+        problem = write_bundle(_repo_root(), _sys_path())
+    bundle = "" if problem is not None else bundle_path(_repo_root())
     if problem is not None:
         warn(f"{problem}; the plugins run, slower when they run in-process")
     written = []
     for plugin_type in chosen:
         path = os.path.join(bin_dir, plugin_type)
         if launcher is not None:
-            content = launcher_image(launcher, plugin_type, agent_socket)
+            content = launcher_image(launcher, plugin_type, agent_socket, bundle)
         else:
-            content = executable_text(plugin_type, agent_socket).encode()
+            content = executable_text(plugin_type, agent_socket, bundle).encode()
         atomic_write(path, content, mode=0o755)
         written.append(path)
     return written

@@ -78,10 +78,12 @@ def build_launcher() -> str:
     raise LauncherUnavailable(f"{compiler} could not build {SOURCE}: {why}")
 
 
-def fallback_argv(plugin_type: str, agent_socket: str, sys_path: list[str]) -> list[str]:
+def fallback_argv(
+    plugin_type: str, agent_socket: str, sys_path: list[str], bundle: str = ""
+) -> list[str]:
     """The in-process path the launcher execs without an agent: this interpreter, isolated
-    and without site processing, running podnet._thin.in_process; the launcher appends
-    why it did not use the agent."""
+    and without site processing, running podnet._thin.in_process (with its modules from
+    `bundle`, see podnet._bundle); the launcher appends why it did not use the agent."""
     import sys
 
     # podnet's root (the first entry) before the standard library, the rest (its
@@ -92,7 +94,7 @@ def fallback_argv(plugin_type: str, agent_socket: str, sys_path: list[str]) -> l
     code = (
         f"import sys; sys.path[:0] = {[root]!r}; sys.path += {rest!r}; "
         "from podnet._thin import in_process; "
-        f"in_process({plugin_type!r}, {agent_socket!r}, sys.argv[1])"
+        f"in_process({plugin_type!r}, {agent_socket!r}, sys.argv[1], {bundle!r})"
     )
     return [sys.executable, "-I", "-S", "-c", code]
 

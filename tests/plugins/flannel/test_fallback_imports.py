@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from podnet.plugins._install import _sys_path
+from podnet.plugins._bundle import bundle_path, write_bundle
+from podnet.plugins._install import _repo_root, _sys_path
 from podnet.plugins._launcher import build_launcher, fallback_argv, settings_trailer
 from tests.plugins.flannel._chain import ChainNode
 
@@ -83,12 +84,20 @@ BRIDGE_CHECK_ONLY = ["podnet.plugins.main.bridge._check"]
 
 
 def recording_flannel(bin_dir: Path, agent_socket: Path, record: Path) -> Path:
-    """The launcher under the name flannel, as install-cni writes it, but its fallback
-    also writes the names of the modules it imported to `record` at exit, and whether
-    the garbage collector was on (it is off: the process exits after one call)."""
-    argv = fallback_argv("flannel", str(agent_socket), _sys_path())
+    """The launcher under the name flannel, as install-cni writes it (with the bundle of
+    the plugin path's modules), but its fallback also writes the names of the modules it
+    imported to `record` at exit, the bundle's ones with a "bundled " line too, and
+    whether the garbage collector was on (it is off: the process exits after one call)."""
+    assert write_bundle(_repo_root(), _sys_path()) is None
+    bundle = bundle_path(_repo_root())
+    argv = fallback_argv("flannel", str(agent_socket), _sys_path(), bundle)
     code = argv.pop()
-    lines = "[*sys.modules, f'gc.isenabled()={gc.isenabled()}']"
+    bundled = (
+        "[f'bundled {n}' for n, m in list(sys.modules.items()) "
+        "if type(getattr(getattr(m, '__spec__', None), 'loader', None)).__name__ "
+        "== 'BundleFinder']"
+    )
+    lines = f"[*sys.modules, *{bundled}, f'gc.isenabled()={{gc.isenabled()}}']"
     dump = f"open({str(record)!r}, 'w').write(chr(10).join({lines}))"
     argv.append(f"import atexit, gc, sys; atexit.register(lambda: {dump}); {code}")
     exe = bin_dir / "flannel-recording"
@@ -119,6 +128,11 @@ def test_a_pod_through_the_fallback_imports_only_what_it_needs(
     assert sorted(on_add.intersection(NOT_IMPORTED)) == []
     # bridge's verbs import their own modules, each when it runs
     assert "podnet.plugins.main.bridge._add" in on_add
+    # from the bundle: all of the plugin path's modules but the two read before it
+    served = {line.removeprefix("bundled ") for line in on_add if line.startswith("bundled ")}
+    podnet_modules = {name for name in on_add if name.startswith("podnet")}
+    assert sorted(podnet_modules - served) == ["podnet", "podnet._bundle", "podnet._thin"]
+    assert {"ipaddress", "collections", "podnet.plugins.ipam.host_local._store"} <= served
     assert sorted(on_add.intersection(BRIDGE_DEL_ONLY + BRIDGE_CHECK_ONLY)) == []
 
     record.unlink()
