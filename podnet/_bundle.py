@@ -119,19 +119,27 @@ def read_index(fd: int) -> tuple[int, dict[str, tuple[str, bool, int, int, int, 
     return code_start, index
 
 
+def open_bundle(path: str) -> tuple[int, int, dict[str, tuple[str, bool, int, int, int, int]]]:
+    """(an open descriptor, where the code starts, the index) of the bundle at `path`;
+    OSError when it cannot be read, ValueError when it is not a bundle of this interpreter."""
+    fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
+    try:
+        found = read_index(fd)
+    except BaseException:
+        posix.close(fd)
+        raise
+    if found is None:
+        posix.close(fd)
+        raise ValueError(f"{path} is not a bundle of this interpreter")
+    return fd, *found
+
+
 def use_bundle(path: str) -> bool:
     """Serve imports from the bundle at `path` from now on; False when it cannot be used
     (then nothing changed)."""
     try:
-        fd = posix.open(path, posix.O_RDONLY | posix.O_CLOEXEC)
-    except OSError:
+        fd, code_start, index = open_bundle(path)
+    except (OSError, ValueError):
         return False
-    try:
-        found = read_index(fd)
-    except OSError:
-        found = None
-    if found is None:
-        posix.close(fd)
-        return False
-    sys.meta_path.insert(0, BundleFinder(fd, *found))
+    sys.meta_path.insert(0, BundleFinder(fd, code_start, index))
     return True

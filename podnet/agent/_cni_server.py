@@ -255,8 +255,9 @@ class CNIServer:
         thread.start()
 
     def _host(self) -> Host:
-        """A worker's host: it defers work until after the answer."""
-        return Host(self.host_state, defers=True)
+        """A worker's host: it defers work until after the answer, and has a helper thread
+        for work a verb runs beside its own (bridge's IPAM beside the veth pair)."""
+        return Host(self.host_state, defers=True, helper=True)
 
     def _work(self) -> None:
         assert self._listener is not None

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     )
     from podnet.cni._files import atomic_write, fsync_dir, remove_durably, write_temp
     from podnet.cni._flock import LockTimeout, flock_within
-    from podnet.cni._host import Host, HostState, run_after_answer
+    from podnet.cni._host import Host, HostState, Pending, run_after_answer
     from podnet.cni._invoke import (
         Exec,
         RawExec,
@@ -84,7 +84,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "podnet.cni._files": ("atomic_write", "fsync_dir", "remove_durably", "write_temp"),
     "podnet.cni._flock": ("LockTimeout", "flock_within"),
-    "podnet.cni._host": ("Host", "HostState", "run_after_answer"),
+    "podnet.cni._host": ("Host", "HostState", "Pending", "run_after_answer"),
     "podnet.cni._invoke": (
         "Exec",
         "RawExec",
@@ -146,6 +146,7 @@ __all__ = [
     "Span",
     "Trace",
     "HostState",
+    "Pending",
     "run_after_answer",
     "ALL_VERSIONS",
     "CODE_INTERNAL",

@@ -15,10 +15,16 @@
 - `plugin_exec`: the `Exec` a plugin delegates through (libcni's invoke.Exec); None for
   the plugin layer's default, which runs podnet's own plugins in this process (see
   podnet.plugins._delegate).
+- Work beside the caller (`beside`): a verb that waits on two independent things (bridge:
+  IPAM's reservation on the disk, the veth pair in the kernel) hands one to a helper
+  thread of its host, built with `helper=True` (the agent's), and waits only for the
+  longer. Elsewhere the work runs at once, in the caller's thread.
 
 A host belongs to one thread at a time (its netlink socket and its deferred work are not
-shared); the agent builds one `HostState` and one `Host` per worker over it. The in-process
-path (an executable, `dispatch` without a host) builds a fresh default host per request.
+shared; its helper thread only runs what that thread hands it, and starts from it, so in
+its network namespace); the agent builds one `HostState` and one `Host` per worker over
+it. The in-process path (an executable, `dispatch` without a host) builds a fresh default
+host per request.
 """
 
 from __future__ import annotations
@@ -39,6 +45,59 @@ if TYPE_CHECKING:
     from podnet.netlink import Rtnl
 
 Work = Callable[[], None]
+
+
+class Pending:
+    """The outcome of work run beside the caller: `wait()` returns its value or raises
+    its exception, in the caller's thread."""
+
+    def __init__(self) -> None:
+        self._done = allocate_lock()
+        self._done.acquire()  # released once the outcome is in
+        self._value: object = None
+        self._error: BaseException | None = None
+
+    def run(self, work: Callable[[], object]) -> None:
+        try:
+            self._value = work()
+        except BaseException as exc:  # handed to the waiter, whatever it is
+            self._error = exc
+        finally:
+            self._done.release()
+
+    def wait(self) -> object:
+        """The work's value, once it is done (no deadline of its own: the request's
+        watchdog answers the runtime when the whole request runs late, as it would if
+        the work ran in the caller's thread)."""
+        with self._done:
+            pass
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class _Helper:
+    """One thread that runs the work its host's thread hands it, one piece at a time."""
+
+    def __init__(self) -> None:
+        from _queue import SimpleQueue  # the C queue: no threading module
+        from _thread import start_new_thread
+
+        self._queue: SimpleQueue[tuple[Pending, Callable[[], object]] | None] = SimpleQueue()
+        start_new_thread(self._loop, ())
+
+    def submit(self, work: Callable[[], object]) -> Pending:
+        pending = Pending()
+        self._queue.put((pending, work))
+        return pending
+
+    def stop(self) -> None:
+        self._queue.put(None)
+
+    def _loop(self) -> None:
+        while (item := self._queue.get()) is not None:
+            pending, work = item
+            pending.run(work)
 
 
 class HostState:
@@ -79,10 +138,13 @@ class Host:
         *,
         defers: bool = False,
         plugin_exec: Exec | None = None,
+        helper: bool = False,
     ) -> None:
         self.state = state if state is not None else HostState()
         self.plugin_exec = plugin_exec
         self._later: list[Work] | None = [] if defers else None
+        self._wants_helper = helper
+        self._helper: _Helper | None = None  # started on first use
         self._node: tuple[tuple[int, int], Rtnl] | None = None
         # The trace of the request this host serves now, when its server keeps traces.
         self.trace: Trace | None = None
@@ -106,6 +168,18 @@ class Host:
         taken, self._later = self._later, []
         return taken
 
+    def beside(self, work: Callable[[], object]) -> Pending:
+        """Run `work` on this host's helper thread while the caller goes on; at once in
+        the caller's thread when the host has no helper. The caller must `wait()`."""
+        pending: Pending
+        if not self._wants_helper:
+            pending = Pending()
+            pending.run(work)
+            return pending
+        if self._helper is None:
+            self._helper = _Helper()
+        return self._helper.submit(work)
+
     def node_rtnl(self) -> Rtnl:
         """The host's handle for the namespace the calling thread is in; the caller must
         not close it. A thread now in another namespace than when it was opened gets a
@@ -123,6 +197,9 @@ class Host:
         if self._node is not None:
             self._node[1].close()
             self._node = None
+        if self._helper is not None:
+            self._helper.stop()
+            self._helper = None
 
     def __enter__(self) -> Host:
         return self

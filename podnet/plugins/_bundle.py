@@ -51,21 +51,13 @@ def plugin_path_modules(root: str) -> list[str]:
 def bundle_is_current(path: str, root: str) -> bool:
     """The bundle at `path` was written by this interpreter, holds every podnet module of
     the plugin path, and no source it holds changed since."""
-    from podnet._bundle import read_index
+    from podnet._bundle import open_bundle
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        fd, _, index = open_bundle(path)
+    except (OSError, ValueError):
         return False
-    try:
-        found = read_index(fd)
-    except OSError:
-        found = None
-    finally:
-        os.close(fd)
-    if found is None:
-        return False
-    index = found[1]
+    os.close(fd)
     if any(name not in index for name in plugin_path_modules(root)):
         return False
     for origin, _, mtime_ns, size, _, _ in index.values():

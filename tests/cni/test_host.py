@@ -157,3 +157,25 @@ def test_the_node_handle_is_kept_per_host_and_namespace(two_namespaces: tuple[st
             find_link(back, "cni0")  # closed with its host
 
     run_in_netns(node, in_node)
+
+
+def test_work_beside_runs_on_the_helper_thread_and_hands_back_its_outcome() -> None:
+    caller = threading.get_ident()
+    with Host(helper=True) as host:
+        pending = host.beside(threading.get_ident)
+        assert pending.wait() not in (None, caller)
+
+        def fails() -> None:
+            raise ValueError("no addresses")
+
+        with pytest.raises(ValueError, match="no addresses"):
+            host.beside(fails).wait()
+        assert host.beside(lambda: 7).wait() == 7  # the helper outlives a failure
+
+
+def test_without_a_helper_work_beside_runs_at_once_in_the_caller() -> None:
+    with Host() as host:
+        ran: list[int] = []
+        pending = host.beside(lambda: ran.append(threading.get_ident()))
+        assert ran == [threading.get_ident()]  # before wait()
+        assert pending.wait() is None

@@ -7,19 +7,15 @@ import os
 import shutil
 from pathlib import Path
 
-from podnet._bundle import read_index
+from podnet._bundle import open_bundle
 from podnet.plugins._bundle import bundle_is_current, bundle_path, write_bundle
 from podnet.plugins._install import _repo_root, _sys_path
 
 
 def index_of(path: str) -> dict[str, tuple[str, bool, int, int, int, int]]:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        found = read_index(fd)
-    finally:
-        os.close(fd)
-    assert found is not None
-    return found[1]
+    fd, _, index = open_bundle(path)
+    os.close(fd)
+    return index
 
 
 def copy_of_the_tree(tmp_path: Path) -> str:

@@ -1,10 +1,14 @@
 """bridge ADD.
 
-Order: bridge, IPAM, gateway on the bridge, veth pair, pod addresses and routes,
-masquerade, port up. IPAM and the gateway come before the veth (the reference creates
-the veth first) so that the stale-gateway check never sees the pod being added as a pod
-of the old subnet. Every step that leaves something behind registers its undo on an
-ExitStack; any failure unwinds them all (IPAM DEL included), success keeps them.
+Order: bridge; IPAM and the veth pair at once; gateway on the bridge; the pair's node end
+joins the bridge; pod addresses and routes, masquerade, port up. IPAM waits mostly on
+the disk (host-local fsyncs the reservation) and the pair on the kernel, so where the
+host has a helper thread (the agent) IPAM runs there while this thread creates the pair,
+and the pod waits for the longer of the two instead of both; elsewhere IPAM runs first,
+as before. The node end joins the bridge only after the gateway is settled, so that the
+stale-gateway check never sees the pod being added as a pod of the old subnet. Every step
+that leaves something behind registers its undo on an ExitStack; any failure unwinds
+them all (IPAM DEL included), success keeps them.
 """
 
 from __future__ import annotations
@@ -47,6 +51,10 @@ from podnet.plugins.main.bridge._veth import (
     ensure_vlan_interface,
     wait_port_up,
 )
+
+TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
+if TYPE_CHECKING:
+    from podnet.cni import Pending
 
 
 def open_pod_netns(netns: str) -> Rtnl:
@@ -92,28 +100,38 @@ def add(request: Request) -> Result:
 def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: ExitStack) -> Result:
     bridge = ensure_bridge(node, config)
     result = Result(interfaces=[Interface(name=bridge.name, mac=bridge.mac)])
+    ipam = None
     if config.layer3:
-        ipam = delegate("ADD", config.ipam_type, request.config, request)
-        assert ipam is not None
+        ipam = request.host.beside(
+            lambda: delegate("ADD", config.ipam_type, request.config, request)
+        )
+    try:
+        host, container = create_pair(
+            node,
+            pod,
+            request.ifname,
+            mtu=config.mtu,
+            mac=config.mac,
+            inner_label=request.netns,
+            # a port at once unless the gateway has to be settled first (see above)
+            master=0 if config.layer3 else bridge.index,
+        )
+    except BaseException:
+        if ipam is not None:
+            _release_when_done(ipam, request, config)
+        raise
+    undo.callback(_undo("veth", lambda: _delete_pod_link(pod, request.ifname)))
+    if ipam is not None:
+        reserved = ipam.wait()  # IPAM's error, if any, unwinds the veth
+        assert isinstance(reserved, Result)
         undo.callback(
             _undo("IPAM ADD", lambda: delegate("DEL", config.ipam_type, request.config, request))
         )
-        if not ipam.ips:
+        if not reserved.ips:
             raise CNIError("IPAM plugin returned missing IP config")
-        result.ips, result.routes, result.dns = ipam.ips, ipam.routes, ipam.dns
+        result.ips, result.routes, result.dns = reserved.ips, reserved.routes, reserved.dns
         gateways = apply_gateways(result, config)
         _set_gateways(node, bridge, config, gateways, result)
-
-    host, container = create_pair(
-        node,
-        pod,
-        request.ifname,
-        mtu=config.mtu,
-        mac=config.mac,
-        inner_label=request.netns,
-        master=bridge.index,
-    )
-    undo.callback(_undo("veth", lambda: _delete_pod_link(pod, request.ifname)))
     attach(node, host, bridge, config, vlan=config.vlan)
     result.interfaces[1:1] = [
         Interface(name=host.name, mac=host.mac),
@@ -149,6 +167,16 @@ def _add(request: Request, config: BridgeConfig, node: Rtnl, pod: Rtnl, undo: Ex
     if not config.dns.is_empty():
         result.dns = config.dns  # the config's DNS wins over IPAM's
     return result
+
+
+def _release_when_done(ipam: Pending, request: Request, config: BridgeConfig) -> None:
+    """The veth pair failed while IPAM ran beside it: once IPAM is done, release what it
+    reserved (its own failure needs nothing: the pair's error is the one reported)."""
+    try:
+        ipam.wait()
+    except Exception:
+        return
+    _undo("IPAM ADD", lambda: delegate("DEL", config.ipam_type, request.config, request))()
 
 
 def _set_gateways(
