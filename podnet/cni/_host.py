@@ -21,10 +21,10 @@
   longer. Elsewhere the work runs at once, in the caller's thread.
 
 A host belongs to one thread at a time (its netlink socket and its deferred work are not
-shared; its helper thread only runs what that thread hands it, and starts from it, so in
-its network namespace); the agent builds one `HostState` and one `Host` per worker over
-it. The in-process path (an executable, `dispatch` without a host) builds a fresh default
-host per request.
+shared; its helper thread only runs what that thread hands it, and starts from it when
+the host is built, so in its network namespace); the agent builds one `HostState` and
+one `Host` per worker over it. The in-process path (an executable, `dispatch` without a
+host) builds a fresh default host per request.
 """
 
 from __future__ import annotations
@@ -143,8 +143,9 @@ class Host:
         self.state = state if state is not None else HostState()
         self.plugin_exec = plugin_exec
         self._later: list[Work] | None = [] if defers else None
-        self._wants_helper = helper
-        self._helper: _Helper | None = None  # started on first use
+        # Started now, from the thread that will hand it work, so in that thread's network
+        # namespace; an agent's thread count then stays what it was after start-up.
+        self._helper = _Helper() if helper else None
         self._node: tuple[tuple[int, int], Rtnl] | None = None
         # The trace of the request this host serves now, when its server keeps traces.
         self.trace: Trace | None = None
@@ -171,13 +172,10 @@ class Host:
     def beside(self, work: Callable[[], object]) -> Pending:
         """Run `work` on this host's helper thread while the caller goes on; at once in
         the caller's thread when the host has no helper. The caller must `wait()`."""
-        pending: Pending
-        if not self._wants_helper:
+        if self._helper is None:
             pending = Pending()
             pending.run(work)
             return pending
-        if self._helper is None:
-            self._helper = _Helper()
         return self._helper.submit(work)
 
     def node_rtnl(self) -> Rtnl:
