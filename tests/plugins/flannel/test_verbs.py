@@ -232,6 +232,25 @@ def test_gc_forwards_and_removes_saved_configs_of_gone_containers(node):
     assert gc["conf"]["ipam"]["ranges"] == [[{"subnet": "10.244.1.0/24"}]]
 
 
+def test_gc_removes_unfinished_saves_of_gone_containers(node):
+    """A save killed before its rename, of a container the runtime forgot (no DEL comes):
+    GC removes it, as it removes that container's saved config."""
+    node.run("ADD", node.conf(), cid="pod-a")
+    saved = (node.data_dir / "pod-a").read_bytes()
+    other = json.dumps(dict(json.loads(saved), name="othernet")).encode()
+    for name, content in [
+        (".tmp-pod-a~1111", saved[:10]),  # valid: its ADD may still be running
+        (".tmp-gone~2222", saved[:10]),  # half a config
+        (".tmp-gone~3333", b""),
+        (".tmp-empty~4444", b""),
+        (".tmp-other~5555", other),  # another network's, whole: its GC decides
+    ]:
+        (node.data_dir / name).write_bytes(content)
+    valid = [{"containerID": "pod-a", "ifname": "eth0"}]
+    assert node.run("GC", node.conf(**{"cni.dev/valid-attachments": valid})) == (0, None)
+    assert sorted(os.listdir(node.data_dir)) == [".tmp-other~5555", ".tmp-pod-a~1111", "pod-a"]
+
+
 def test_gc_without_subnet_env_still_cleans_and_reports(node):
     node.run("ADD", node.conf(), cid="pod-a")
     node.subnet_env.unlink()

@@ -5,7 +5,9 @@ config that DEL then cannot read).
 The temp file of that write is named `.tmp-<containerID>~<random>` ('~' cannot occur in
 a container ID): a plugin killed between writing and renaming leaves it behind, and the
 container's DEL, which the runtime sends after a failed ADD, finds it by that name and
-removes it. Nothing else may remove temp files: another container's ADD may be writing.
+removes it; so does GC for a container the runtime no longer lists (whose DEL may never
+come), as it removes that container's saved config. Nothing else may remove temp files:
+another container's ADD may be writing.
 
 Not fsync'd (upstream's newest plugin is, because its DEL fails forever on the empty file
 a power loss can leave): `load` reads an empty or broken file as no saved config, and DEL
@@ -81,6 +83,26 @@ class ScratchDir:
         for name in names:
             if name.startswith(prefix):
                 self._unlink(os.path.join(self.data_dir, name))
+
+    def debris_owners(self) -> dict[str, bytes]:
+        """The containers with temp files of interrupted saves, each with what one of
+        them holds (whole, part of a config, or nothing)."""
+        try:
+            names = os.listdir(self.data_dir)
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise IOFailure(f"reading {self.data_dir}: {exc.strerror}") from None
+        owners: dict[str, bytes] = {}
+        for name in names:
+            owner, separator, _ = name[len(_TEMP_PREFIX) :].rpartition(_TEMP_SEPARATOR)
+            if name.startswith(_TEMP_PREFIX) and separator and owner:
+                try:
+                    with open(os.path.join(self.data_dir, name), "rb") as handle:
+                        owners[owner] = handle.read(1 << 16)
+                except OSError:
+                    owners.setdefault(owner, b"")
+        return owners
 
     @staticmethod
     def _temp_prefix(container_id: str) -> str:

@@ -15,6 +15,7 @@ Where podnet differs from the reference, on purpose:
 
 from __future__ import annotations
 
+from podnet import _json as json
 from podnet.cni import (
     LEGACY_ATTACHMENTS_KEY,
     VALID_ATTACHMENTS_KEY,
@@ -129,6 +130,15 @@ def gc(request: Request) -> None:
             log(f"flannel GC {conf.name}: removed the saved config of {container_id}")
         except CNIError as exc:
             errors.append(str(exc))
+    # An ADD killed while saving, whose container the runtime then forgot: no DEL comes.
+    for container_id, content in sorted(scratch.debris_owners().items()):
+        if container_id in valid_ids or _of_another_network(content, conf.name):
+            continue
+        try:
+            scratch.remove_debris(container_id)
+            log(f"flannel GC {conf.name}: removed the unfinished save of {container_id}")
+        except CNIError as exc:
+            errors.append(str(exc))
     try:
         delegate = build_delegate(conf, load_subnet_env(conf.subnet_file))
         for key in GC_KEYS:
@@ -139,6 +149,16 @@ def gc(request: Request) -> None:
         errors.append(str(exc))
     if errors:
         raise CNIError("; ".join(errors))
+
+
+def _of_another_network(content: bytes, name: str) -> bool:
+    """A temp file whose content is whole and names another network: its GC decides
+    (one that is not whole is nobody's)."""
+    try:
+        config = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return isinstance(config, dict) and config.get("name") not in (None, name)
 
 
 def _valid_container_ids(config: dict[str, Any]) -> set[str]:
