@@ -8,8 +8,9 @@ renders from subnet.env, podnet the whole kube-flannel chain:
   in-process                      agent stopped: the launcher execs the in-process fallback
 
 Every run gets a fresh node namespace (so its first ADD creates cni0, as on a new node)
-and N fresh pod namespaces. This process enters the node namespace itself, so each
-plugin is exec'd exactly as a runtime would exec it, with no nsenter in the timed path.
+and N fresh pod namespaces, on a machine that has settled (idle) after the last run.
+This process enters the node namespace itself, so each plugin is exec'd exactly as a
+runtime would exec it, with no nsenter in the timed path.
 Implementations are interleaved (A B C D, then B C D A, ...) so machine noise hits all of
 them; compare ratios within one run. DEL carries each pod's ADD result as prevResult, as
 libcni sends it from 0.4.0 on. CPU per pod is user+sys of every plugin process,
@@ -48,6 +49,7 @@ from podnet.plugins import install_executables
 
 REFERENCE_BIN = "/usr/lib/cni"
 RESULTS = Path(__file__).parent / "results"
+SETTLE_IDLE = 0.9  # the idle share of the CPUs that counts as a settled machine
 CLONE_NEWNET = 0x40000000
 REFERENCE = "reference bridge->host-local"
 
@@ -285,7 +287,35 @@ def stop_agent(agent: subprocess.Popen[bytes], grace: float = 10.0) -> None:
         agent.wait(10)
 
 
-def one_run(impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str) -> dict[str, Any]:
+def cpu_ticks() -> tuple[int, int]:
+    """(idle, total) clock ticks of every CPU since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])  # idle + iowait; user .. steal
+
+
+def settle(deadline: float, min_idle: float = SETTLE_IDLE) -> float:
+    """Wait until the machine is idle (a share `min_idle` of every CPU over 0.5 s), at most
+    `deadline` seconds (0: not at all); returns the seconds waited. The kernel destroys a
+    run's deleted namespaces (200 pods: veths, routes, sysctl tables) in the background
+    for seconds after `ip netns delete` returns, under the rtnl lock that every ADD
+    takes: without this, each run would pay for its predecessor's teardown, a different
+    one per implementation."""
+    start = time.monotonic()
+    while deadline > 0:
+        idle0, total0 = cpu_ticks()
+        time.sleep(0.5)
+        idle1, total1 = cpu_ticks()
+        waited = time.monotonic() - start
+        quiet = total1 == total0 or (idle1 - idle0) / (total1 - total0) >= min_idle
+        if quiet or waited >= deadline:
+            return round(waited, 1)
+    return 0.0
+
+
+def one_run(
+    impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str, settle_s: float = 0.0
+) -> dict[str, Any]:
+    settled = settle(settle_s)
     work = tempfile.mkdtemp(prefix="pn-bench-")
     tag = uuid.uuid4().hex[:6]
     node = create_netns(f"/run/netns/pn-bench-{tag}-node")
@@ -334,6 +364,7 @@ def one_run(impl: Impl, pods_n: int, concurrency: int, masq: bool, version: str)
             "distinct_ips": len(ips),
             "leftover_reservations": len(leftover),
             "loadavg_1min": [load_start, os.getloadavg()[0]],
+            "settle_s": settled,
             "add": add.summary(pods_n),
             "del": dele.summary(pods_n),
         }
@@ -369,6 +400,15 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["off", "on", "both"],
         default="both",
         help="runs without ipMasq, with it, or both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="before each run, wait until the machine is idle (90%% of every CPU over 0.5 s: "
+        "the kernel is still destroying the last run's namespaces for seconds), at most "
+        "this long; 0: do not wait (default: %(default)s)",
     )
     parser.add_argument(
         "--cni-version",
@@ -419,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
                     # rotate the order every rep: no implementation always goes first
                     shift = rep % len(impls)
                     for impl in impls[shift:] + impls[:shift]:
-                        run = one_run(impl, args.pods, conc, masq, args.cni_version)
+                        run = one_run(impl, args.pods, conc, masq, args.cni_version, args.settle)
                         run["rep"] = rep
                         runs.append(run)
                         print(json.dumps(brief(run)), flush=True)

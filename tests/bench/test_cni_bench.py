@@ -18,7 +18,7 @@ pytestmark = pytest.mark.root
 
 def test_benchmark_smoke_run(tmp_path: Path) -> None:
     out = tmp_path / "cni.json"
-    args = ["--pods", "3", "--concurrency", "2", "--reps", "1", "--masq", "both"]
+    args = ["--pods", "3", "--concurrency", "2", "--reps", "1", "--masq", "both", "--settle", "0"]
     assert cni.main([*args, "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert {r["impl"] for r in report["runs"]} == {i.name for i in cni.IMPLS}
@@ -26,6 +26,7 @@ def test_benchmark_smoke_run(tmp_path: Path) -> None:
     assert report["machine"]["cpu_model"] and report["machine"]["kernel"]
     assert len(report["machine"]["loadavg_at_start"]) == 3
     assert all(len(r["loadavg_1min"]) == 2 for r in report["runs"])
+    assert all(r["settle_s"] == 0.0 for r in report["runs"])
     for run in report["runs"]:
         assert run["add"]["errors"] == 0 and run["del"]["errors"] == 0, run["impl"]
         assert run["distinct_ips"] == 3 and run["leftover_reservations"] == 0
@@ -46,7 +47,7 @@ def test_every_option_names_its_default() -> None:
     parser = cni.build_parser()
     assert parser.parse_args([]).reps == 3, "the README's table is the median of 3 reps"
     options = [a for a in parser._actions if a.option_strings and a.dest != "help"]
-    assert len(options) == 8
+    assert len(options) == 9
     for action in options:
         assert action.help is not None, action.dest
         shown = (action.help % {"default": action.default}).split("(default: ")[1]
@@ -120,3 +121,9 @@ def test_an_agent_deaf_to_sigterm_is_killed(capfd: pytest.CaptureFixture[str]) -
     cni.stop_agent(deaf, grace=0.5)
     assert deaf.returncode == -signal.SIGKILL
     assert f"agent {deaf.pid} still running 0.5 s after SIGTERM: killed" in capfd.readouterr().err
+
+
+def test_settle_waits_for_an_idle_machine_within_its_deadline() -> None:
+    assert cni.settle(0) == 0.0  # --settle 0: no wait at all
+    assert cni.settle(30, min_idle=0.0) == 0.5  # any machine is 0% idle: one window
+    assert 1.0 <= cni.settle(1.0, min_idle=1.01) < 2.0  # never that idle: the deadline
