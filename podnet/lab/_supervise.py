@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from podnet.cni import atomic_write
+from podnet.cni import LOCK_DIR_ENV, atomic_write
 from podnet.lab._errors import LabError
 from podnet.lab._host import reap
 from podnet.netlink import run_in_netns
@@ -82,8 +82,14 @@ class Supervisor:
         self._listeners: dict[str, list[Listener]] = {}  # of daemons without a recipe
 
     def plugin_env(self) -> dict[str, str]:
-        """What every plugin the lab's daemons run gets: one log file for the lab."""
-        return {"PODNET_LOG_FILE": os.path.join(self.lab_dir, "cni.log")}
+        """What every plugin the lab's daemons run gets: one log file for the lab, and
+        attachment locks of the lab's own. On a node they live on /run, a tmpfs emptied
+        at boot; here the lab's end is the boot: a lab killed with its pods (no DEL)
+        must not leave their lock files in the machine's /run."""
+        return {
+            "PODNET_LOG_FILE": os.path.join(self.lab_dir, "cni.log"),
+            LOCK_DIR_ENV: os.path.join(self.lab_dir, "attachments"),
+        }
 
     def pid_file(self, what: str) -> str:
         return os.path.join(self.pids_dir, f"{what}.pid")

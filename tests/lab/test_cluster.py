@@ -190,6 +190,9 @@ def test_killed_daemons_are_restarted_by_the_lab(lab: Lab) -> None:
 def test_down_after_kill_9_leaves_nothing(lab: Lab, tmp_path: Path) -> None:
     lab.up(2)
     pods = start_pods(lab, per_node=1)
+    # The pods' attachment locks are the lab's: they go with it, DEL or not.
+    locks = sorted(p.name for p in Path(lab.dir, "attachments").iterdir())
+    assert locks == sorted(f"{p.sandbox.id}:eth0" for p in pods)
     for pid_file in Path(lab.dir, "pids").glob("*.pid"):
         os.kill(int(pid_file.read_text()), signal.SIGKILL)
     lab.down()
