@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from podnet.cni import LOCK_DIR_ENV
 from podnet.netlink import create_netns, delete_netns
 from podnet.plugins import install_executables
 
@@ -252,7 +253,14 @@ def run_phase(
     return phase, results
 
 
-def start_agent(socket_path: str, log: str) -> subprocess.Popen[bytes]:
+# A node's /run, where the attachment locks live, is a tmpfs; this machine's may be on
+# the root disk, where creating a file costs more (see "Speed" in the README).
+LOCKS_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def start_agent(socket_path: str, log: str, lock_dir: str | None = None) -> subprocess.Popen[bytes]:
+    """The agent serving `socket_path`; its attachment locks in `lock_dir` (default:
+    where this process's environment puts them)."""
     with open(log, "ab") as stderr:  # the agent keeps its own copy
         proc = subprocess.Popen(
             [
@@ -266,6 +274,7 @@ def start_agent(socket_path: str, log: str) -> subprocess.Popen[bytes]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=stderr,
+            env={**os.environ, LOCK_DIR_ENV: lock_dir} if lock_dir else None,
         )
     deadline = time.monotonic() + 20
     while not os.path.exists(socket_path):
@@ -317,6 +326,7 @@ def one_run(
 ) -> dict[str, Any]:
     settled = settle(settle_s)
     work = tempfile.mkdtemp(prefix="pn-bench-")
+    locks = tempfile.mkdtemp(prefix="pn-bench-locks-", dir=LOCKS_PARENT)
     tag = uuid.uuid4().hex[:6]
     node = create_netns(f"/run/netns/pn-bench-{tag}-node")
     pods: list[str] = []
@@ -329,6 +339,9 @@ def one_run(
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PODNET_LOG_FILE": os.path.join(work, "cni.log"),
+            # The run's own attachment locks (the agent and the executables share them),
+            # removed with the run: a run cut short leaves none in the machine's /run.
+            LOCK_DIR_ENV: locks,
         }
         # The in-process row's executables name an agent socket no agent listens on: the
         # path every pod takes while the agent restarts (connect refused, fallback, log).
@@ -337,7 +350,7 @@ def one_run(
         if not impl.reference:
             install_executables(bin_dir, agent_socket=socket_path, compiled=impl.compiled)
         if impl.agent:
-            agent = start_agent(socket_path, os.path.join(work, "agent.log"))
+            agent = start_agent(socket_path, os.path.join(work, "agent.log"), env[LOCK_DIR_ENV])
         if impl.chain == "bridge":
             conf = bridge_conf(os.path.join(work, "ipam"), masq, version)
             exe_dir = REFERENCE_BIN if impl.reference else bin_dir
@@ -376,6 +389,7 @@ def one_run(
         for path in [node, *pods]:
             delete_netns(path)
         shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(locks, ignore_errors=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
