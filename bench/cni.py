@@ -254,7 +254,7 @@ def run_phase(
 
 
 # A node's /run, where the attachment locks live, is a tmpfs; this machine's may be on
-# the root disk, where creating a file costs more (see "Speed" in the README).
+# the root disk.
 LOCKS_PARENT = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 
@@ -350,7 +350,7 @@ def one_run(
         if not impl.reference:
             install_executables(bin_dir, agent_socket=socket_path, compiled=impl.compiled)
         if impl.agent:
-            agent = start_agent(socket_path, os.path.join(work, "agent.log"), env[LOCK_DIR_ENV])
+            agent = start_agent(socket_path, os.path.join(work, "agent.log"), locks)
         if impl.chain == "bridge":
             conf = bridge_conf(os.path.join(work, "ipam"), masq, version)
             exe_dir = REFERENCE_BIN if impl.reference else bin_dir
