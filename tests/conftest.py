@@ -8,6 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from podnet.cni import DEFAULT_LOCK_DIR
+
 
 @pytest.fixture(autouse=True)
 def clean_environ(
@@ -21,6 +23,24 @@ def clean_environ(
     # attachment locks (podnet.cni._attachment_lock) of this run, not the host's /run
     monkeypatch.setenv("PODNET_LOCK_DIR", str(tmp_path_factory.getbasetemp() / "attachments"))
     yield
+
+
+def _machine_locks() -> set[str]:
+    try:
+        return set(os.listdir(DEFAULT_LOCK_DIR))
+    except FileNotFoundError:
+        return set()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def no_locks_in_the_machine_run() -> Iterator[None]:
+    """A plugin run with an environment of the test's making (containerd's, a minimal
+    one) that forgets PODNET_LOCK_DIR takes its attachment locks in the machine's /run,
+    and leaves them there when the test never sends DEL: the module that did it fails."""
+    before = _machine_locks()
+    yield
+    added = sorted(_machine_locks() - before)
+    assert not added, f"attachment locks left in {DEFAULT_LOCK_DIR}: {added[:5]}"
 
 
 @pytest.fixture(autouse=True, scope="module")

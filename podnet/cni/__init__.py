@@ -7,7 +7,12 @@ from podnet._lazy import load_export
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
-    from podnet.cni._attachment_lock import ATTACHMENT_VERBS, LOCK_DIR_ENV, LOCKED_ENV
+    from podnet.cni._attachment_lock import (
+        ATTACHMENT_VERBS,
+        DEFAULT_LOCK_DIR,
+        LOCK_DIR_ENV,
+        LOCKED_ENV,
+    )
     from podnet.cni._errors import (
         CODE_INTERNAL,
         CNIError,
@@ -67,7 +72,12 @@ if TYPE_CHECKING:
 
 # name -> the private module that holds it, imported on first use (see podnet._lazy)
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "podnet.cni._attachment_lock": ("ATTACHMENT_VERBS", "LOCK_DIR_ENV", "LOCKED_ENV"),
+    "podnet.cni._attachment_lock": (
+        "ATTACHMENT_VERBS",
+        "DEFAULT_LOCK_DIR",
+        "LOCK_DIR_ENV",
+        "LOCKED_ENV",
+    ),
     "podnet.cni._errors": (
         "CODE_INTERNAL",
         "CNIError",
@@ -190,6 +200,7 @@ __all__ = [
     "write_temp",
     "fsync_dir",
     "ATTACHMENT_VERBS",
+    "DEFAULT_LOCK_DIR",
     "LOCK_DIR_ENV",
     "LOCKED_ENV",
     "remove_durably",

@@ -133,7 +133,11 @@ def test_reproduction_malformed_then_40_one_byte_clients_then_an_add(
         env_timeout = 20  # the old server needed ~30 s here; the read deadline is 60 s
         proc = subprocess.run(
             [str(exe)],
-            env={**ENV, "PODNET_LOG_FILE": os.environ["PODNET_LOG_FILE"]},
+            env={
+                **ENV,
+                "PODNET_LOG_FILE": os.environ["PODNET_LOG_FILE"],
+                "PODNET_LOCK_DIR": os.environ["PODNET_LOCK_DIR"],
+            },
             input=json.dumps(CONF).encode(),
             capture_output=True,
             timeout=env_timeout,

@@ -143,8 +143,12 @@ class Node:
             cni_bin_dir=plugins.bin_dir,
             cni_conf_dir=os.path.join(workdir, "net.d"),
             snapshotter=default_snapshotter(),
-            # containerd passes its environment to the plugins: podnet's log here.
-            env={"PODNET_LOG_FILE": os.path.join(workdir, "cni.log")},
+            # containerd passes its environment to the plugins: podnet's log and
+            # attachment locks here.
+            env={
+                "PODNET_LOG_FILE": os.path.join(workdir, "cni.log"),
+                "PODNET_LOCK_DIR": os.path.join(workdir, "attachments"),
+            },
         )
         node = cls(
             name, netns, workdir, subnet, plugins, containerd, portmap=portmap, subnet6=subnet6

@@ -108,6 +108,7 @@ def base_env() -> Env:
         b"CNI_PATH": b"/opt/cni/bin",
         b"PATH": b"/usr/sbin:/usr/bin",
         b"PODNET_LOG_FILE": os.environ["PODNET_LOG_FILE"].encode(),
+        b"PODNET_LOCK_DIR": os.environ["PODNET_LOCK_DIR"].encode(),  # the test run's
         b"HOME": b"/root",  # not forwarded
     }
 

@@ -50,6 +50,7 @@ class Killable:
         return {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PODNET_LOG_FILE": os.environ.get("PODNET_LOG_FILE", ""),
+            "PODNET_LOCK_DIR": os.environ.get("PODNET_LOCK_DIR", ""),  # the test run's
             "CNI_COMMAND": command,
             "CNI_CONTAINERID": container_id,
             "CNI_NETNS": pod,

@@ -87,6 +87,7 @@ class Cni:
         env = {
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "PODNET_LOG_FILE": os.environ.get("PODNET_LOG_FILE", ""),
+            "PODNET_LOCK_DIR": os.environ.get("PODNET_LOCK_DIR", ""),  # the test run's
             "CNI_COMMAND": command,
             "CNI_CONTAINERID": container_id,
             "CNI_NETNS": netns,
