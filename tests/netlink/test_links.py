@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import json
 import subprocess
 
 import pytest
@@ -41,6 +42,28 @@ def bridge_details(netns: str, dev: str) -> str:
         text=True,
         check=True,
     ).stdout
+
+
+def link_queues(netns: str, dev: str) -> tuple[int, int]:
+    """(TX, RX) queues of `dev` as iproute2 reports them."""
+    out = subprocess.run(
+        ["nsenter", f"--net={netns}", "ip", "-d", "-j", "link", "show", "dev", dev],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    link = json.loads(out)[0]
+    return link["num_tx_queues"], link["num_rx_queues"]
+
+
+def test_veth_ends_have_one_queue_each(netns_pair: tuple[str, str]) -> None:
+    # The kernel's default is one per possible CPU, cut to one in use under the rtnl
+    # lock (see create_veth); on a 1-CPU machine this test could not tell the two apart.
+    node_path, pod_path = netns_pair
+    with open_rtnl(pod_path) as pod:
+        create_veth(pod, "eth0", peer_name="veth0", peer_netns=node_path, up=True)
+    assert link_queues(pod_path, "eth0") == (1, 1)
+    assert link_queues(node_path, "veth0") == (1, 1)
 
 
 def test_bridge_and_veth_across_namespaces(netns_pair: tuple[str, str]) -> None:
