@@ -161,11 +161,15 @@ def plugin_main(plugin: Plugin, stdin: bytes | None = None) -> None:
 
 
 def _refuse_own_netns(request: Request) -> None:
+    """The reference's check that CNI_NETNS is not the namespace the plugin runs in: the
+    calling thread's, not the process's (/proc/self is the main thread's). The agent runs
+    plugins on worker and helper threads, and any thread may step into a pod's namespace
+    for a moment (to make its sockets, to write its sysctls) while another runs a plugin."""
     if request.netns_override.upper() in ("TRUE", "1") or not request.netns:
         return
     try:
         target = os.stat(request.netns)
-        own = os.stat("/proc/self/ns/net")
+        own = os.stat("/proc/thread-self/ns/net")
     except OSError:
         return  # a missing netns is the plugin's to report, with its own words
     if (target.st_dev, target.st_ino) == (own.st_dev, own.st_ino):

@@ -140,3 +140,47 @@ def test_every_stdin_parse_failure_is_code_6(
     assert "\n" not in error["msg"]
     assert CALLS == []
     assert capsys.readouterr() == ("", "")
+
+
+def test_add_refuses_the_namespace_the_plugin_runs_in() -> None:
+    own = {**environ("ADD"), "CNI_NETNS": "/proc/thread-self/ns/net"}
+    code, out = dispatch(PLUGIN, own, conf("1.0.0"))
+    assert code == 1
+    error = json.loads(out)
+    assert error["code"] == 8  # the reference's ErrInvalidNetNS
+    assert error["msg"] == "plugin's netns and netns from CNI_NETNS should not be the same"
+    assert CALLS == []
+    override = {**own, "CNI_NETNS_OVERRIDE": "1"}
+    assert dispatch(PLUGIN, override, conf("1.0.0"))[0] == 0
+
+
+@pytest.mark.root
+def test_own_namespace_is_the_calling_threads() -> None:
+    """A thread in the node runs a plugin for a pod while another thread of the process
+    (here the main one) is inside that pod's namespace: not the plugin's own."""
+    import threading
+    import uuid
+
+    from podnet.netlink import create_netns, delete_netns, run_in_netns
+
+    pod = f"/var/run/netns/pn-skel-pod-{uuid.uuid4().hex[:8]}"
+    create_netns(pod)
+    try:
+        go = threading.Event()
+        outcome: list[tuple[int, bytes]] = []
+
+        def plugin_thread() -> None:  # started here, so in this test's namespace
+            go.wait(10)
+            outcome.append(dispatch(PLUGIN, {**environ("ADD"), "CNI_NETNS": pod}, conf("1.0.0")))
+
+        thread = threading.Thread(target=plugin_thread)
+        thread.start()
+
+        def inside_the_pod() -> None:
+            go.set()
+            thread.join(10)
+
+        run_in_netns(pod, inside_the_pod)
+        assert outcome and outcome[0][0] == 0, outcome
+    finally:
+        delete_netns(pod)

@@ -97,8 +97,8 @@ def test_ipam_failing_beside_the_veth_leaves_no_veth(
         ]
     }
     conf = bridge_conf("1.0.0", tmp_path, ipam=one_address)
-    first, _ = add_as_the_agent(cni_bin, node_netns, pod_netns(), conf, "first")
-    assert first == 0
+    first, out = add_as_the_agent(cni_bin, node_netns, pod_netns(), conf, "first")
+    assert first == 0, out
     pod = pod_netns()
     code, error = add_as_the_agent(cni_bin, node_netns, pod, conf, "second")
     assert code == 1
