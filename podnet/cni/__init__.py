@@ -27,7 +27,7 @@ if TYPE_CHECKING:
         UnknownContainer,
         UnsupportedField,
     )
-    from podnet.cni._files import atomic_write, fsync_dir, remove_durably, write_temp
+    from podnet.cni._files import atomic_write, fsync_dir, read_file, remove_durably, write_temp
     from podnet.cni._flock import LockTimeout, flock_within
     from podnet.cni._host import Host, HostState, Pending, run_after_answer
     from podnet.cni._invoke import (
@@ -92,7 +92,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "UnknownContainer",
         "UnsupportedField",
     ),
-    "podnet.cni._files": ("atomic_write", "fsync_dir", "remove_durably", "write_temp"),
+    "podnet.cni._files": ("atomic_write", "fsync_dir", "read_file", "remove_durably", "write_temp"),
     "podnet.cni._flock": ("LockTimeout", "flock_within"),
     "podnet.cni._host": ("Host", "HostState", "Pending", "run_after_answer"),
     "podnet.cni._invoke": (
@@ -193,6 +193,7 @@ __all__ = [
     "plugin_environ",
     "plugin_error",
     "plugin_main",
+    "read_file",
     "request_from_env",
     "validate_container_id",
     "validate_ifname",

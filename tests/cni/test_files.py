@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podnet.cni import atomic_write, fsync_dir, remove_durably
+from podnet.cni import atomic_write, fsync_dir, read_file, remove_durably
 
 FsyncLog = list[tuple[str, bool]]  # (path, is a directory) per fsync, in order
 
@@ -39,6 +39,28 @@ def test_atomic_write_fsyncs_the_file_then_its_directory(tmp_path: Path, fsynced
 def test_a_write_that_is_not_durable_fsyncs_nothing(tmp_path: Path, fsynced: FsyncLog) -> None:
     atomic_write(str(tmp_path / "state"), b"data", durable=False)
     assert fsynced == []
+
+
+def test_atomic_write_makes_missing_directories_with_their_mode(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "state"
+    atomic_write(str(target), b"first", mode=0o600, dir_mode=0o700)
+    atomic_write(str(target), b"second", mode=0o600, dir_mode=0o700)  # the directory is there
+    assert target.read_bytes() == b"second"
+    assert stat.S_IMODE(target.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert sorted(p.name for p in target.parent.iterdir()) == ["state"]
+
+
+def test_read_file_reads_it_whole(tmp_path: Path) -> None:
+    big = os.urandom(200_000)  # more than one read's worth
+    (tmp_path / "big").write_bytes(big)
+    (tmp_path / "empty").write_bytes(b"")
+    assert read_file(str(tmp_path / "big")) == big
+    assert read_file(str(tmp_path / "empty")) == b""
+    with pytest.raises(FileNotFoundError):
+        read_file(str(tmp_path / "missing"))
+    with pytest.raises(IsADirectoryError):
+        read_file(str(tmp_path))
 
 
 def test_remove_durably(tmp_path: Path, fsynced: FsyncLog) -> None:

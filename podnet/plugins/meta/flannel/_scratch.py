@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 
 from podnet import _json as json
-from podnet.cni import IOFailure, atomic_write, log
+from podnet.cni import IOFailure, atomic_write, log, read_file
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
 if TYPE_CHECKING:
@@ -53,8 +53,7 @@ class ScratchDir:
         """The saved delegate config; None when there is none or it cannot be read as one."""
         path = self.path(container_id)
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
+            data = read_file(path)
         except FileNotFoundError:
             return None
         except OSError as exc:

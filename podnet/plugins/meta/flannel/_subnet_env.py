@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 
 from podnet._record import FrozenRecord
-from podnet.cni import InvalidConfig, IOFailure, TryAgainLater
+from podnet.cni import InvalidConfig, IOFailure, TryAgainLater, read_file
 from podnet.ipam import IPNetwork, parse_cidr
 
 TYPE_CHECKING = False  # not typing's own: importing typing costs a plugin run in-process ~3 ms
@@ -61,8 +61,7 @@ def load_subnet_env(path: str) -> SubnetEnv:
     """The file at `path`; CNIError with a code that says what to do when it is not usable:
     11 (try again later) while it does not exist, 5 when unreadable, 7 when malformed."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read()
+        text = read_file(path).decode("utf-8", errors="replace")
     except FileNotFoundError:
         raise TryAgainLater(NOT_WRITTEN, f"open {path}: no such file or directory") from None
     except OSError as exc:
