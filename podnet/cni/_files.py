@@ -1,6 +1,6 @@
 """Writing state files so that a crash never leaves one half-written, and making their
 appearance or removal durable: a rename, link or unlink is only on disk once the
-directory holding the name is fsync'd.
+directory holding the name is fsync'd. Reading one back whole (`read_file`).
 
 Threads of one process (the agent's workers) that need the same directory fsync'd share
 the fsyncs (group commit): one fsync makes durable every change made in the directory

@@ -2,10 +2,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import threading
+import uuid
 
 import pytest
 
 from podnet.cni import CNIError, IPConfig, Plugin, Request, Result, TryAgainLater, dispatch
+from podnet.netlink import create_netns, delete_netns, run_in_netns
 
 CALLS: list[str] = []
 
@@ -158,11 +161,6 @@ def test_add_refuses_the_namespace_the_plugin_runs_in() -> None:
 def test_own_namespace_is_the_calling_threads() -> None:
     """A thread in the node runs a plugin for a pod while another thread of the process
     (here the main one) is inside that pod's namespace: not the plugin's own."""
-    import threading
-    import uuid
-
-    from podnet.netlink import create_netns, delete_netns, run_in_netns
-
     pod = f"/var/run/netns/pn-skel-pod-{uuid.uuid4().hex[:8]}"
     create_netns(pod)
     try:
